@@ -1,0 +1,1 @@
+"""Slack adapter for slack-imagine (Bolt for Python, async)."""

@@ -1,0 +1,82 @@
+"""The `imagine-bot` command line: `serve` and `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from core.config import SettingsError, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from bot.app import build_runtime, start_server
+    from core import db
+
+    settings = load_settings()
+    settings.require("slack_bot_token", "slack_signing_secret")
+    if args.socket_mode:
+        raise SettingsError(
+            "--socket-mode is not available yet; run over HTTP (POST /slack/events)"
+        )
+
+    async def main() -> None:
+        if make_url(settings.database_url).get_backend_name() == "sqlite":
+            await db.upgrade_to_head(settings.database_url)
+        runtime = build_runtime(settings)
+        runner = await start_server(runtime, "0.0.0.0", settings.port)
+        logging.getLogger("imagine").info(
+            "listening on :%s (provider: %s)", settings.port, runtime.provider.label
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    load_settings()  # fail early, with one line, on a malformed environment
+    return asyncio.run(run_demo(" ".join(args.prompt), Path(args.out), wait_seconds=args.timeout))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `imagine-bot` / `python -m bot`; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the Slack app over HTTP")
+    serve.add_argument("--socket-mode", action="store_true", help="(not available yet)")
+    serve.set_defaults(run=_serve)
+    demo = sub.add_parser("demo", help="run /imagine offline against a local Slack stand-in")
+    demo.add_argument("prompt", nargs="+", help='the /imagine text, e.g. "a lighthouse --ar 3:2"')
+    demo.add_argument("--out", default="imagine-demo", help="folder for the images")
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
+    demo.set_defaults(run=_demo)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args))
+    except SettingsError as err:
+        print(f"imagine-bot: configuration error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Block Kit builders: every message the bot shows, built with slack_sdk's block models.
+
+Button `value`s carry the generation id (and image index): "<generation_id>:<index>"
+for Approve, "<generation_id>" for Regenerate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from core.models import GenerationState as S
+from core.ports import GenerationView
+
+APPROVE = "approve"
+REGENERATE = "regenerate"
+PROGRESS_CELLS = 10
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f">{line}" for line in text.splitlines() or [""])
+
+
+def _json(blocks: list[Block]) -> list[dict[str, Any]]:
+    return [block.to_dict() for block in blocks]
+
+
+def params_line(view: GenerationView) -> str:
+    """ "3:2 · 1 image · seed 42 · local preview renderer" (1254×836 px)."""
+    return f"{view.params.describe()} · {view.provider_label}"
+
+
+def root_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
+    """The session's root message in the channel: who asked, the prompt, the parameters."""
+    text = f"<@{view.requested_by}> asked for: {view.prompt}"
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"*<@{view.requested_by}> asked for:*")),
+        SectionBlock(text=MarkdownTextObject(text=_quote(view.prompt))),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(text=f"{params_line(view)} · {view.width}×{view.height} px"),
+            ]
+        ),
+    ]
+    return text, _json(blocks)
+
+
+def status_text(view: GenerationView) -> str:
+    """One line for the status message, by state: queued, progress, done, failed, cancelled."""
+    who = f"<@{view.requested_by}>"
+    head = f"*v{view.version}*"
+    if view.state == S.QUEUED:
+        wait = f" ({view.waiting_reason}; it starts automatically)" if view.waiting_reason else ""
+        return f":hourglass_flowing_sand: {head} queued for {who}{wait} · {view.provider_label}"
+    if view.state == S.SUBMITTED:
+        filled = round(view.progress / 100 * PROGRESS_CELLS)
+        bar = "▓" * filled + "░" * (PROGRESS_CELLS - filled)
+        return f":art: {head} generating… `{bar}` {view.progress}% · {view.provider_label}"
+    if view.state == S.COMPLETED:
+        return f":outbox_tray: {head} done, posting the images…"
+    if view.state == S.POSTED:
+        count = len(view.images)
+        return f":white_check_mark: {head} done · {count} image{'s' if count != 1 else ''} below"
+    if view.state == S.CANCELLED:
+        return f":no_entry_sign: {head} cancelled"
+    return f":warning: {head} failed: {view.error or 'unknown error'}"
+
+
+def status_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
+    """The status message in the thread, updated in place."""
+    text = status_text(view)
+    return text, _json([SectionBlock(text=MarkdownTextObject(text=text))])
+
+
+def upload_comment(view: GenerationView) -> str:
+    """The comment that goes with the uploaded image files."""
+    return f"*v{view.version}* · {view.prompt}"
+
+
+def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
+    """The result message: per image an Approve button (or who approved it), then Regenerate."""
+    count = len(view.images)
+    header = f"*v{view.version}* is ready for <@{view.requested_by}>"
+    if view.kind == "regenerate":
+        header += " (regenerated with a new seed)"
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=header)),
+        ContextBlock(elements=[MarkdownTextObject(text=params_line(view))]),
+    ]
+    if view.note:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=f":information_source: {view.note}")])
+        )
+    for image in view.images:
+        label = f"Image {image.index + 1} of {count}" if count > 1 else "The image"
+        if image.approved_by:
+            blocks.append(
+                SectionBlock(
+                    block_id=f"image-{image.index}",
+                    text=MarkdownTextObject(
+                        text=f"{label}: :white_check_mark: *Approved by <@{image.approved_by}>*"
+                    ),
+                )
+            )
+            continue
+        blocks.append(
+            SectionBlock(
+                block_id=f"image-{image.index}",
+                text=MarkdownTextObject(text=f"{label} · {image.width}×{image.height} px"),
+                accessory=ButtonElement(
+                    text="Approve",
+                    action_id=APPROVE,
+                    value=f"{view.generation_id}:{image.index}",
+                    style="primary",
+                ),
+            )
+        )
+    blocks.append(
+        ActionsBlock(
+            block_id="generation",
+            elements=[
+                ButtonElement(
+                    text="Regenerate", action_id=REGENERATE, value=str(view.generation_id)
+                )
+            ],
+        )
+    )
+    text = f"v{view.version} is ready: {view.prompt}"
+    return text, _json(blocks)
+
+
+def failure_message(view: GenerationView, message: str) -> str:
+    """The thread reply when a generation fails: what happened and what to do."""
+    return f":warning: *v{view.version}* failed. {message}"

@@ -1,0 +1,22 @@
+"""A local stand-in for Slack: Web API on loopback plus signed deliveries to the bot.
+
+Used by the tests and by ``imagine-bot demo``; see :class:`SlackEmulator`.
+"""
+
+from .delivery import Delivery, sign
+from .server import SlackEmulator
+from .state import Channel, Ephemeral, Message, SlackFile, User, Workspace
+from .webapi import ApiCall
+
+__all__ = [
+    "ApiCall",
+    "Channel",
+    "Delivery",
+    "Ephemeral",
+    "Message",
+    "SlackEmulator",
+    "SlackFile",
+    "User",
+    "Workspace",
+    "sign",
+]

@@ -1,0 +1,247 @@
+"""Signed deliveries to the app, built and signed exactly as Slack does.
+
+Signing follows https://api.slack.com/authentication/verifying-requests-from-slack:
+``X-Slack-Signature: v0=hex(HMAC-SHA256(secret, "v0:{timestamp}:{raw body}"))``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from .state import Channel, Message, User, Workspace
+
+VERIFICATION_TOKEN = "emulatorVerificationToken"
+
+
+def sign(signing_secret: str, timestamp: str, body: bytes) -> str:
+    """Slack's request signature for ``body`` sent at ``timestamp``."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    digest = hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    return f"v0={digest}"
+
+
+def signed_headers(
+    signing_secret: str,
+    body: bytes,
+    content_type: str,
+    timestamp: str | None = None,
+    signature: str | None = None,
+) -> dict[str, str]:
+    """Headers of a Slack delivery: content type, timestamp and signature."""
+    ts = timestamp if timestamp is not None else str(int(time.time()))
+    return {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature if signature is not None else sign(signing_secret, ts, body),
+        "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+    }
+
+
+@dataclass
+class Delivery:
+    """The app's answer to one delivery: HTTP ``status``, raw ``text``, parsed ``json()``."""
+
+    status: int
+    text: str
+    headers: dict[str, str] = field(default_factory=dict)
+    kind: str = ""
+    body: bytes = b""
+
+    def json(self) -> Any:
+        """The response body parsed as JSON (``None`` when empty or not JSON)."""
+        try:
+            return json.loads(self.text) if self.text else None
+        except ValueError:
+            return None
+
+
+@dataclass
+class ResponseUrl:
+    """Context of one ``response_url`` (Slack allows 5 uses within 30 minutes)."""
+
+    channel: str
+    user: str
+    message_ts: str | None = None
+    thread_ts: str | None = None
+    uses: int = 0
+
+
+def user_ref(user: User, team_id: str) -> dict[str, Any]:
+    """The ``user`` object of interactivity payloads."""
+    return {"id": user.id, "username": user.name, "name": user.name, "team_id": team_id}
+
+
+def slash_command_form(
+    ws: Workspace,
+    user: User,
+    chan: Channel,
+    command: str,
+    text: str,
+    response_url: str,
+    trigger_id: str,
+) -> dict[str, str]:
+    """The form fields of a slash command request."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": ws.team_id,
+        "team_domain": ws.team_domain,
+        "channel_id": chan.id,
+        "channel_name": "directmessage" if chan.is_im else chan.name,
+        "user_id": user.id,
+        "user_name": user.name,
+        "command": command,
+        "text": text,
+        "api_app_id": ws.app_id,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id,
+    }
+
+
+def find_button(
+    msg: Message, action_id: str, value: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (block, button) with that ``action_id`` (and ``value``) in a message's blocks."""
+    seen: list[str] = []
+    for block in msg.blocks:
+        candidates: list[dict[str, Any]] = []
+        if block.get("type") == "actions":
+            candidates = list(block.get("elements") or [])
+        elif block.get("type") == "section" and isinstance(block.get("accessory"), dict):
+            candidates = [block["accessory"]]
+        for el in candidates:
+            if el.get("type") != "button":
+                continue
+            seen.append(f"{el.get('action_id')}={el.get('value')!r}")
+            if el.get("action_id") == action_id and (value is None or el.get("value") == value):
+                return block, el
+    wanted = f"{action_id}={value!r}" if value is not None else action_id
+    raise LookupError(
+        f"no button {wanted} in message {msg.ts} of {msg.channel}; buttons there: {seen or 'none'}"
+    )
+
+
+def block_actions_payload(
+    ws: Workspace,
+    user: User,
+    chan: Channel,
+    msg: Message,
+    block: dict[str, Any],
+    button: dict[str, Any],
+    response_url: str,
+    trigger_id: str,
+) -> dict[str, Any]:
+    """A ``block_actions`` interactivity payload for a button click."""
+    container: dict[str, Any] = {
+        "type": "message",
+        "message_ts": msg.ts,
+        "channel_id": chan.id,
+        "is_ephemeral": False,
+    }
+    if msg.thread_ts:
+        container["thread_ts"] = msg.thread_ts
+    action: dict[str, Any] = {
+        "action_id": button.get("action_id"),
+        "block_id": block.get("block_id"),
+        "text": button.get("text"),
+        "type": "button",
+        "action_ts": f"{time.time():.6f}",
+    }
+    if "value" in button:
+        action["value"] = button["value"]
+    if "style" in button:
+        action["style"] = button["style"]
+    return {
+        "type": "block_actions",
+        "user": user_ref(user, ws.team_id),
+        "api_app_id": ws.app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": container,
+        "trigger_id": trigger_id,
+        "team": {"id": ws.team_id, "domain": ws.team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": chan.id, "name": chan.name},
+        "message": ws.message_dict(msg),
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [action],
+    }
+
+
+def event_callback(ws: Workspace, event: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """An Events API ``event_callback`` envelope around ``event``."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": ws.team_id,
+        "context_team_id": ws.team_id,
+        "context_enterprise_id": None,
+        "api_app_id": ws.app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": ws.team_id,
+                "user_id": ws.bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+        "event_context": f"4-{event_id}",
+    }
+
+
+def message_event(ws: Workspace, msg: Message, chan: Channel) -> dict[str, Any]:
+    """A ``message`` event for a stored message (user or bot, with files)."""
+    event = ws.message_dict(msg)
+    event.pop("reply_count", None)
+    event.pop("reply_users", None)
+    event.pop("latest_reply", None)
+    if msg.thread_ts is None:
+        event.pop("thread_ts", None)
+    else:
+        parent = ws.message(msg.channel, msg.thread_ts)
+        if parent is not None and parent.user:
+            event["parent_user_id"] = parent.user
+    if msg.bot_id is None:
+        event["client_msg_id"] = str(uuid.uuid4())
+    else:
+        event["bot_profile"] = {
+            "id": ws.bot_id,
+            "app_id": ws.app_id,
+            "name": ws.users[ws.bot_user_id].name,
+            "team_id": ws.team_id,
+            "deleted": False,
+        }
+    event["channel"] = chan.id
+    event["event_ts"] = msg.ts
+    event["channel_type"] = chan.channel_type
+    return event
+
+
+def message_changed_event(
+    ws: Workspace, previous: dict[str, Any], msg: Message, chan: Channel
+) -> dict[str, Any]:
+    """A ``message`` event with ``subtype: message_changed`` for an edit."""
+    ts = ws.clock.next()
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "message": ws.message_dict(msg),
+        "previous_message": previous,
+        "channel": chan.id,
+        "hidden": True,
+        "ts": ts,
+        "event_ts": ts,
+        "channel_type": chan.channel_type,
+    }

@@ -1,0 +1,541 @@
+"""The Slack emulator: an aiohttp server on loopback that plays Slack for the bot.
+
+It serves the Web API (``/api/{method}``), the external-upload URLs, ``url_private``
+downloads and ``response_url`` endpoints, and it delivers signed slash commands,
+button clicks and Events API callbacks to the bot's ``request_url``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+from . import delivery as dl
+from .state import Channel, Ephemeral, Message, SlackFile, User, Workspace
+from .transcript import render_ephemerals, render_thread
+from .webapi import ApiCall, ApiError, WebApi, now, parse_params, truthy
+
+T = TypeVar("T")
+
+LOGIN_PAGE = """<!DOCTYPE html>
+<html lang="en-US"><head><meta charset="utf-8"><title>Slack</title></head>
+<body><h1>Sign in to your workspace</h1>
+<form action="/signin" method="post"><input type="email" name="email"></form>
+</body></html>
+"""
+
+
+class SlackEmulator:
+    """A local stand-in for Slack: Web API + signed deliveries to ``request_url``.
+
+    Web API errors use Slack's codes and shapes; deliveries carry Slack's
+    ``X-Slack-Request-Timestamp``/``X-Slack-Signature`` headers and payload shapes.
+    """
+
+    def __init__(
+        self,
+        signing_secret: str,
+        bot_token: str,
+        request_url: str | None = None,
+        *,
+        team_id: str = "T0TEAM",
+        team_domain: str = "imagine-dev",
+        bot_user_id: str = "U0BOT",
+        bot_id: str = "B0BOT",
+        echo_bot_messages: bool = False,
+        default_workspace: bool = True,
+        delivery_timeout: float = 10.0,
+    ) -> None:
+        self._signing_secret = signing_secret
+        self._bot_token = bot_token
+        self.request_url = request_url
+        self.echo_bot_messages = echo_bot_messages
+        self.delivery_timeout = delivery_timeout
+        self.ws = Workspace(team_id, team_domain, bot_user_id, bot_id)
+        self.api = WebApi(self.ws, self._on_bot_post, self._on_bot_edit)
+        self.calls: list[ApiCall] = []
+        self.deliveries: list[dl.Delivery] = []
+        self.delivery_errors: list[BaseException] = []
+        self.events: dict[str, bytes] = {}
+        self._response_urls: dict[str, dl.ResponseUrl] = {}
+        self._injected: dict[str, list[ApiError]] = {}
+        self._seq = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        if default_workspace:
+            self.add_user("U0ALICE", "alice")
+            self.add_user("U0BOB", "bob")
+            self.add_channel("C0DESIGN", "design", members=["U0ALICE", "U0BOB"], bot_member=True)
+            self.add_channel(
+                "C0PRIVATE",
+                "secret",
+                members=["U0ALICE", "U0BOB"],
+                bot_member=False,
+                is_private=True,
+            )
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Start serving on ``host:port`` (``port=0`` picks a free port)."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
+        app.router.add_get("/files-pri/{slug}/{name}", self._handle_download)
+        app.router.add_get("/files-pri/{slug}/download/{name}", self._handle_download)
+        app.router.add_post("/response/{rid}", self._handle_response_url)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.host = host
+        self.port = self._runner.addresses[0][1]
+        self.ws.base_url = f"http://{host}:{self.port}/"
+        timeout = aiohttp.ClientTimeout(total=self.delivery_timeout)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+
+    async def stop(self) -> None:
+        """Finish background deliveries (briefly), then shut the server down."""
+        with contextlib.suppress(TimeoutError):
+            await self.wait_idle(within=2.0)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SlackEmulator:
+        if self._runner is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/``."""
+        return self.ws.base_url
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL for slack_sdk's ``base_url`` (trailing slash)."""
+        return f"{self.ws.base_url}api/"
+
+    # -- workspace setup and inspection ----------------------------------------------
+    def add_user(self, user_id: str, name: str) -> User:
+        """Add a workspace member."""
+        return self.ws.add_user(user_id, name)
+
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        members: list[str] | None = None,
+        bot_member: bool = True,
+        is_private: bool = False,
+    ) -> Channel:
+        """Add a channel with these members (and the bot when ``bot_member``)."""
+        return self.ws.add_channel(
+            channel_id, name, members, bot_member=bot_member, is_private=is_private
+        )
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        """Recorded calls of one Web API method (``"response_url"`` for response URLs)."""
+        return [c for c in self.calls if c.method == method]
+
+    def messages(self, channel: str) -> list[Message]:
+        """Every (undeleted) message of a channel, oldest first."""
+        return [m for m in self.ws.messages.get(channel, []) if not m.deleted]
+
+    def message(self, channel: str, ts: str) -> Message | None:
+        """The message at ``ts`` in ``channel``."""
+        return self.ws.message(channel, ts)
+
+    def replies(self, channel: str, thread_ts: str) -> list[Message]:
+        """The thread root followed by its replies, oldest first."""
+        return self.ws.replies(channel, thread_ts)
+
+    @property
+    def ephemerals(self) -> list[Ephemeral]:
+        """Every ephemeral message shown so far (``chat.postEphemeral`` and response URLs)."""
+        return self.ws.ephemerals
+
+    def ephemerals_for(self, user_id: str) -> list[Ephemeral]:
+        """Ephemeral messages shown to one user."""
+        return [e for e in self.ws.ephemerals if e.user == user_id]
+
+    def file(self, file_id: str) -> SlackFile:
+        """A file record (``KeyError`` if unknown)."""
+        return self.ws.files[file_id]
+
+    def file_bytes(self, file_id: str) -> bytes:
+        """The uploaded bytes of a file."""
+        data = self.ws.files[file_id].data
+        if data is None:
+            raise LookupError(f"file {file_id} has no uploaded content")
+        return data
+
+    def transcript(self, channel_id: str, thread_ts: str) -> str:
+        """The thread as readable text (what ``imagine-bot demo`` prints)."""
+        return render_thread(self.ws, channel_id, thread_ts)
+
+    def ephemeral_transcript(self, user_id: str) -> str:
+        """Every ephemeral message one user saw, as readable text."""
+        return render_ephemerals(self.ws, user_id)
+
+    def fail_next(
+        self,
+        method: str,
+        error: str,
+        *,
+        status: int = 200,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail with ``error``.
+
+        ``fail_next("chat.update", "ratelimited", status=429, retry_after=1)`` mimics
+        Slack's rate limiting (HTTP 429 with ``Retry-After``).
+        """
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        self._injected.setdefault(method, []).extend(
+            ApiError(error, status, headers) for _ in range(times)
+        )
+
+    async def wait_idle(self, within: float = 5.0) -> None:
+        """Wait until background deliveries (echoes of the bot's own posts) are done."""
+        async with asyncio.timeout(within):
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def wait_for(
+        self, predicate: Callable[[], T], within: float = 5.0, interval: float = 0.01
+    ) -> T:
+        """Poll ``predicate`` until it returns something truthy (within seconds); return it."""
+        deadline = time.monotonic() + within
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {within}s")
+            await asyncio.sleep(interval)
+
+    # -- HTTP: Web API ---------------------------------------------------------------
+    async def _read_params(self, request: web.Request) -> dict[str, Any]:
+        """Merge query string and form/JSON body, as slack_sdk uses all three."""
+        params: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    body = json.loads(raw)
+                except ValueError as exc:
+                    raise ApiError("invalid_json") from exc
+                if not isinstance(body, dict):
+                    raise ApiError("invalid_json")
+                params.update(body)
+        elif request.method == "POST":
+            form = await request.post()
+            for key, value in form.items():
+                params[key] = value if isinstance(value, str) else value.file.read()
+        return params
+
+    def _check_token(self, request: web.Request, params: dict[str, Any]) -> None:
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        token = token or params.get("token")
+        if not token:
+            raise ApiError("not_authed")
+        if not hmac.compare_digest(str(token).encode(), self._bot_token.encode()):
+            raise ApiError("invalid_auth")
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        call = ApiCall(method, {}, now())
+        self.calls.append(call)
+        try:
+            if method not in self.api.methods:
+                raise ApiError("unknown_method", status=404)
+            raw = await self._read_params(request)
+            call.params = {k: v for k, v in parse_params(raw).items() if k != "token"}
+            self._check_token(request, raw)
+            injected = self._injected.get(method)
+            if injected:
+                raise injected.pop(0)
+            body = {"ok": True, **self.api.methods[method](call.params)}
+            status, headers = 200, {}
+        except ApiError as err:
+            body = {"ok": False, "error": err.error}
+            status, headers = err.status, err.headers
+        call.response = body
+        return web.json_response(body, status=status, headers=headers)
+
+    # -- HTTP: files -----------------------------------------------------------------
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """The external upload URL: raw body (what slack_sdk sends) or multipart."""
+        f = self.ws.files.get(request.match_info["file_id"])
+        if f is None:
+            return web.Response(status=404, text="file_not_found", content_type="text/plain")
+        if request.content_type.startswith("multipart/"):
+            data = b""
+            reader = await request.multipart()
+            async for part in reader:
+                if isinstance(part, aiohttp.BodyPartReader) and part.filename is not None:
+                    data = bytes(await part.read())
+                    break
+                if isinstance(part, aiohttp.BodyPartReader) and part.name == "file":
+                    data = bytes(await part.read())
+        else:
+            data = await request.read()
+        f.set_content(data)
+        self.calls.append(ApiCall("upload", {"file_id": f.id, "length": len(data)}, now()))
+        return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
+
+    async def _handle_download(self, request: web.Request) -> web.Response:
+        """``url_private``: bytes with the bot token, Slack's HTML login page without."""
+        slug = request.match_info["slug"]
+        file_id = slug.split("-", 1)[-1]
+        f = self.ws.files.get(file_id)
+        auth = request.headers.get("Authorization", "")
+        authorized = hmac.compare_digest(auth.encode(), f"Bearer {self._bot_token}".encode())
+        if not authorized:
+            return web.Response(text=LOGIN_PAGE, content_type="text/html")
+        if f is None or f.data is None:
+            return web.Response(status=404, text="file_not_found", content_type="text/plain")
+        return web.Response(body=f.data, content_type=f.mimetype)
+
+    # -- HTTP: response_url ----------------------------------------------------------
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        """A response_url: ephemeral by default, ``in_channel``, replace/delete original."""
+        ctx = self._response_urls.get(request.match_info["rid"])
+        if ctx is None:
+            return web.Response(status=404, text="invalid_token")
+        ctx.uses += 1
+        if ctx.uses > 5:
+            return web.Response(status=404, text="used_url")
+        try:
+            if request.content_type == "application/json":
+                body = await request.json()
+            else:
+                body = json.loads(str((await request.post()).get("payload", "{}")))
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload")
+        body = parse_params(body)
+        self.calls.append(ApiCall("response_url", body, now(), {"ok": True}))
+        text = body.get("text") or ""
+        blocks = body.get("blocks") if isinstance(body.get("blocks"), list) else []
+        original = self.ws.message(ctx.channel, ctx.message_ts) if ctx.message_ts else None
+        if truthy(body.get("delete_original")) and original is not None:
+            original.deleted = True
+        elif truthy(body.get("replace_original")) and original is not None:
+            previous = self.ws.message_dict(original)
+            original.text, original.blocks = text, blocks
+            original.edits += 1
+            self._on_bot_edit(previous, original)
+        elif body.get("response_type") == "in_channel":
+            msg = self.api._bot_message(
+                self.ws.channels[ctx.channel],
+                text=text,
+                blocks=blocks,
+                thread_ts=body.get("thread_ts") or ctx.thread_ts,
+            )
+            self.ws.add_message(msg)
+            self._on_bot_post(msg)
+        else:
+            self.ws.ephemerals.append(
+                Ephemeral(
+                    ctx.channel,
+                    ctx.user,
+                    text,
+                    blocks,
+                    body.get("thread_ts") or ctx.thread_ts,
+                    self.ws.clock.next(),
+                    source="response_url",
+                )
+            )
+        return web.Response(text="ok")
+
+    # -- deliveries ------------------------------------------------------------------
+    def _new_response_url(self, ctx: dl.ResponseUrl) -> str:
+        rid = f"{next(self._seq):04d}{int(time.time() * 1000) % 10**6:06d}"
+        self._response_urls[rid] = ctx
+        return f"{self.base_url}response/{rid}"
+
+    def _trigger_id(self) -> str:
+        return f"{next(self._seq)}.{int(time.time())}.emu{next(self._seq):08x}"
+
+    def _user(self, user_id: str) -> User:
+        if user_id not in self.ws.users:
+            raise LookupError(f"unknown user {user_id}; add it with add_user()")
+        return self.ws.users[user_id]
+
+    def _channel(self, channel_id: str) -> Channel:
+        if channel_id not in self.ws.channels:
+            raise LookupError(f"unknown channel {channel_id}; add it with add_channel()")
+        return self.ws.channels[channel_id]
+
+    async def send_raw(
+        self,
+        body: bytes,
+        content_type: str,
+        timestamp: str | int | None = None,
+        signature: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+        *,
+        kind: str = "raw",
+    ) -> dl.Delivery:
+        """POST ``body`` to ``request_url``, signed (with ``timestamp`` if given) like Slack.
+
+        Pass ``signature`` to send a wrong one; ``timestamp`` alone signs a stale request
+        correctly, so only the timestamp check can reject it.
+        """
+        if not self.request_url:
+            raise RuntimeError("SlackEmulator.request_url is not set")
+        if self._session is None:
+            raise RuntimeError("SlackEmulator is not started")
+        ts = None if timestamp is None else str(timestamp)
+        headers = dl.signed_headers(self._signing_secret, body, content_type, ts, signature)
+        headers.update(extra_headers or {})
+        async with self._session.post(self.request_url, data=body, headers=headers) as res:
+            text = await res.text()
+            result = dl.Delivery(res.status, text, dict(res.headers), kind, body)
+        self.deliveries.append(result)
+        return result
+
+    async def send_slash_command(
+        self, user_id: str, channel_id: str, text: str, command: str = "/imagine"
+    ) -> dl.Delivery:
+        """Deliver a slash command (form-encoded, with its own response_url)."""
+        user, chan = self._user(user_id), self._channel(channel_id)
+        response_url = self._new_response_url(dl.ResponseUrl(chan.id, user.id))
+        form = dl.slash_command_form(
+            self.ws, user, chan, command, text, response_url, self._trigger_id()
+        )
+        body = urlencode(form).encode()
+        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="command")
+
+    async def click_button(
+        self,
+        user_id: str,
+        channel_id: str,
+        message_ts: str,
+        action_id: str,
+        value: str | None = None,
+    ) -> dl.Delivery:
+        """Click a button of a stored message: deliver a ``block_actions`` payload.
+
+        Raises ``LookupError`` when the message or the button does not exist.
+        """
+        user, chan = self._user(user_id), self._channel(channel_id)
+        msg = self.ws.message(chan.id, message_ts)
+        if msg is None:
+            raise LookupError(f"no message {message_ts} in {channel_id}")
+        block, button = dl.find_button(msg, action_id, value)
+        ctx = dl.ResponseUrl(chan.id, user.id, msg.ts, msg.thread_ts)
+        payload = dl.block_actions_payload(
+            self.ws, user, chan, msg, block, button, self._new_response_url(ctx), self._trigger_id()
+        )
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
+
+    async def post_user_message(
+        self,
+        user_id: str,
+        channel_id: str,
+        text: str,
+        thread_ts: str | None = None,
+        files: list[tuple[str, bytes, str]] | None = None,
+    ) -> tuple[str, dl.Delivery | None]:
+        """A person posts (optionally with files); deliver the ``message`` event.
+
+        The user joins the channel if needed. Like Slack, the event is only delivered when
+        the bot is a member of the channel; otherwise the delivery is ``None``. ``files`` is
+        a list of ``(filename, bytes, mimetype)``; they get ids and ``url_private`` here.
+        """
+        user, chan = self._user(user_id), self._channel(channel_id)
+        chan.members.add(user.id)
+        root = None
+        if thread_ts:
+            parent = self.ws.message(chan.id, thread_ts)
+            if parent is None:
+                raise LookupError(f"no message {thread_ts} in {channel_id} to reply to")
+            root = parent.thread_ts or parent.ts
+        stored: list[SlackFile] = []
+        for name, data, mimetype in files or []:
+            f = self.ws.new_file(name, None, user.id)
+            f.set_content(data)
+            if mimetype and not f.mimetype.startswith("image/"):
+                f.mimetype = mimetype
+            stored.append(f)
+        msg = Message(
+            channel=chan.id,
+            ts=self.ws.clock.next(),
+            text=text,
+            user=user.id,
+            files=stored,
+            subtype="file_share" if stored else None,
+            thread_ts=root,
+        )
+        for f in stored:
+            f.share(chan, msg.ts, root)
+        self.ws.add_message(msg)
+        if self.ws.bot_user_id not in chan.members:
+            return msg.ts, None
+        return msg.ts, await self._deliver_event(dl.message_event(self.ws, msg, chan))
+
+    async def redeliver(
+        self, event_id: str, retry_num: int = 1, reason: str = "http_timeout"
+    ) -> dl.Delivery:
+        """Send an event again, newly signed, with Slack's retry headers."""
+        body = self.events[event_id]
+        headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason}
+        return await self.send_raw(body, "application/json", extra_headers=headers, kind="retry")
+
+    def last_event_id(self) -> str:
+        """The ``event_id`` of the most recent event delivered."""
+        return next(reversed(self.events))
+
+    async def _deliver_event(self, event: dict[str, Any]) -> dl.Delivery:
+        event_id = f"Ev0EMU{next(self._seq):06d}"
+        body = json.dumps(dl.event_callback(self.ws, event, event_id)).encode()
+        self.events[event_id] = body
+        return await self.send_raw(body, "application/json", kind="event")
+
+    # -- echoes of the bot's own activity --------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.delivery_errors.append(task.exception())  # type: ignore[arg-type]
+
+    def _on_bot_post(self, msg: Message) -> None:
+        if self.echo_bot_messages and self.request_url:
+            chan = self.ws.channels[msg.channel]
+            self._spawn(self._deliver_event(dl.message_event(self.ws, msg, chan)))
+
+    def _on_bot_edit(self, previous: dict[str, Any], msg: Message) -> None:
+        if self.echo_bot_messages and self.request_url:
+            chan = self.ws.channels[msg.channel]
+            event = dl.message_changed_event(self.ws, previous, msg, chan)
+            self._spawn(self._deliver_event(event))

@@ -1,0 +1,351 @@
+"""Slack Web API methods implemented over :class:`~bot.emulator.state.Workspace`.
+
+Each handler takes the merged request parameters (query string + form or JSON body, as
+slack_sdk sends them) and returns Slack's documented response body, or raises
+:class:`ApiError`, which the server turns into ``{"ok": false, "error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .state import Channel, Ephemeral, Message, Workspace, ensure_block_ids
+
+JSON_PARAMS = ("blocks", "attachments", "files", "metadata")
+
+
+class ApiError(Exception):
+    """A Slack API error: ``{"ok": false, "error": error}`` with HTTP ``status``."""
+
+    def __init__(self, error: str, status: int = 200, headers: dict[str, str] | None = None):
+        super().__init__(error)
+        self.error = error
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass
+class ApiCall:
+    """One recorded Web API call: ``method``, ``params`` (JSON fields parsed), ``at``."""
+
+    method: str
+    params: dict[str, Any]
+    at: float
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether Slack answered ``ok: true``."""
+        return bool(self.response.get("ok"))
+
+    @property
+    def error(self) -> str | None:
+        """The ``error`` code, if the call failed."""
+        return self.response.get("error")
+
+    def __getitem__(self, key: str) -> Any:
+        """Dict-style access (``call["params"]``) for tests."""
+        return getattr(self, key)
+
+
+def parse_params(raw: dict[str, Any]) -> dict[str, Any]:
+    """Decode JSON-string fields (``blocks``, ``files``…) that form bodies carry as text."""
+    out = dict(raw)
+    for key in JSON_PARAMS:
+        value = out.get(key)
+        if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+            try:
+                out[key] = json.loads(value)
+            except ValueError as exc:
+                raise ApiError(f"invalid_{key}") from exc
+    return out
+
+
+def truthy(value: Any) -> bool:
+    """Slack's boolean parameters: ``true``, ``1`` (slack_sdk sends ``1``/``0``)."""
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+MessageHook = Callable[[Message], None]
+EditHook = Callable[[dict[str, Any], Message], None]
+
+
+class WebApi:
+    """The Web API methods. ``on_post``/``on_edit`` fire after bot posts and edits."""
+
+    def __init__(self, ws: Workspace, on_post: MessageHook, on_edit: EditHook) -> None:
+        self.ws = ws
+        self.on_post = on_post
+        self.on_edit = on_edit
+        self.methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "api.test": lambda p: {"args": p},
+            "auth.test": self.auth_test,
+            "chat.postMessage": self.chat_post_message,
+            "chat.update": self.chat_update,
+            "chat.delete": self.chat_delete,
+            "chat.postEphemeral": self.chat_post_ephemeral,
+            "chat.getPermalink": self.chat_get_permalink,
+            "files.getUploadURLExternal": self.files_get_upload_url,
+            "files.completeUploadExternal": self.files_complete_upload,
+            "files.info": self.files_info,
+            "files.upload": self.files_upload_v1,
+            "conversations.info": self.conversations_info,
+            "conversations.replies": self.conversations_replies,
+            "conversations.history": self.conversations_history,
+            "users.info": self.users_info,
+        }
+
+    # -- helpers ---------------------------------------------------------------------
+    def _channel_for_bot(self, ref: str | None) -> Channel:
+        """Slack: unknown -> ``channel_not_found``; bot not a member -> ``not_in_channel``."""
+        if not ref:
+            raise ApiError("channel_not_found")
+        chan = self.ws.resolve_channel(ref)
+        if chan is None:
+            raise ApiError("channel_not_found")
+        if self.ws.bot_user_id not in chan.members:
+            raise ApiError("not_in_channel")
+        return chan
+
+    def _thread_root(self, chan: Channel, thread_ts: str | None) -> str | None:
+        """A reply to a reply lands in the parent's thread, as in Slack."""
+        if not thread_ts:
+            return None
+        parent = self.ws.message(chan.id, thread_ts)
+        if parent is None:
+            raise ApiError("thread_not_found")
+        return parent.thread_ts or parent.ts
+
+    @staticmethod
+    def _blocks(params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        blocks = params.get("blocks")
+        if blocks is None or blocks == "":
+            return None
+        if not isinstance(blocks, list):
+            raise ApiError("invalid_blocks")
+        return copy.deepcopy(blocks)
+
+    def _bot_message(self, chan: Channel, **kwargs: Any) -> Message:
+        return Message(
+            channel=chan.id,
+            ts=self.ws.clock.next(),
+            user=self.ws.bot_user_id,
+            bot_id=self.ws.bot_id,
+            app_id=self.ws.app_id,
+            **kwargs,
+        )
+
+    # -- auth ------------------------------------------------------------------------
+    def auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``auth.test``: who the token belongs to."""
+        ws = self.ws
+        return {
+            "url": f"https://{ws.team_domain}.slack.com/",
+            "team": ws.team_domain.title(),
+            "user": ws.users[ws.bot_user_id].name,
+            "team_id": ws.team_id,
+            "user_id": ws.bot_user_id,
+            "bot_id": ws.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    # -- chat ------------------------------------------------------------------------
+    def chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``chat.postMessage``: post as the bot (root or thread reply)."""
+        chan = self._channel_for_bot(params.get("channel"))
+        text = params.get("text") or ""
+        blocks = self._blocks(params)
+        if not text and not blocks and not params.get("attachments"):
+            raise ApiError("no_text")
+        msg = self._bot_message(
+            chan,
+            text=text,
+            blocks=blocks or [],
+            thread_ts=self._thread_root(chan, params.get("thread_ts")),
+            reply_broadcast=truthy(params.get("reply_broadcast")),
+            metadata=params.get("metadata") if isinstance(params.get("metadata"), dict) else None,
+        )
+        self.ws.add_message(msg)
+        self.on_post(msg)
+        return {"channel": chan.id, "ts": msg.ts, "message": self.ws.message_dict(msg)}
+
+    def chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``chat.update``: edit a bot message; omitted ``blocks`` are kept (as in Slack)."""
+        chan = self.ws.resolve_channel(params.get("channel") or "")
+        if chan is None:
+            raise ApiError("channel_not_found")
+        msg = self.ws.message(chan.id, params.get("ts") or "")
+        if msg is None:
+            raise ApiError("message_not_found")
+        if msg.bot_id != self.ws.bot_id:
+            raise ApiError("cant_update_message")
+        previous = self.ws.message_dict(msg)
+        blocks = self._blocks(params)
+        text = params.get("text")
+        if text is None and blocks is None and "file_ids" not in params:
+            raise ApiError("no_text")
+        if text is not None:
+            msg.text = text
+        if blocks is not None:
+            msg.blocks = blocks
+            ensure_block_ids(msg.blocks)
+        msg.edits += 1
+        self.on_edit(previous, msg)
+        return {
+            "channel": chan.id,
+            "ts": msg.ts,
+            "text": msg.text,
+            "message": self.ws.message_dict(msg),
+        }
+
+    def chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``chat.delete``: remove a bot message."""
+        chan = self.ws.resolve_channel(params.get("channel") or "")
+        if chan is None:
+            raise ApiError("channel_not_found")
+        msg = self.ws.message(chan.id, params.get("ts") or "")
+        if msg is None:
+            raise ApiError("message_not_found")
+        if msg.bot_id != self.ws.bot_id:
+            raise ApiError("cant_delete_message")
+        msg.deleted = True
+        return {"channel": chan.id, "ts": msg.ts}
+
+    def chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``chat.postEphemeral``: visible to one member of the channel only."""
+        chan = self._channel_for_bot(params.get("channel"))
+        user = params.get("user") or ""
+        if user not in self.ws.users:
+            raise ApiError("user_not_found")
+        if user not in chan.members:
+            raise ApiError("user_not_in_channel")
+        text = params.get("text") or ""
+        blocks = self._blocks(params) or []
+        if not text and not blocks and not params.get("attachments"):
+            raise ApiError("no_text")
+        ts = self.ws.clock.next()
+        thread_ts = params.get("thread_ts") or None
+        self.ws.ephemerals.append(Ephemeral(chan.id, user, text, blocks, thread_ts, ts))
+        return {"message_ts": ts}
+
+    def chat_get_permalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``chat.getPermalink``: a link to a message."""
+        chan = self.ws.resolve_channel(params.get("channel") or "")
+        if chan is None:
+            raise ApiError("channel_not_found")
+        ts = params.get("message_ts") or ""
+        if self.ws.message(chan.id, ts) is None:
+            raise ApiError("message_not_found")
+        link = f"https://{self.ws.team_domain}.slack.com/archives/{chan.id}/p{ts.replace('.', '')}"
+        return {"channel": chan.id, "permalink": link}
+
+    # -- files -----------------------------------------------------------------------
+    def files_get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``files.getUploadURLExternal``: reserve a file id and hand out an upload URL."""
+        filename = params.get("filename")
+        length = params.get("length")
+        if not filename or length in (None, ""):
+            raise ApiError("invalid_arguments")
+        try:
+            size = int(length)
+        except (TypeError, ValueError) as exc:
+            raise ApiError("invalid_arguments") from exc
+        f = self.ws.new_file(filename, None, self.ws.bot_user_id)
+        f.length = size
+        f.alt_txt = params.get("alt_txt") or params.get("alt_text") or None
+        return {"upload_url": f"{self.ws.base_url}upload/{f.id}", "file_id": f.id}
+
+    def files_complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``files.completeUploadExternal``: finish uploads and share them (one message)."""
+        items = params.get("files")
+        if not isinstance(items, list) or not items:
+            raise ApiError("invalid_arguments")
+        files = []
+        for item in items:
+            f = self.ws.files.get(str(item.get("id")))
+            if f is None or f.data is None:
+                raise ApiError("file_not_found")
+            if item.get("title"):
+                f.title = item["title"]
+            files.append(f)
+        channel_ref = params.get("channel_id") or (params.get("channels") or "").split(",")[0]
+        if channel_ref:
+            chan = self._channel_for_bot(channel_ref)
+            msg = self._bot_message(
+                chan,
+                text=params.get("initial_comment") or "",
+                blocks=self._blocks(params) or [],
+                files=files,
+                subtype="file_share",
+                thread_ts=self._thread_root(chan, params.get("thread_ts")),
+            )
+            for f in files:
+                f.share(chan, msg.ts, msg.thread_ts)
+            self.ws.add_message(msg)
+            self.on_post(msg)
+        return {"files": [f.to_dict() for f in files]}
+
+    def files_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``files.info``: the file object."""
+        f = self.ws.files.get(params.get("file") or "")
+        if f is None or f.data is None:
+            raise ApiError("file_not_found")
+        return {"file": f.to_dict(), "comments": [], "response_metadata": {"next_cursor": ""}}
+
+    def files_upload_v1(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``files.upload`` was retired by Slack in 2025."""
+        raise ApiError("method_deprecated")
+
+    # -- conversations / users -------------------------------------------------------
+    def conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``conversations.info``."""
+        chan = self.ws.resolve_channel(params.get("channel") or "")
+        if chan is None:
+            raise ApiError("channel_not_found")
+        return {"channel": chan.to_dict(self.ws.bot_user_id)}
+
+    def conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``conversations.replies``: a thread, root first."""
+        chan = self._channel_for_bot(params.get("channel"))
+        msgs = self.ws.replies(chan.id, params.get("ts") or "")
+        if not msgs:
+            raise ApiError("thread_not_found")
+        return {
+            "messages": [self.ws.message_dict(m) for m in msgs],
+            "has_more": False,
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    def conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``conversations.history``: channel-level messages, newest first."""
+        chan = self._channel_for_bot(params.get("channel"))
+        msgs = [
+            m
+            for m in self.ws.messages.get(chan.id, [])
+            if not m.deleted and (m.thread_ts is None or m.reply_broadcast)
+        ]
+        limit = int(params.get("limit") or 100)
+        return {
+            "messages": [self.ws.message_dict(m) for m in reversed(msgs)][:limit],
+            "has_more": False,
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    def users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``users.info``."""
+        user = self.ws.users.get(params.get("user") or "")
+        if user is None:
+            raise ApiError("user_not_found")
+        return {"user": user.to_dict(self.ws.team_id)}
+
+
+def now() -> float:
+    """The clock used for :attr:`ApiCall.at`."""
+    return time.monotonic()

@@ -1,0 +1,1 @@
+"""Bolt listeners by kind: commands, actions, events. Each module has `register(app, runtime)`."""

@@ -1,0 +1,160 @@
+"""The Slack side of the Publisher port: every Web API call the job engine makes.
+
+Errors are translated for core: `not_in_channel`, `channel_not_found`,
+`is_archived` → ChannelUnreachable (no retry helps); `ratelimited` (HTTP 429,
+Retry-After) and other API or network failures → PublishError (retried by the
+engine). Status updates are throttled per message so the bot stays well under
+Slack's limits (chat.update is Tier 3, about 50 calls a minute, and a channel
+takes about one message a second).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot import blocks
+from core.ports import ChannelUnreachable, GenerationView, PublishError
+
+log = logging.getLogger(__name__)
+
+UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "missing_scope"}
+
+
+def _translate(err: Exception) -> Exception:
+    if isinstance(err, SlackApiError):
+        code = str(err.response.get("error", ""))
+        if code in UNREACHABLE:
+            return ChannelUnreachable(code)
+        retry_after = err.response.headers.get("Retry-After") if err.response.headers else None
+        return PublishError(
+            f"Slack answered {code or err.response.status_code}",
+            float(retry_after) if retry_after else None,
+        )
+    return PublishError(f"Slack could not be reached: {type(err).__name__}")
+
+
+class SlackPublisher:
+    """Publisher backed by the Slack Web API (`client`), throttling status updates to one
+    per `status_interval` seconds per generation (terminal states always go out)."""
+
+    def __init__(self, client: AsyncWebClient, *, status_interval: float = 1.5) -> None:
+        self.client = client
+        self.status_interval = status_interval
+        self._last_status: dict[int, float] = {}
+
+    async def _call(self, method: str, **kwargs: object) -> dict:
+        try:
+            response = await self.client.api_call(method, json=kwargs)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
+            raise _translate(err) from err
+        return dict(response.data)  # type: ignore[arg-type]
+
+    async def open_thread(self, view: GenerationView) -> str:
+        """chat.postMessage of the root message in the channel; its ts is the thread."""
+        text, body = blocks.root_message(view)
+        data = await self._call("chat.postMessage", channel=view.channel_id, text=text, blocks=body)
+        return str(data["ts"])
+
+    async def show_status(self, view: GenerationView, *, force: bool = False) -> str | None:
+        """Post the status message in the thread, or chat.update it (throttled)."""
+        now = time.monotonic()
+        last = self._last_status.get(view.generation_id)
+        if view.status_ts and not force and last is not None and now - last < self.status_interval:
+            return None
+        self._last_status[view.generation_id] = now
+        text, body = blocks.status_message(view)
+        if view.status_ts is None:
+            data = await self._call(
+                "chat.postMessage",
+                channel=view.channel_id,
+                thread_ts=view.thread_ts,
+                text=text,
+                blocks=body,
+            )
+            return str(data["ts"])
+        await self._call(
+            "chat.update", channel=view.channel_id, ts=view.status_ts, text=text, blocks=body
+        )
+        return view.status_ts
+
+    async def upload_images(self, view: GenerationView) -> dict[int, str]:
+        """files_upload_v2 of the images without a file id into the thread; {index: file_id}."""
+        pending = [image for image in view.images if image.file_id is None]
+        if not pending:
+            return {}
+        uploads = [
+            {
+                "file": str(image.path),
+                "filename": f"v{view.version}-{image.index + 1}.{image.path.suffix.lstrip('.')}",
+                "title": f"v{view.version} image {image.index + 1}",
+                "alt_text": view.prompt[:1000],
+            }
+            for image in pending
+        ]
+        try:
+            response = await self.client.files_upload_v2(
+                file_uploads=uploads,
+                channel=view.channel_id,
+                thread_ts=view.thread_ts,
+                initial_comment=blocks.upload_comment(view),
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
+            raise _translate(err) from err
+        files = response.get("files") or []
+        return {image.index: str(file["id"]) for image, file in zip(pending, files, strict=True)}
+
+    async def post_result(self, view: GenerationView) -> str:
+        """chat.postMessage of the result message (buttons) in the thread."""
+        text, body = blocks.result_message(view)
+        data = await self._call(
+            "chat.postMessage",
+            channel=view.channel_id,
+            thread_ts=view.thread_ts,
+            text=text,
+            blocks=body,
+        )
+        return str(data["ts"])
+
+    async def update_result(self, view: GenerationView) -> None:
+        """chat.update of the result message after an approval."""
+        if view.result_ts is None:
+            return
+        text, body = blocks.result_message(view)
+        await self._call(
+            "chat.update", channel=view.channel_id, ts=view.result_ts, text=text, blocks=body
+        )
+
+    async def report_failure(self, view: GenerationView, message: str) -> None:
+        """A thread reply that says what failed and what to do."""
+        await self._call(
+            "chat.postMessage",
+            channel=view.channel_id,
+            thread_ts=view.thread_ts,
+            text=blocks.failure_message(view, message),
+        )
+
+    async def tell_requester(self, view: GenerationView, message: str) -> None:
+        """An ephemeral message to the requester: through the command's response_url when
+        there is one (it works even where the bot is not a member), else chat.postEphemeral."""
+        if view.response_url:
+            webhook = AsyncWebhookClient(view.response_url)
+            response = await webhook.send(text=message, response_type="ephemeral")
+            if response.status_code >= 300:
+                log.warning("response_url answered %s", response.status_code)
+            return
+        await self.tell_user(view.channel_id, view.requested_by, message, view.thread_ts)
+
+    async def tell_user(
+        self, channel_id: str, user_id: str, message: str, thread_ts: str | None = None
+    ) -> None:
+        """chat.postEphemeral to one user in a channel (optionally in a thread)."""
+        kwargs: dict[str, object] = {"channel": channel_id, "user": user_id, "text": message}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        await self._call("chat.postEphemeral", **kwargs)

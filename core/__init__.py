@@ -1,0 +1,1 @@
+"""slack-imagine core: sessions, generations, the job engine and the providers, without Slack."""

@@ -1,0 +1,160 @@
+"""Parse `/imagine` text into a prompt and flags.
+
+Flags follow Midjourney's habits (`--ar 3:2`, `--no words`, …). A bad flag
+raises `FlagError` whose message says what is allowed, so nothing is queued.
+Slack clients (macOS, iOS) often turn `--` into an em dash `—`: it is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+MAX_SEED = 2**32 - 1
+MAX_N = 4
+MAX_RATIO_SIDE = 4.0  # the long side may be at most 4x the short one
+TARGET_PIXELS = 1024 * 1024  # requested images hold about one megapixel
+QUALITIES = ("low", "medium", "high")
+
+USAGE = (
+    "*Usage:* `/imagine <prompt> [flags]`\n"
+    "• `--ar W:H` aspect ratio, e.g. `--ar 3:2` (from 1:4 to 4:1; default 1:1)\n"
+    "• `--n N` number of images, 1-4 (default 1)\n"
+    "• `--seed N` a whole number from 0 to 4294967295, for repeatable results\n"
+    "• `--no words` things to keep out of the image\n"
+    "• `--quality low|medium|high`\n"
+    "• `--model NAME` the provider's model to use\n"
+    "Example: `/imagine a lighthouse at dusk --ar 3:2 --n 2`\n"
+    "The bot answers in a thread: reply there to refine, click *Approve* on the one that ships."
+)
+
+
+class FlagError(ValueError):
+    """Bad `/imagine` input; the message tells the user what to change."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """The generation parameters a user can set with flags.
+
+    `aspect_ratio` is reduced ("3:2"); `seed` None means "pick one".
+    """
+
+    aspect_ratio: str = "1:1"
+    n: int = 1
+    seed: int | None = None
+    negative_prompt: str | None = None
+    quality: str | None = None
+    model: str | None = None
+
+    def size(self) -> tuple[int, int]:
+        """Pixel size (width, height) with exactly this aspect ratio and about one megapixel."""
+        return size_for_ratio(self.aspect_ratio)
+
+    def describe(self) -> str:
+        """Short human text of the parameters, e.g. "3:2 · 2 images · seed 42"."""
+        parts = [self.aspect_ratio, f"{self.n} image{'s' if self.n > 1 else ''}"]
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        if self.quality:
+            parts.append(f"quality {self.quality}")
+        if self.model:
+            parts.append(f"model {self.model}")
+        if self.negative_prompt:
+            parts.append(f"no {self.negative_prompt}")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    """A parsed `/imagine` text: the prompt without flags, and the parameters."""
+
+    prompt: str
+    params: Params
+
+
+def size_for_ratio(ratio: str) -> tuple[int, int]:
+    """(width, height) in pixels: an exact multiple of the reduced ratio, about 1 MP.
+
+    >>> size_for_ratio("3:2")
+    (1254, 836)
+    """
+    w, h = (int(x) for x in ratio.split(":"))
+    k = max(1, math.isqrt(TARGET_PIXELS // (w * h)))
+    return w * k, h * k
+
+
+def _parse_ratio(value: str) -> str:
+    match = re.fullmatch(r"(\d{1,4}):(\d{1,4})", value)
+    allowed = "Use `--ar W:H` with whole numbers, e.g. `--ar 3:2`, from 1:4 to 4:1."
+    if not match:
+        raise FlagError(f"`--ar {value}` is not an aspect ratio. {allowed}")
+    w, h = int(match[1]), int(match[2])
+    if w == 0 or h == 0:
+        raise FlagError(f"`--ar {value}` has a zero side. {allowed}")
+    if max(w, h) / min(w, h) > MAX_RATIO_SIDE:
+        raise FlagError(f"`--ar {value}` is too narrow. {allowed}")
+    g = math.gcd(w, h)
+    return f"{w // g}:{h // g}"
+
+
+def _parse_int(flag: str, value: str, low: int, high: int, hint: str) -> int:
+    if not re.fullmatch(r"\d+", value) or not low <= int(value) <= high:
+        raise FlagError(f"`--{flag} {value}` is out of range. {hint}")
+    return int(value)
+
+
+_FLAG_RE = re.compile(r"(?:^|\s)(?:--|—|–)([A-Za-z]+)")
+_VALUE_FLAGS = ("ar", "aspect", "n", "seed", "no", "quality", "q", "model")
+
+
+def parse_command(text: str, base: Params | None = None) -> ParsedCommand:
+    """Split `text` into the prompt and its flags.
+
+    `base` supplies defaults (a refinement keeps its session's parameters).
+    Raises FlagError for unknown flags, missing values and out-of-range values.
+    """
+    text = text.strip()
+    params = base or Params()
+    matches = list(_FLAG_RE.finditer(text))
+    prompt = text[: matches[0].start()].strip() if matches else text
+    for i, match in enumerate(matches):
+        name = match[1].lower()
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        value = text[match.end() : end].strip()
+        if name not in _VALUE_FLAGS:
+            raise FlagError(
+                f"`--{match[1]}` is not a flag I know. "
+                "Allowed: `--ar W:H`, `--n 1-4`, `--seed N`, `--no words`, "
+                "`--quality low|medium|high`, `--model NAME`."
+            )
+        if not value:
+            raise FlagError(f"`--{name}` needs a value. Try `/imagine help` for examples.")
+        if name != "no" and " " in value:
+            # Text after a one-word flag belongs to the prompt ("--ar 3:2 a lighthouse").
+            value, rest = value.split(None, 1)
+            prompt = f"{prompt} {rest}".strip()
+        params = _apply(params, name, value)
+    if not prompt:
+        raise FlagError("Tell me what to draw: `/imagine a lighthouse at dusk --ar 3:2`.")
+    return ParsedCommand(prompt=prompt, params=params)
+
+
+def _apply(params: Params, name: str, value: str) -> Params:
+    if name in ("ar", "aspect"):
+        return replace(params, aspect_ratio=_parse_ratio(value))
+    if name == "n":
+        return replace(params, n=_parse_int("n", value, 1, MAX_N, "Use `--n` with 1, 2, 3 or 4."))
+    if name == "seed":
+        hint = f"Use `--seed` with a whole number from 0 to {MAX_SEED}."
+        return replace(params, seed=_parse_int("seed", value, 0, MAX_SEED, hint))
+    if name == "no":
+        return replace(params, negative_prompt=value)
+    if name in ("quality", "q"):
+        if value.lower() not in QUALITIES:
+            raise FlagError(f"`--quality {value}` is not allowed. Use low, medium or high.")
+        return replace(params, quality=value.lower())
+    if not re.fullmatch(r"[A-Za-z0-9._:/-]{1,64}", value):
+        raise FlagError(f"`--model {value}` is not a model name. Use letters, digits, . _ - only.")
+    return replace(params, model=value)

@@ -1,0 +1,1 @@
+"""Image providers: one module per provider, all speaking the `ImageProvider` protocol."""

@@ -1,0 +1,166 @@
+"""The provider port: what the job engine asks of an image provider.
+
+A provider runs a *task*: `submit` starts it and returns the provider's task id
+(the engine stores it before doing anything else), `poll` reports its state and,
+once it is completed, returns the images as bytes, and `cancel` asks the
+provider to stop it. Synchronous APIs (OpenAI Images) may finish inside
+`submit` and return the result with the task id.
+
+Errors are `ProviderError` with one of the kinds in `ErrorKind`; the engine
+decides on retries from the kind alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal, Protocol
+
+
+class ErrorKind(StrEnum):
+    """The small set of provider failures the rest of the code handles (DESIGN.md, Providers)."""
+
+    INVALID_REQUEST = "invalid_request"  # tell the user what to change; no retry
+    AUTHENTICATION = "authentication"  # tell the admin; no retry
+    RATE_LIMITED = "rate_limited"  # back off, honour Retry-After
+    CONTENT_POLICY = "content_policy"  # tell the user; no retry
+    QUOTA_EXHAUSTED = "quota_exhausted"  # tell the admin; no retry
+    UNAVAILABLE = "unavailable"  # 5xx, timeout, connection: retry with backoff
+    TASK_FAILED = "task_failed"  # the provider ran the task and reports it failed; no retry
+
+    @property
+    def retryable(self) -> bool:
+        """True for the kinds that are retried with backoff."""
+        return self in (ErrorKind.RATE_LIMITED, ErrorKind.UNAVAILABLE)
+
+
+class ProviderError(Exception):
+    """A failed provider call.
+
+    Attributes:
+        kind: which of the handled failures this is.
+        message: one or two lines for the person in the channel (what happened, what to do).
+            Never contains an API key.
+        detail: the provider's own error text, for the log only.
+        retry_after: seconds the provider asked us to wait (Retry-After and similar), or None.
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        detail: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """A local image handed to the provider: a reference image or a mask.
+
+    `path` is a file in the image store; `mime` is its sniffed type (image/png, …).
+    """
+
+    path: Path
+    mime: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation as the provider sees it.
+
+    Attributes:
+        prompt: the full text prompt.
+        width, height: requested size in pixels (the exact aspect ratio the user asked for).
+        aspect_ratio: the ratio as the user wrote it, reduced ("3:2").
+        n: number of images, 1-4.
+        seed: the seed, 0 <= seed < 2**32; providers without seeds ignore it.
+        negative_prompt: words to keep out of the image, or None.
+        quality: "low" | "medium" | "high", or None for the provider default.
+        model: model name to send, or None for the provider default.
+        references: reference images, oldest first (at most 5).
+        mask: a PNG whose transparent pixels mark the area to repaint, or None.
+    """
+
+    prompt: str
+    width: int
+    height: int
+    aspect_ratio: str
+    n: int = 1
+    seed: int = 0
+    negative_prompt: str | None = None
+    quality: str | None = None
+    model: str | None = None
+    references: tuple[ImageInput, ...] = ()
+    mask: ImageInput | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One finished image: encoded bytes and their MIME type."""
+
+    data: bytes
+    mime: str = "image/png"
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """The state of a provider task.
+
+    Attributes:
+        state: "running" (queued or in progress at the provider), "completed" or "failed".
+        progress: 0-100, as reported by the provider (0 when it reports none).
+        images: the finished images, when completed.
+        error: why it failed, when failed.
+        note: a line for the result message, e.g. that the size was approximated.
+        usage: provider-reported usage numbers (tokens, …), recorded as-is.
+    """
+
+    state: Literal["running", "completed", "failed"]
+    progress: int = 0
+    images: tuple[GeneratedImage, ...] = ()
+    error: ProviderError | None = None
+    note: str | None = None
+    usage: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What `submit` returns: the provider's task id and, for synchronous APIs, the result."""
+
+    task_id: str
+    status: TaskStatus | None = None
+
+
+class ImageProvider(Protocol):
+    """An image provider. Implementations live in `core.providers.<name>`.
+
+    `name` is the IMAGE_PROVIDER value; `label` is how the UI names it
+    ("local preview renderer", "OpenAI gpt-image-1", …).
+    """
+
+    name: str
+    label: str
+
+    async def submit(self, request: GenerationRequest) -> Submission:
+        """Start a task. Raises ProviderError."""
+        ...
+
+    async def poll(self, task_id: str, request: GenerationRequest) -> TaskStatus:
+        """Report the task's state; `request` is the one given to `submit`. Raises ProviderError."""
+        ...
+
+    async def cancel(self, task_id: str) -> bool:
+        """Ask the provider to stop the task; False where the API has no cancel."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

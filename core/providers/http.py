@@ -1,0 +1,261 @@
+"""Shared httpx plumbing for the HTTP providers (OpenAI, ToAPIs).
+
+- `parse_error_body`: read a provider error response defensively. Both providers document
+  `{"error": {"message", "type", "param", "code"}}` (ToAPIs: `code` may be a string or an
+  integer); gateways in front of them answer with HTML pages (502/504) or empty bodies. Any
+  body becomes an `ErrorBody`, never an exception.
+- `parse_retry_after`: the provider's retry hint in seconds, from `retry-after-ms`
+  (OpenAI), `Retry-After` (seconds or an HTTP date, RFC 9110 §10.2.3) or
+  `X-RateLimit-Reset` (ToAPIs: epoch seconds when the window resets).
+- `redact`: remove API keys from text that goes to the log.
+- `transport_error`: httpx timeouts and connection errors → `ProviderError(UNAVAILABLE)`.
+- `download_image`: fetch a result URL at once (result URLs expire) without sending our
+  Authorization header to the file host.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from core.providers.base import ErrorKind, GeneratedImage, ProviderError
+
+# Things that look like API keys: OpenAI's sk-…/sk-proj-… (also the masked "sk-abc***wxyz" form
+# OpenAI echoes in 401 messages) and bearer tokens.
+_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-*.]{3,}|Bearer\s+[A-Za-z0-9_\-.~+/=*]+)")
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+_SNIPPET = 300  # characters of a non-JSON body kept for the log
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` with each non-empty secret and anything key-like replaced by `***`."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _KEYLIKE.sub("***", text)
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    """One line of at most `limit` characters (for user-facing messages)."""
+    line = _SPACE.sub(" ", text).strip()
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """A provider error response, parsed defensively.
+
+    Attributes:
+        status: the HTTP status code.
+        code: `error.code` as a lower-case string ("insufficient_quota", "429"), or None.
+        message: `error.message`, or for a non-JSON body its text without tags (may be "").
+        type: `error.type`, or None.
+        param: `error.param` (OpenAI names the offending field here), or None.
+        is_json: False when the body was not the documented JSON shape (HTML gateway page, …).
+    """
+
+    status: int
+    code: str | None
+    message: str
+    type: str | None
+    param: str | None
+    is_json: bool
+
+    def describe(self) -> str:
+        """A one-line summary for `ProviderError.detail` (the log), not yet redacted."""
+        parts = [f"HTTP {self.status}"]
+        if self.code:
+            parts.append(f"code={self.code}")
+        if self.type:
+            parts.append(f"type={self.type}")
+        if self.param:
+            parts.append(f"param={self.param}")
+        if self.message:
+            parts.append(shorten(self.message, _SNIPPET))
+        elif not self.is_json:
+            parts.append("(no JSON error body)")
+        return " ".join(parts)
+
+
+def _str_or_none(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value).strip().lower()
+
+
+def parse_error_body(status: int, content: bytes) -> ErrorBody:
+    """Parse an error response body of any shape; never raises.
+
+    Accepts `{"error": {...}}`, `{"error": "text"}`, `{"message": ..., "code": ...}` and
+    non-JSON bodies (their text, tags stripped, is kept as the message).
+    """
+    text = content.decode("utf-8", errors="replace")
+    try:
+        payload = json.loads(text) if text.strip() else None
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        err = payload.get("error", payload)
+        if isinstance(err, str):
+            return ErrorBody(status, None, err, None, None, True)
+        if isinstance(err, dict):
+            message = err.get("message") or payload.get("message") or ""
+            return ErrorBody(
+                status=status,
+                code=_str_or_none(err.get("code")),
+                message=str(message),
+                type=_str_or_none(err.get("type")),
+                param=str(err["param"]) if err.get("param") else None,
+                is_json=True,
+            )
+    plain = _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
+    return ErrorBody(status, None, plain[:_SNIPPET], None, None, False)
+
+
+def parse_retry_after(
+    headers: Mapping[str, str], now: Callable[[], float] = time.time
+) -> float | None:
+    """Seconds the provider asks us to wait, or None when it sent no usable hint.
+
+    Reads, in order: `retry-after-ms` (milliseconds, OpenAI), `Retry-After` (delta seconds or
+    an HTTP date), `X-RateLimit-Reset` (ToAPIs: Unix epoch seconds of the reset; a value
+    below 10**9 is taken as delta seconds). Negative results become 0.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    value = lower.get("retry-after-ms")
+    if value is not None:
+        try:
+            ms = float(value)
+            if math.isfinite(ms):
+                return max(0.0, ms / 1000.0)
+        except ValueError:
+            pass
+    value = lower.get("retry-after")
+    if value is not None:
+        try:
+            secs = float(value)
+            if math.isfinite(secs):
+                return max(0.0, secs)
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                when = None
+            if when is not None:
+                return max(0.0, when.timestamp() - now())
+    value = lower.get("x-ratelimit-reset")
+    if value is not None:
+        try:
+            reset = float(value)
+        except ValueError:
+            return None
+        if not math.isfinite(reset):
+            return None
+        return max(0.0, reset - now()) if reset >= 1e9 else max(0.0, reset)
+    return None
+
+
+def transport_error(exc: httpx.HTTPError, provider: str, timeout: float) -> ProviderError:
+    """A timeout or connection failure talking to `provider` → `ProviderError(UNAVAILABLE)`."""
+    if isinstance(exc, httpx.TimeoutException):
+        message = (
+            f"{provider} did not answer within {timeout:g} s. It will be retried automatically."
+        )
+    else:
+        message = f"Could not reach {provider}. It will be retried automatically."
+    return ProviderError(
+        ErrorKind.UNAVAILABLE, message, detail=f"{type(exc).__name__}: {redact(str(exc))}"
+    )
+
+
+def sniff_mime(data: bytes, fallback: str = "image/png") -> str:
+    """The image MIME type from the first bytes (PNG, JPEG, WebP, GIF), else `fallback`."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return fallback
+
+
+async def download_image(
+    client: httpx.AsyncClient, url: str, provider: str, read_timeout: float
+) -> GeneratedImage:
+    """GET a result URL and return its bytes; the Authorization header is not sent.
+
+    Result URLs are signed, short-lived links on a file host (OpenAI: 60 minutes; ToAPIs:
+    `expires_at`), so they are fetched as soon as they are seen. Raises ProviderError:
+    UNAVAILABLE for timeouts, connection errors and 5xx; TASK_FAILED for other statuses
+    (the link expired or is wrong) and for a body that is not an image. `read_timeout` (the
+    client's, in seconds) is only quoted in the timeout message.
+    """
+    request = client.build_request("GET", url)
+    request.headers.pop("Authorization", None)
+    try:
+        response = await client.send(request)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, provider, read_timeout) from exc
+    host = request.url.host
+    if response.status_code >= 500:
+        raise ProviderError(
+            ErrorKind.UNAVAILABLE,
+            f"{provider} made the image but its file host failed (HTTP {response.status_code}). "
+            "It will be retried automatically.",
+            detail=f"download {host}: HTTP {response.status_code}",
+        )
+    if response.status_code != 200:
+        raise ProviderError(
+            ErrorKind.TASK_FAILED,
+            f"{provider} made the image but its download link did not work "
+            f"(HTTP {response.status_code}). Press Regenerate to try again.",
+            detail=f"download {host}: HTTP {response.status_code}",
+        )
+    data = response.content
+    header_mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    mime = sniff_mime(data, fallback="")
+    if not mime:
+        raise ProviderError(
+            ErrorKind.TASK_FAILED,
+            f"{provider} returned a result that is not an image. Press Regenerate to try again.",
+            detail=f"download {host}: content-type {header_mime or '?'}, {len(data)} bytes",
+        )
+    return GeneratedImage(data=data, mime=mime)
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """A provider size picked for a requested aspect ratio.
+
+    Attributes:
+        value: what is sent to the provider ("1536x1024", "3:2").
+        ratio_text: that size's ratio as text ("3:2").
+        approximated: True when the requested ratio differs from it by more than 1 %.
+    """
+
+    value: str
+    ratio_text: str
+    approximated: bool
+
+
+def closest_size(width: int, height: int, choices: Mapping[str, tuple[int, int]]) -> SizeChoice:
+    """The choice whose aspect ratio is closest to `width:height` (distance in log ratio).
+
+    `choices` maps the provider's size value to its ratio, e.g. {"1536x1024": (3, 2)}.
+    """
+    wanted = math.log(max(1, width) / max(1, height))
+    best_value, best_ratio = min(
+        choices.items(), key=lambda item: abs(math.log(item[1][0] / item[1][1]) - wanted)
+    )
+    distance = abs(math.log(best_ratio[0] / best_ratio[1]) - wanted)
+    return SizeChoice(best_value, f"{best_ratio[0]}:{best_ratio[1]}", distance > 0.01)

@@ -1,0 +1,152 @@
+"""The `local` provider: an offline "local preview renderer", the embedded default.
+
+It needs no network and no API key, yet behaves like a task API so the job engine
+runs the same code path as for a remote provider: `submit` returns a task id at
+once, `poll` reports progress rising from 0 to 99 over `render_seconds`, then
+renders the images with Pillow (`core.render`, in a worker thread) and reports the
+task completed.
+
+The provider is stateless across restarts: the submit time is encoded in the task
+id (`local-<32 hex>-<submit epoch ms>`), so a new instance, after a restart, can
+finish a task that an earlier instance submitted. Only cancellations are kept in
+memory (a restart forgets them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from core.providers.base import (
+    ErrorKind,
+    GeneratedImage,
+    GenerationRequest,
+    ProviderError,
+    Submission,
+    TaskStatus,
+)
+from core.render import RenderInputError, render_png
+from core.schedule import PollSchedule
+
+__all__ = ["LocalProvider"]
+
+_TASK_ID = re.compile(r"^local-(?P<uid>[0-9a-f]{32})-(?P<ms>\d{1,16})$")
+
+
+class LocalProvider:
+    """Renders preview images offline with Pillow, deterministic for prompt and seed.
+
+    Attributes:
+        name: "local" (the IMAGE_PROVIDER value).
+        label: "local preview renderer" (how the UI names it).
+        poll_schedule: fast polling: first poll 0.5 s after submit, then every 0.5-1 s.
+        render_seconds: simulated render time in seconds, from submit to completion.
+        submitted_task_ids: the task ids this instance submitted, oldest first (an
+            instance created after a restart starts with an empty list).
+    """
+
+    name = "local"
+    label = "local preview renderer"
+
+    def __init__(self, render_seconds: float = 3.0, clock: Callable[[], float] = time.time) -> None:
+        """Create the provider.
+
+        Args:
+            render_seconds: how long (seconds, >= 0) a task reports "running" before it
+                completes; 0 completes at the first poll.
+            clock: wall-clock time in seconds since the epoch; the submit time is encoded in
+                the task id, so it must be comparable across process restarts.
+        """
+        if render_seconds < 0:
+            raise ValueError("render_seconds must be >= 0")
+        self.render_seconds = float(render_seconds)
+        self.poll_schedule = PollSchedule(first=0.5, interval=0.5, factor=1.25, cap=1.0)
+        self.submitted_task_ids: list[str] = []
+        self._clock = clock
+        self._cancelled: set[str] = set()
+
+    async def submit(self, request: GenerationRequest) -> Submission:
+        """Start a task and return its id at once; nothing is rendered yet."""
+        submitted_ms = round(self._clock() * 1000)
+        task_id = f"local-{uuid.uuid4().hex}-{submitted_ms}"
+        self.submitted_task_ids.append(task_id)
+        return Submission(task_id=task_id)
+
+    async def poll(self, task_id: str, request: GenerationRequest) -> TaskStatus:
+        """Report the task: running with progress 0-99, or completed with `request.n` PNGs.
+
+        Image i (0-based) of the n images is rendered with seed `request.seed + i`, at
+        exactly `request.width` x `request.height` pixels.
+
+        Raises:
+            ProviderError: TASK_FAILED for a malformed task id or an unreadable reference or
+                mask; INVALID_REQUEST for a size the renderer cannot draw.
+        """
+        if task_id in self._cancelled:
+            return TaskStatus(
+                state="failed", error=ProviderError(ErrorKind.TASK_FAILED, "cancelled")
+            )
+        submitted = _submit_time(task_id)
+        elapsed = max(0.0, self._clock() - submitted)
+        if elapsed < self.render_seconds:
+            progress = min(99, int(99 * elapsed / self.render_seconds))
+            return TaskStatus(state="running", progress=progress)
+        images = await asyncio.to_thread(_render_all, request)
+        return TaskStatus(state="completed", progress=100, images=images)
+
+    async def cancel(self, task_id: str) -> bool:
+        """Mark the task cancelled: later polls report it failed ("cancelled"). Returns True."""
+        self._cancelled.add(task_id)
+        return True
+
+    async def aclose(self) -> None:
+        """Nothing to release: the local renderer holds no connections."""
+
+
+def _submit_time(task_id: str) -> float:
+    """The submit time (seconds since the epoch) encoded in a local task id."""
+    match = _TASK_ID.match(task_id)
+    if match is None:
+        raise ProviderError(
+            ErrorKind.TASK_FAILED,
+            f"Unknown local task id {task_id[:80]!r}: the local preview renderer cannot "
+            "resume it. Generate the image again.",
+            detail="expected local-<32 hex>-<submit epoch ms>",
+        )
+    return int(match["ms"]) / 1000
+
+
+def _render_all(request: GenerationRequest) -> tuple[GeneratedImage, ...]:
+    """Render the request's n images (blocking; runs in a worker thread)."""
+    references = tuple(ref.path for ref in request.references)
+    mask = request.mask.path if request.mask is not None else None
+    images: list[GeneratedImage] = []
+    for i in range(max(1, request.n)):
+        try:
+            data = render_png(
+                request.prompt,
+                request.width,
+                request.height,
+                request.seed + i,
+                negative_prompt=request.negative_prompt,
+                quality=request.quality,
+                references=references,
+                mask=mask,
+            )
+        except RenderInputError as exc:
+            raise ProviderError(
+                ErrorKind.TASK_FAILED,
+                f"The local preview renderer cannot read {exc.what}; post the image again.",
+                detail=str(exc),
+            ) from exc
+        except ValueError as exc:
+            raise ProviderError(
+                ErrorKind.INVALID_REQUEST,
+                f"The local preview renderer cannot draw this: {exc}.",
+                detail=str(exc),
+            ) from exc
+        images.append(GeneratedImage(data=data, mime="image/png"))
+    return tuple(images)

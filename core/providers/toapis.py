@@ -1,0 +1,411 @@
+"""ToAPIs task API provider (`IMAGE_PROVIDER=toapis`, model `gpt-4o-image` by default).
+
+Wire protocol (ToAPIs docs, "gpt-4o-image"):
+
+- Uploads: `POST /v1/uploads/images`, multipart field `file` (JPEG/PNG/WebP/GIF up to 10 MB;
+  a mask PNG up to 4 MB) → `{"data": {"url": ...}}`. Reference images and the mask are sent
+  to the generation as those URLs.
+- Submit: `POST /v1/images/generations`, JSON
+  `{model, prompt, size: "1:1"|"2:3"|"3:2", n: 1|2|4, image_urls?: [≤5], mask_url?}` →
+  a task `{"id", "object": "generation.task", "status": "queued", "progress": 0,
+  "created_at"}`.
+- Poll: `GET /v1/images/generations/{id}`. `queued` / `submitted` / `in_progress` are
+  running (with `progress` 0-100); `completed` carries the images at `result.data[].url`
+  (the docs also show a top-level `url` and `data[].url`; all are accepted); `failed`
+  carries `error.code` / `error.message`. Result URLs expire (`expires_at`), so they are
+  downloaded inside `poll`. A 404 `task_not_found` is a failure, not an endless poll.
+- Errors: `{"error": {"code", "message", "type"?}}`, `code` a string or an integer; mapping
+  in `map_error`. Gateway HTML pages and other non-JSON bodies are UNAVAILABLE errors with
+  the status code.
+
+The provider keeps no state between calls: after a restart a new instance polls an old id.
+There is no documented cancel, so `cancel` returns False. Retries are the engine's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from core.providers.base import (
+    ErrorKind,
+    GeneratedImage,
+    GenerationRequest,
+    ImageInput,
+    ProviderError,
+    Submission,
+    TaskStatus,
+)
+from core.providers.http import (
+    ErrorBody,
+    closest_size,
+    download_image,
+    parse_error_body,
+    parse_retry_after,
+    redact,
+    shorten,
+    transport_error,
+)
+from core.schedule import PollSchedule
+
+DEFAULT_MODEL = "gpt-4o-image"
+
+# The aspect ratios ToAPIs accepts for gpt-4o-image.
+SIZES: dict[str, tuple[int, int]] = {"1:1": (1, 1), "3:2": (3, 2), "2:3": (2, 3)}
+ALLOWED_N = (1, 2, 4)
+MAX_REFERENCES = 5
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_MASK_BYTES = 4 * 1024 * 1024
+
+RUNNING_STATES = {"queued", "submitted", "in_progress", "processing", "pending", "running"}
+_CONTENT_POLICY_CODES = {
+    "content_policy_violation",
+    "content_policy",
+    "moderation_blocked",
+    "content_violation",
+    "sensitive_content",
+}
+
+
+class ToAPIsProvider:
+    """The ToAPIs task API as an `ImageProvider`.
+
+    Args:
+        api_key: the ToAPIs key (sent as `Authorization: Bearer`; never logged).
+        base_url: API root, e.g. "https://toapis.com" (`/v1/...` paths are appended).
+        model: model to send when the request names none; None → "gpt-4o-image".
+        timeout: read timeout in seconds for one HTTP call.
+        clock: epoch-seconds clock used to turn `X-RateLimit-Reset` into a delay (tests).
+    """
+
+    name = "toapis"
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        model: str | None = None,
+        timeout: float = 180.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.model = model or DEFAULT_MODEL
+        self.label = f"ToAPIs {self.model}"
+        self.timeout = timeout
+        # First poll about 5 s after submit, then every 5-10 s with ±20 % jitter (issue 3).
+        self.poll_schedule = PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0)
+        self._api_key = api_key
+        self._clock = clock
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+        )
+
+    # -- ImageProvider --------------------------------------------------------------------
+
+    async def submit(self, request: GenerationRequest) -> Submission:
+        """Upload references/mask, create the task, return its id. Raises ProviderError."""
+        if request.n not in ALLOWED_N:
+            raise ProviderError(
+                ErrorKind.INVALID_REQUEST,
+                f"ToAPIs makes 1, 2 or 4 images per request, not {request.n}. "
+                "Use --n 1, --n 2 or --n 4.",
+                detail=f"n={request.n} not in {ALLOWED_N}",
+            )
+        if len(request.references) > MAX_REFERENCES:
+            raise ProviderError(
+                ErrorKind.INVALID_REQUEST,
+                f"ToAPIs takes at most {MAX_REFERENCES} reference images; "
+                f"this request has {len(request.references)}. Remove some and try again.",
+                detail=f"{len(request.references)} references",
+            )
+        size = closest_size(request.width, request.height, SIZES)
+        body: dict[str, Any] = {
+            "model": request.model or self.model,
+            "prompt": _prompt(request),
+            "size": size.value,
+            "n": request.n,
+        }
+        if request.references:
+            body["image_urls"] = [
+                await self._upload(ref, MAX_IMAGE_BYTES, "reference") for ref in request.references
+            ]
+        if request.mask is not None:
+            body["mask_url"] = await self._upload(request.mask, MAX_MASK_BYTES, "mask")
+        payload = await self._call("POST", "v1/images/generations", json=body)
+        task_id = payload.get("id")
+        if not isinstance(task_id, str | int) or task_id == "":
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                "ToAPIs accepted the request but sent no task id. "
+                "It will be retried automatically.",
+                detail=f"no id in {shorten(str(payload), 300)}",
+            )
+        return Submission(task_id=str(task_id))
+
+    async def poll(self, task_id: str, request: GenerationRequest) -> TaskStatus:
+        """The task's state; on completion the images are downloaded. Raises ProviderError."""
+        payload = await self._call(
+            "GET", f"v1/images/generations/{quote(task_id, safe='')}", poll=True
+        )
+        status = str(payload.get("status") or "").lower()
+        progress = _progress(payload.get("progress"))
+        if status in RUNNING_STATES:
+            return TaskStatus(state="running", progress=progress)
+        if status == "failed":
+            return TaskStatus(state="failed", progress=progress, error=self._task_error(payload))
+        if status != "completed":
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                f"ToAPIs reported an unknown task status {status!r}. Checking again shortly.",
+                detail=f"task {task_id}: status={status!r}",
+            )
+        urls = _result_urls(payload)
+        if not urls:
+            return TaskStatus(
+                state="failed",
+                progress=100,
+                error=ProviderError(
+                    ErrorKind.TASK_FAILED,
+                    "ToAPIs finished the task without any image. Press Regenerate to try again.",
+                    detail=f"task {task_id}: completed without result URLs",
+                ),
+            )
+        images: list[GeneratedImage] = [
+            await download_image(self._client, url, "ToAPIs", self.timeout) for url in urls
+        ]
+        size = closest_size(request.width, request.height, SIZES)
+        note = None
+        if size.approximated:
+            note = (
+                f"Asked for {request.aspect_ratio}; ToAPIs makes {size.ratio_text}, "
+                "the closest ratio."
+            )
+        usage = payload.get("usage")
+        return TaskStatus(
+            state="completed",
+            progress=100,
+            images=tuple(images),
+            note=note,
+            usage=dict(usage) if isinstance(usage, dict) else {},
+        )
+
+    async def cancel(self, task_id: str) -> bool:
+        """False: ToAPIs documents no way to cancel a task."""
+        return False
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.aclose()
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def _call(
+        self, method: str, path: str, *, poll: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, "ToAPIs", self.timeout) from exc
+        if response.status_code >= 400:
+            raise self.map_error(response, poll=poll)
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                f"ToAPIs sent an answer that could not be read (HTTP {response.status_code}). "
+                "It will be retried automatically.",
+                detail=f"{method} /{path}: {shorten(response.text, 300)}",
+            )
+        error = payload.get("error")
+        if (
+            isinstance(error, dict)
+            and error
+            and not payload.get("id")
+            and not payload.get("status")
+        ):
+            # An error inside a 2xx answer: use an integer code as the status when there is one.
+            code = error.get("code")
+            status = code if isinstance(code, int) and 400 <= code < 600 else 400
+            raise self._map(parse_error_body(status, response.content), response.headers, poll=poll)
+        return payload
+
+    async def _upload(self, image: ImageInput, limit: int, role: str) -> str:
+        """Upload a local file via `POST /v1/uploads/images` and return `data.url`."""
+        try:
+            data = await asyncio.to_thread(image.path.read_bytes)
+        except OSError as exc:
+            raise ProviderError(
+                ErrorKind.INVALID_REQUEST,
+                f"A {role} image is no longer available. Post it in the thread again.",
+                detail=f"{image.path}: {exc}",
+            ) from exc
+        if len(data) > limit:
+            raise ProviderError(
+                ErrorKind.INVALID_REQUEST,
+                f"The {role} image is {len(data) / 1048576:.1f} MB; ToAPIs accepts at most "
+                f"{limit // 1048576} MB. Post a smaller image.",
+                detail=f"{image.path}: {len(data)} bytes > {limit}",
+            )
+        payload = await self._call(
+            "POST", "v1/uploads/images", files={"file": (image.path.name, data, image.mime)}
+        )
+        inner = payload.get("data")
+        url = inner.get("url") if isinstance(inner, dict) else payload.get("url")
+        if not isinstance(url, str) or not url:
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                "ToAPIs accepted an upload but returned no URL. It will be retried automatically.",
+                detail=f"upload: {shorten(str(payload), 300)}",
+            )
+        return url
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def map_error(self, response: httpx.Response, *, poll: bool = False) -> ProviderError:
+        """Map a ToAPIs error response onto a ProviderError (see `_error_kind`).
+
+        By `code` first (it is more specific), then by HTTP status:
+        - invalid_request / 400 → INVALID_REQUEST (the provider's message is quoted);
+        - unauthorized / 401 / 403 → AUTHENTICATION (the admin must fix TOAPIS_API_KEY);
+        - insufficient_quota / 402 → QUOTA_EXHAUSTED;
+        - content_policy_violation / 422 → CONTENT_POLICY;
+        - rate_limit_exceeded / 429 → RATE_LIMITED, retry_after from Retry-After or
+          X-RateLimit-Reset;
+        - rate_limit_unavailable / 5xx / non-JSON bodies (gateway pages) → UNAVAILABLE;
+        - task_not_found / 404 while polling → TASK_FAILED.
+        """
+        body = parse_error_body(response.status_code, response.content)
+        return self._map(body, response.headers, poll=poll)
+
+    def _map(self, body: ErrorBody, headers: Mapping[str, str], *, poll: bool) -> ProviderError:
+        status = body.status
+        code = body.code or ""
+        detail = redact(body.describe(), self._api_key)
+        said = redact(shorten(body.message), self._api_key) if body.message else ""
+        retry_after = parse_retry_after(headers, now=self._clock)
+
+        kind = _error_kind(status, code, is_json=body.is_json, poll=poll)
+        messages = {
+            ErrorKind.UNAVAILABLE: f"ToAPIs is unavailable right now (HTTP {status}). "
+            "It will be retried automatically.",
+            ErrorKind.RATE_LIMITED: "ToAPIs is rate limiting us. "
+            "The request will be retried automatically.",
+            ErrorKind.QUOTA_EXHAUSTED: "The ToAPIs account is out of credit. "
+            "An admin must top it up; retrying will not help.",
+            ErrorKind.CONTENT_POLICY: "ToAPIs refused this request under its content policy. "
+            "Rephrase the prompt (or use other images) and try again.",
+            ErrorKind.AUTHENTICATION: f"ToAPIs refused our credentials (HTTP {status}). "
+            "An admin must fix TOAPIS_API_KEY.",
+            ErrorKind.TASK_FAILED: "ToAPIs no longer knows this generation task "
+            "(it may have expired). Press Regenerate to start again.",
+            ErrorKind.INVALID_REQUEST: f"ToAPIs rejected the request: {said or f'HTTP {status}'}. "
+            "Change that and try again.",
+        }
+        return ProviderError(
+            kind,
+            messages[kind],
+            detail=detail,
+            retry_after=retry_after if kind.retryable else None,
+        )
+
+    def _task_error(self, payload: dict[str, Any]) -> ProviderError:
+        error = payload.get("error")
+        code = ""
+        message = ""
+        if isinstance(error, dict):
+            code = str(error.get("code") or "").strip().lower()
+            message = str(error.get("message") or "")
+        elif isinstance(error, str):
+            message = error
+        said = redact(shorten(message), self._api_key) if message else ""
+        detail = redact(f"task failed: code={code or '?'} {shorten(message, 300)}", self._api_key)
+        if code in _CONTENT_POLICY_CODES:
+            return ProviderError(
+                ErrorKind.CONTENT_POLICY,
+                "ToAPIs refused this request under its content policy"
+                + (f" ({said})" if said else "")
+                + ". Rephrase the prompt and try again.",
+                detail=detail,
+            )
+        return ProviderError(
+            ErrorKind.TASK_FAILED,
+            "ToAPIs could not generate the image"
+            + (f": {said}" if said else "")
+            + ". Press Regenerate to try again.",
+            detail=detail,
+        )
+
+
+def _error_kind(status: int, code: str, *, is_json: bool, poll: bool) -> ErrorKind:
+    """The ErrorKind for an error answer: the documented `code` decides first (it is more
+    specific: e.g. a 429 with `insufficient_quota`), then the HTTP status."""
+    by_code = {
+        "rate_limit_unavailable": ErrorKind.UNAVAILABLE,
+        "rate_limit_exceeded": ErrorKind.RATE_LIMITED,
+        "insufficient_quota": ErrorKind.QUOTA_EXHAUSTED,
+        "unauthorized": ErrorKind.AUTHENTICATION,
+        "invalid_api_key": ErrorKind.AUTHENTICATION,
+        "task_not_found": ErrorKind.TASK_FAILED,
+        "invalid_request": ErrorKind.INVALID_REQUEST,
+    }
+    if code in by_code:
+        return by_code[code]
+    if code in _CONTENT_POLICY_CODES:
+        return ErrorKind.CONTENT_POLICY
+    if status >= 500 or not is_json:
+        return ErrorKind.UNAVAILABLE
+    by_status = {
+        429: ErrorKind.RATE_LIMITED,
+        402: ErrorKind.QUOTA_EXHAUSTED,
+        422: ErrorKind.CONTENT_POLICY,
+        401: ErrorKind.AUTHENTICATION,
+        403: ErrorKind.AUTHENTICATION,
+        408: ErrorKind.UNAVAILABLE,
+    }
+    if status in by_status:
+        return by_status[status]
+    if status == 404 and poll:
+        return ErrorKind.TASK_FAILED
+    return ErrorKind.INVALID_REQUEST
+
+
+def _prompt(request: GenerationRequest) -> str:
+    prompt = request.prompt.strip()
+    if request.negative_prompt and request.negative_prompt.strip():
+        prompt = f"{prompt}\n\nDo not include: {request.negative_prompt.strip()}."
+    return prompt
+
+
+def _progress(value: object) -> int:
+    """`progress` as an int 0-100 (accepts numbers and strings like "45" or "45%")."""
+    try:
+        number = float(str(value).strip().rstrip("%")) if value is not None else 0.0
+    except ValueError:
+        return 0
+    return max(0, min(100, round(number)))
+
+
+def _result_urls(payload: dict[str, Any]) -> list[str]:
+    """Image URLs of a completed task: `result.data[].url`, `data[].url` or a top-level `url`."""
+    for holder in (payload.get("result"), payload):
+        if isinstance(holder, dict) and isinstance(holder.get("data"), list):
+            urls = [
+                item["url"]
+                for item in holder["data"]
+                if isinstance(item, dict) and isinstance(item.get("url"), str) and item["url"]
+            ]
+            if urls:
+                return urls
+    for holder in (payload.get("result"), payload):
+        if isinstance(holder, dict) and isinstance(holder.get("url"), str) and holder["url"]:
+            return [holder["url"]]
+    return []

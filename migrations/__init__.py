@@ -1,0 +1,1 @@
+"""Alembic migrations (async env, render_as_batch for SQLite)."""
