@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import Runtime, bound_port, build_runtime, start_server
 from bot.emulator import Message, SlackEmulator
@@ -40,6 +42,8 @@ class Harness:
         self.runtime: Runtime | None = None
         self.runner: web.AppRunner | None = None
         self.settings: Settings | None = None
+        self._db: AsyncEngine | None = None
+        self._sm: async_sessionmaker[AsyncSession] | None = None
 
     async def start(self) -> Harness:
         """Start the stand-in (once) and a bot process; migrate the database."""
@@ -75,11 +79,17 @@ class Harness:
         if self.runner:
             await self.stop()
         await self.emulator.stop()
+        if self._db:
+            await self._db.dispose()
 
     @property
-    def sm(self):  # type: ignore[no-untyped-def]
-        assert self.runtime
-        return self.runtime.sessionmaker
+    def sm(self) -> async_sessionmaker[AsyncSession]:
+        """The test's own connection to the bot's database (works while the bot is down)."""
+        if self._sm is None:
+            assert self.settings
+            self._db = db.create_engine(self.settings.database_url)
+            self._sm = db.sessionmaker(self._db)
+        return self._sm
 
     async def imagine(self, text: str, user: str = ALICE, channel: str = CHANNEL):  # type: ignore[no-untyped-def]
         """Deliver a signed `/imagine text`; returns the bot's HTTP answer."""
@@ -99,20 +109,47 @@ class Harness:
         async with self.sm() as s:
             return int(await s.scalar(select(func.count()).select_from(model)) or 0)
 
-    async def wait_state(
-        self, generation_id: int, *states: str, within: float = 20.0
+    async def wait_row(
+        self,
+        generation_id: int,
+        predicate: Callable[[GenerationRow], bool],
+        within: float = 20.0,
     ) -> GenerationRow:
-        """Wait until the generation is in one of `states`; fail the test otherwise."""
+        """Wait until the generation row satisfies `predicate`; fail the test otherwise."""
         deadline = time.monotonic() + within
         while True:
             row = await self.generation(generation_id)
-            if row.state in states:
+            if predicate(row):
                 return row
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"generation {generation_id} stuck in {row.state}: {row.error}"
+                    f"generation {generation_id} stuck in {row.state} "
+                    f"(attempts {row.attempts}, error {row.error!r})"
                 )
             await asyncio.sleep(0.05)
+
+    async def wait_state(
+        self, generation_id: int, *states: str, within: float = 20.0
+    ) -> GenerationRow:
+        """Wait until the generation is in one of `states`."""
+        return await self.wait_row(generation_id, lambda row: row.state in states, within)
+
+    async def until_nothing_stored(self, within: float = 5.0) -> None:
+        """Wait until no session and no generation is left; fail the test otherwise."""
+        deadline = time.monotonic() + within
+        while await self.count(SessionRow) or await self.count(GenerationRow):
+            if time.monotonic() > deadline:
+                raise AssertionError("a session or generation was left behind")
+            await asyncio.sleep(0.05)
+
+    async def wait_generations(self, count: int, within: float = 10.0) -> list[GenerationRow]:
+        """Wait until `count` generations exist; return them in id order."""
+        deadline = time.monotonic() + within
+        while len(rows := await self.generations()) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(rows)} generations, expected {count}")
+            await asyncio.sleep(0.05)
+        return rows
 
     async def thread_of(self, generation_id: int) -> str:
         row = await self.generation(generation_id)

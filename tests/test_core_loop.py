@@ -77,12 +77,7 @@ async def _imagine_approve_regenerate(harness: Harness) -> None:
 
     # Regenerate: a second generation in the same thread, same request, new seed.
     await emu.click_button(ALICE, CHANNEL, result.ts, "regenerate")
-    for _ in range(100):
-        rows = await harness.generations()
-        if len(rows) == 2:
-            break
-        await asyncio.sleep(0.05)
-    first, second = await harness.generations()
+    first, second = await harness.wait_generations(2)
     second = await harness.wait_state(second.id, S.POSTED)
     assert second.session_id == first.session_id
     assert (second.version, second.parent_generation_id, second.kind) == (2, first.id, "regenerate")

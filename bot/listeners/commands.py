@@ -29,13 +29,14 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     async def imagine(ack: AsyncAck, command: dict[str, Any]) -> None:
         text = (command.get("text") or "").strip()
         if text.lower() in HELP_WORDS:
-            await ack(text=USAGE)
+            await ack(text=USAGE, response_type="ephemeral")
             return
         try:
             parsed = parse_command(text)
         except FlagError as err:
             await ack(
-                text=f":warning: {err}\nNothing was queued. Type `/imagine help` for all flags."
+                text=f":warning: {err}\nNothing was queued. Type `/imagine help` for all flags.",
+                response_type="ephemeral",
             )
             return
         await service.start_session(

@@ -1,0 +1,119 @@
+"""Unit tests of the job engine's state machine on a real SQLite database: claims, leases,
+guarded writes, retries and failures (no Slack involved: the thread is not open yet)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core import db, service
+from core.engine import EngineConfig, JobEngine, LeaseLost
+from core.flags import Params
+from core.models import GenerationRow, GenerationState, db_now
+from core.providers.local import LocalProvider
+from core.store import ImageStore
+
+S = GenerationState
+
+
+@pytest.fixture
+async def sm(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/engine.db"
+    await db.upgrade_to_head(url)
+    engine = db.create_engine(url)
+    yield db.sessionmaker(engine)
+    await engine.dispose()
+
+
+def _engine(
+    sm: async_sessionmaker[AsyncSession], tmp_path: Path, owner: str, **cfg: float
+) -> JobEngine:
+    return JobEngine(
+        sm,
+        LocalProvider(render_seconds=0),
+        publisher=None,  # type: ignore[arg-type]  # these steps never reach Slack
+        store=ImageStore(tmp_path / "images"),
+        config=EngineConfig(**cfg),  # type: ignore[arg-type]
+        owner=owner,
+    )
+
+
+async def _queue(sm: async_sessionmaker[AsyncSession]) -> int:
+    return await service.start_session(
+        sm,
+        team_id="T",
+        channel_id="C",
+        user_id="U",
+        prompt="a test",
+        params=Params(),
+        provider="local",
+        model=None,
+        response_url=None,
+    )
+
+
+async def _row(sm: async_sessionmaker[AsyncSession], job_id: int) -> GenerationRow:
+    async with sm() as s:
+        row = await s.get(GenerationRow, job_id)
+        assert row is not None
+        return row
+
+
+async def test_a_live_lease_cannot_be_claimed_an_expired_one_can(sm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    job_id = await _queue(sm)
+    first = _engine(sm, tmp_path, "first", lease_seconds=30)
+    second = _engine(sm, tmp_path, "second", lease_seconds=30)
+    assert await first._claim() == job_id
+    row = await _row(sm, job_id)
+    assert row.lease_owner == "first" and row.lease_expires_at is not None
+    assert await second._claim() is None
+    async with sm.begin() as s:  # the first worker died 31 s ago
+        await s.execute(update(GenerationRow).values(lease_expires_at=db_now() - 1))
+    assert await second._claim() == job_id
+    assert (await _row(sm, job_id)).lease_owner == "second"
+
+
+async def test_only_due_active_jobs_are_claimed(sm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    later, done = await _queue(sm), await _queue(sm)
+    async with sm.begin() as s:
+        await s.execute(
+            update(GenerationRow)
+            .where(GenerationRow.id == later)
+            .values(next_attempt_at=db_now() + 60)
+        )
+        await s.execute(
+            update(GenerationRow).where(GenerationRow.id == done).values(state=S.POSTED)
+        )
+    assert await _engine(sm, tmp_path, "w")._claim() is None
+
+
+async def test_writes_without_the_lease_are_refused(sm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    job_id = await _queue(sm)
+    owner, intruder = _engine(sm, tmp_path, "owner"), _engine(sm, tmp_path, "intruder")
+    assert await owner._claim() == job_id
+    with pytest.raises(LeaseLost):
+        await intruder._write(job_id, state=S.FAILED)
+    await owner._write(job_id, progress=10)
+    row = await _row(sm, job_id)
+    assert (row.state, row.progress) == (S.QUEUED, 10)
+
+
+async def test_retries_count_attempts_then_fail_with_a_clear_message(sm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    job_id = await _queue(sm)
+    worker = _engine(sm, tmp_path, "w", max_attempts=3)
+    assert await worker._claim() == job_id
+    delays = []
+    for _ in range(2):
+        delays.append(await worker._retry(await _row(sm, job_id), "Busy.", 5.0, "unavailable"))
+    row = await _row(sm, job_id)
+    assert row.attempts == 2 and row.state == S.QUEUED and row.error == "Busy."
+    assert all(d is not None and d >= 5.0 for d in delays)  # the provider's Retry-After
+    assert await worker._retry(row, "Busy.", None, "unavailable") is None
+    row = await _row(sm, job_id)
+    assert row.state == S.FAILED and row.lease_owner is None
+    assert "gave up after 3 tries" in (row.error or "")
+    assert await worker._claim() is None  # failed is terminal
