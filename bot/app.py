@@ -74,6 +74,9 @@ def build_runtime(
             max_attempts=settings.job_max_attempts,
             deadline_seconds=settings.job_deadline_seconds,
             concurrency=settings.provider_concurrency,
+            breaker_failures=settings.provider_breaker_failures,
+            breaker_cooloff_seconds=settings.provider_breaker_cooloff_seconds,
+            prices=settings.image_prices,
         ),
         owner=owner,
     )

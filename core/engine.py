@@ -27,14 +27,16 @@ import socket
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import service
+from core.breaker import CircuitBreaker
 from core.models import GenerationRow, GenerationState, ImageRow, SessionRow, db_now
 from core.ports import ChannelUnreachable, Publisher, PublishError
+from core.pricing import PriceTable, estimate_cost
 from core.providers.base import (
     ErrorKind,
     GenerationRequest,
@@ -48,6 +50,7 @@ from core.store import ImageStore
 log = logging.getLogger(__name__)
 
 S = GenerationState
+T = TypeVar("T")
 
 
 class LeaseLost(Exception):
@@ -64,6 +67,9 @@ class EngineConfig:
     deadline_seconds: longest time from submit to completion before a job fails.
     concurrency: jobs submitted to the provider at once; more stay queued, in order.
     idle_seconds: how often the loop looks for due jobs when nothing wakes it.
+    breaker_failures, breaker_cooloff_seconds: consecutive retryable provider failures that
+        open the circuit breaker, and how long new jobs then wait before a probe.
+    prices: USD price table per image (core.pricing); None uses the published defaults.
     """
 
     lease_seconds: float = 60.0
@@ -71,6 +77,9 @@ class EngineConfig:
     deadline_seconds: float = 600.0
     concurrency: int = 2
     idle_seconds: float = 0.5
+    breaker_failures: int = 5
+    breaker_cooloff_seconds: float = 60.0
+    prices: PriceTable | None = None
 
 
 def channel_unreachable_text(reason: str) -> str:
@@ -117,6 +126,10 @@ class JobEngine:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._jobs: dict[int, asyncio.Task[None]] = {}
+        self._submitting = 0  # provider.submit calls in flight in this process
+        self.breaker = CircuitBreaker(
+            self.config.breaker_failures, self.config.breaker_cooloff_seconds
+        )
 
     # ── lifecycle ────────────────────────────────────────────────────────────
 
@@ -368,28 +381,25 @@ class JobEngine:
             status_ts = await self.publisher.show_status(view, force=True)
             await self._write(row.id, status_ts=status_ts)
 
-        async with self.sm() as db:
-            running = await db.scalar(
-                select(func.count()).where(
-                    GenerationRow.provider == row.provider,
-                    GenerationRow.state == S.SUBMITTED,
-                )
-            )
-        if (running or 0) >= self.config.concurrency:
-            if row.waiting is None:
-                await self._write(row.id, waiting="waiting for a free slot at the provider")
-                await self._best_effort(
-                    self.publisher.show_status(await service.get_view(self.sm, row.id), force=True)
-                )
+        if await self._at_capacity(row):
+            await self._wait(row, "waiting for a free slot at the provider")
             return 1.0
+        if not self.breaker.allow():
+            await self._wait(row, "the image provider is not answering right now")
+            return max(1.0, self.breaker.retry_in())
 
         request = await self._request(row)
-        submission = await self.provider.submit(request)
+        self._submitting += 1
+        try:
+            submission = await self._provider_call(self.provider.submit(request))
+        finally:
+            self._submitting -= 1
         await self._write(
             row.id,
             provider_task_id=submission.task_id,
             state=S.SUBMITTED,
             submitted_at=db_now(),
+            model=request.model,
             polls=0,
             progress=0,
             waiting=None,
@@ -413,8 +423,46 @@ class JobEngine:
                 "deadline",
             )
         assert row.provider_task_id is not None
-        status = await self.provider.poll(row.provider_task_id, await self._request(row))
+        request = await self._request(row)
+        status = await self._provider_call(self.provider.poll(row.provider_task_id, request))
         return await self._handle_status(row, status)
+
+    async def _provider_call(self, call: Awaitable[T]) -> T:
+        """Await a provider call and tell the circuit breaker how it went."""
+        try:
+            result = await call
+        except BaseException as err:
+            self.breaker.record_result(err)
+            raise
+        self.breaker.record_result(None)
+        return result
+
+    async def _at_capacity(self, row: GenerationRow) -> bool:
+        """True when the provider already runs `concurrency` tasks, or an older job is
+        waiting for a slot (jobs start in the order they were queued)."""
+        async with self.sm() as db:
+            running = await db.scalar(
+                select(func.count()).where(
+                    GenerationRow.provider == row.provider,
+                    GenerationRow.state == S.SUBMITTED,
+                )
+            )
+            older_waiting = await db.scalar(
+                select(func.count()).where(
+                    GenerationRow.provider == row.provider,
+                    GenerationRow.state == S.QUEUED,
+                    GenerationRow.waiting.is_not(None),
+                    GenerationRow.id < row.id,
+                )
+            )
+        return (running or 0) + self._submitting >= self.config.concurrency or bool(older_waiting)
+
+    async def _wait(self, row: GenerationRow, reason: str) -> None:
+        """Keep a queued job waiting and say why in its status message (once per reason)."""
+        if row.waiting != reason:
+            await self._write(row.id, waiting=reason)
+            view = await service.get_view(self.sm, row.id)
+            await self._best_effort(self.publisher.show_status(view, force=True))
 
     async def _handle_status(self, row: GenerationRow, status: TaskStatus) -> float | None:
         if status.state == "running":
@@ -433,6 +481,14 @@ class JobEngine:
         if not status.images:
             return await self._fail(row, "The provider returned no image.", "task_failed")
         blobs = [await self.store.put(image.data) for image in status.images]
+        params = service.params_of(row)
+        cost = estimate_cost(
+            self.config.prices,
+            self._model(row) or row.provider,
+            status.size or f"{blobs[0].width}x{blobs[0].height}",
+            params.quality,
+            len(blobs),
+        )
         async with self.sm.begin() as db:
             await self._write_in(
                 db,
@@ -443,6 +499,7 @@ class JobEngine:
                 latency_seconds=db_now() - GenerationRow.created_at,
                 note=status.note,
                 usage=status.usage or None,
+                cost_usd=cost,
             )
             for index, blob in enumerate(blobs):
                 db.add(
@@ -501,5 +558,9 @@ class JobEngine:
             seed=row.seed,
             negative_prompt=params.negative_prompt,
             quality=params.quality,
-            model=row.model,
+            model=self._model(row),
         )
+
+    def _model(self, row: GenerationRow) -> str | None:
+        """The model the job uses: its own (--model, IMAGE_MODEL) or the provider's default."""
+        return row.model or getattr(self.provider, "model", None)

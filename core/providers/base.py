@@ -120,6 +120,7 @@ class TaskStatus:
         images: the finished images, when completed.
         error: why it failed, when failed.
         note: a line for the result message, e.g. that the size was approximated.
+        size: the size the provider made, as it names it ("1536x1024", "3:2"), for pricing.
         usage: provider-reported usage numbers (tokens, …), recorded as-is.
     """
 
@@ -128,6 +129,7 @@ class TaskStatus:
     images: tuple[GeneratedImage, ...] = ()
     error: ProviderError | None = None
     note: str | None = None
+    size: str | None = None
     usage: dict[str, object] = field(default_factory=dict)
 
 

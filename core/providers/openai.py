@@ -178,6 +178,7 @@ class OpenAIProvider:
             progress=100,
             images=tuple(images),
             note=note,
+            size=size.value,
             usage=dict(usage) if isinstance(usage, dict) else {},
         )
 

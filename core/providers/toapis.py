@@ -192,6 +192,7 @@ class ToAPIsProvider:
             progress=100,
             images=tuple(images),
             note=note,
+            size=size.value,
             usage=dict(usage) if isinstance(usage, dict) else {},
         )
 
