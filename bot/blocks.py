@@ -1,7 +1,7 @@
 """Block Kit builders: every message the bot shows, built with slack_sdk's block models.
 
 Button `value`s carry the generation id (and image index): "<generation_id>:<index>"
-for Approve, "<generation_id>" for Regenerate.
+for Approve and Refine this, "<generation_id>" for Regenerate, History and Cancel.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from core.ports import GenerationView
 
 APPROVE = "approve"
 REGENERATE = "regenerate"
+REFINE_THIS = "refine_this"
+CANCEL = "cancel"
+HISTORY = "history"
 PROGRESS_CELLS = 10
 
 
@@ -53,10 +56,23 @@ def root_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
     return text, _json(blocks)
 
 
+def version_title(view: GenerationView) -> str:
+    """ "*v3*, from v2 image 1: make the sky stormier" (refinements name their origin)."""
+    head = f"*v{view.version}*"
+    if view.kind == "refine" and view.instruction:
+        origin = f", from {view.parent_label}" if view.parent_label else ""
+        return f"{head}{origin}: _{view.instruction}_"
+    if view.kind == "regenerate":
+        return f"{head} (same request, new seed)"
+    return head
+
+
 def status_text(view: GenerationView) -> str:
     """One line for the status message, by state: queued, progress, done, failed, cancelled."""
     who = f"<@{view.requested_by}>"
-    head = f"*v{view.version}*"
+    head = version_title(view)
+    if view.cancel_requested and view.state in (S.QUEUED, S.SUBMITTED, S.COMPLETED):
+        return f":no_entry_sign: {head} cancelling…"
     if view.state == S.QUEUED:
         wait = f" ({view.waiting_reason}; it starts automatically)" if view.waiting_reason else ""
         return f":hourglass_flowing_sand: {head} queued for {who}{wait} · {view.provider_label}"
@@ -75,9 +91,24 @@ def status_text(view: GenerationView) -> str:
 
 
 def status_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
-    """The status message in the thread, updated in place."""
+    """The status message in the thread, updated in place; Cancel while it runs."""
     text = status_text(view)
-    return text, _json([SectionBlock(text=MarkdownTextObject(text=text))])
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=text))]
+    if view.state in (S.QUEUED, S.SUBMITTED) and not view.cancel_requested:
+        blocks.append(
+            ActionsBlock(
+                block_id="status",
+                elements=[
+                    ButtonElement(
+                        text="Cancel",
+                        action_id=CANCEL,
+                        value=str(view.generation_id),
+                        style="danger",
+                    )
+                ],
+            )
+        )
+    return text, _json(blocks)
 
 
 def upload_comment(view: GenerationView) -> str:
@@ -86,55 +117,53 @@ def upload_comment(view: GenerationView) -> str:
 
 
 def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
-    """The result message: per image an Approve button (or who approved it), then Regenerate."""
+    """The result message: per image Approve (or who approved it) and Refine this,
+    then Regenerate and History for the version."""
     count = len(view.images)
-    header = f"*v{view.version}* is ready for <@{view.requested_by}>"
-    if view.kind == "regenerate":
-        header += " (regenerated with a new seed)"
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=header)),
+        SectionBlock(
+            text=MarkdownTextObject(text=f"{version_title(view)}\nReady for <@{view.requested_by}>")
+        ),
         ContextBlock(elements=[MarkdownTextObject(text=params_line(view))]),
     ]
-    if view.note:
-        blocks.append(
-            ContextBlock(elements=[MarkdownTextObject(text=f":information_source: {view.note}")])
-        )
+    for note in (view.inputs_note, view.note):
+        if note:
+            blocks.append(
+                ContextBlock(elements=[MarkdownTextObject(text=f":information_source: {note}")])
+            )
     for image in view.images:
         label = f"Image {image.index + 1} of {count}" if count > 1 else "The image"
+        value = f"{view.generation_id}:{image.index}"
+        text = f"{label} · {image.width}×{image.height} px"
+        buttons = [ButtonElement(text="Refine this", action_id=REFINE_THIS, value=value)]
         if image.approved_by:
-            blocks.append(
-                SectionBlock(
-                    block_id=f"image-{image.index}",
-                    text=MarkdownTextObject(
-                        text=f"{label}: :white_check_mark: *Approved by <@{image.approved_by}>*"
-                    ),
-                )
+            text += f"\n:white_check_mark: *Approved by <@{image.approved_by}>*"
+        else:
+            buttons.insert(
+                0, ButtonElement(text="Approve", action_id=APPROVE, value=value, style="primary")
             )
-            continue
         blocks.append(
-            SectionBlock(
-                block_id=f"image-{image.index}",
-                text=MarkdownTextObject(text=f"{label} · {image.width}×{image.height} px"),
-                accessory=ButtonElement(
-                    text="Approve",
-                    action_id=APPROVE,
-                    value=f"{view.generation_id}:{image.index}",
-                    style="primary",
-                ),
-            )
+            SectionBlock(block_id=f"image-{image.index}", text=MarkdownTextObject(text=text))
         )
+        blocks.append(ActionsBlock(block_id=f"image-{image.index}-actions", elements=buttons))
     blocks.append(
         ActionsBlock(
             block_id="generation",
             elements=[
                 ButtonElement(
                     text="Regenerate", action_id=REGENERATE, value=str(view.generation_id)
-                )
+                ),
+                ButtonElement(text="History", action_id=HISTORY, value=str(view.generation_id)),
             ],
         )
     )
-    text = f"v{view.version} is ready: {view.prompt}"
+    text = f"v{view.version} is ready: {view.instruction or view.prompt}"
     return text, _json(blocks)
+
+
+def history_text(lines: list[str], title: str) -> str:
+    """An ephemeral list (history of a session, or a user's recent sessions)."""
+    return f"*{title}*\n" + "\n".join(f"• {line}" for line in lines)
 
 
 def failure_message(view: GenerationView, message: str) -> str:

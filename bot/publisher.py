@@ -150,6 +150,21 @@ class SlackPublisher:
             return
         await self.tell_user(view.channel_id, view.requested_by, message, view.thread_ts)
 
+    async def say_in_thread(self, channel_id: str, thread_ts: str, text: str) -> str:
+        """chat.postMessage of a plain reply in a thread; returns its ts."""
+        data = await self._call(
+            "chat.postMessage", channel=channel_id, thread_ts=thread_ts, text=text
+        )
+        return str(data["ts"])
+
+    async def permalink(self, channel_id: str, ts: str) -> str | None:
+        """chat.getPermalink of a message, or None when Slack will not say."""
+        try:
+            data = await self._call("chat.getPermalink", channel=channel_id, message_ts=ts)
+        except (PublishError, ChannelUnreachable):
+            return None
+        return str(data.get("permalink") or "") or None
+
     async def tell_user(
         self, channel_id: str, user_id: str, message: str, thread_ts: str | None = None
     ) -> None:

@@ -27,6 +27,7 @@ import socket
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select, update
@@ -34,12 +35,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import service
 from core.breaker import CircuitBreaker
-from core.models import GenerationRow, GenerationState, ImageRow, SessionRow, db_now
+from core.images import prepare_mask
+from core.models import (
+    GenerationRow,
+    GenerationState,
+    ImageRow,
+    InputRow,
+    SessionRow,
+    db_now,
+)
 from core.ports import ChannelUnreachable, Publisher, PublishError
 from core.pricing import PriceTable, estimate_cost
 from core.providers.base import (
     ErrorKind,
     GenerationRequest,
+    ImageInput,
     ImageProvider,
     ProviderError,
     TaskStatus,
@@ -51,6 +61,10 @@ log = logging.getLogger(__name__)
 
 S = GenerationState
 T = TypeVar("T")
+
+
+WAIT_SLOT = "waiting for a free slot at the provider"
+WAIT_BREAKER = "the image provider is not answering right now"
 
 
 class LeaseLost(Exception):
@@ -381,11 +395,15 @@ class JobEngine:
             status_ts = await self.publisher.show_status(view, force=True)
             await self._write(row.id, status_ts=status_ts)
 
+        ahead = await self._ahead_in_session(row)
+        if ahead is not None:
+            await self._wait(row, f"queued behind v{ahead} in this thread")
+            return 0.5
         if await self._at_capacity(row):
-            await self._wait(row, "waiting for a free slot at the provider")
+            await self._wait(row, WAIT_SLOT)
             return 1.0
         if not self.breaker.allow():
-            await self._wait(row, "the image provider is not answering right now")
+            await self._wait(row, WAIT_BREAKER)
             return max(1.0, self.breaker.retry_in())
 
         request = await self._request(row)
@@ -437,6 +455,18 @@ class JobEngine:
         self.breaker.record_result(None)
         return result
 
+    async def _ahead_in_session(self, row: GenerationRow) -> int | None:
+        """The version of an older generation of the same session that is still running
+        (versions in one thread run in the order they were asked for), or None."""
+        async with self.sm() as db:
+            return await db.scalar(
+                select(func.min(GenerationRow.version)).where(
+                    GenerationRow.session_id == row.session_id,
+                    GenerationRow.state.in_(S.ACTIVE),
+                    GenerationRow.id < row.id,
+                )
+            )
+
     async def _at_capacity(self, row: GenerationRow) -> bool:
         """True when the provider already runs `concurrency` tasks, or an older job is
         waiting for a slot (jobs start in the order they were queued)."""
@@ -451,7 +481,7 @@ class JobEngine:
                 select(func.count()).where(
                     GenerationRow.provider == row.provider,
                     GenerationRow.state == S.QUEUED,
-                    GenerationRow.waiting.is_not(None),
+                    GenerationRow.waiting.in_((WAIT_SLOT, WAIT_BREAKER)),
                     GenerationRow.id < row.id,
                 )
             )
@@ -548,9 +578,34 @@ class JobEngine:
         return None
 
     async def _request(self, row: GenerationRow) -> GenerationRequest:
+        """The provider request of a job: its prompt (with the refinement chain), parameters,
+        and the input images (base first, then references; the mask sized to the base)."""
         params = service.params_of(row)
+        async with self.sm() as db:
+            inputs = (
+                await db.scalars(
+                    select(InputRow)
+                    .where(InputRow.generation_id == row.id)
+                    .order_by(InputRow.position)
+                )
+            ).all()
+        references = tuple(
+            ImageInput(Path(i.path), i.mime) for i in inputs if i.role in ("base", "reference")
+        )
+        mask = None
+        for item in inputs:
+            if item.role != "mask":
+                continue
+            base = next((i for i in inputs if i.role == "base"), None)
+            size = (base.width, base.height) if base else (row.width, row.height)
+            path = Path(item.path)
+            if (item.width, item.height) != size:  # the base changed since the mask was posted
+                data = await self.store.read(path)
+                prepared = await asyncio.to_thread(prepare_mask, data, item.label, size)
+                path = (await self.store.put(prepared.data)).path
+            mask = ImageInput(path, "image/png")
         return GenerationRequest(
-            prompt=row.prompt,
+            prompt=row.provider_prompt or row.prompt,
             width=row.width,
             height=row.height,
             aspect_ratio=params.aspect_ratio,
@@ -559,6 +614,8 @@ class JobEngine:
             negative_prompt=params.negative_prompt,
             quality=params.quality,
             model=self._model(row),
+            references=references,
+            mask=mask,
         )
 
     def _model(self, row: GenerationRow) -> str | None:

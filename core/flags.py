@@ -26,7 +26,10 @@ USAGE = (
     "• `--quality low|medium|high`\n"
     "• `--model NAME` the provider's model to use\n"
     "Example: `/imagine a lighthouse at dusk --ar 3:2 --n 2`\n"
-    "The bot answers in a thread: reply there to refine, click *Approve* on the one that ships."
+    "The bot answers in a thread. Reply there to refine the latest image (flags work in "
+    "replies too), post images to use as references, post a PNG with transparent areas and "
+    "the word _mask_ to repaint those areas, click *Refine this* to branch from any version "
+    "and *Approve* on the one that ships. `/imagine history` lists your recent sessions."
 )
 
 
@@ -109,10 +112,13 @@ _FLAG_RE = re.compile(r"(?:^|\s)(?:--|—|–)([A-Za-z]+)")
 _VALUE_FLAGS = ("ar", "aspect", "n", "seed", "no", "quality", "q", "model")
 
 
-def parse_command(text: str, base: Params | None = None) -> ParsedCommand:
+def parse_command(
+    text: str, base: Params | None = None, *, require_prompt: bool = True
+) -> ParsedCommand:
     """Split `text` into the prompt and its flags.
 
-    `base` supplies defaults (a refinement keeps its session's parameters).
+    `base` supplies defaults (a refinement keeps its session's parameters); with
+    `require_prompt=False` an empty prompt is allowed (a reply that only posts images).
     Raises FlagError for unknown flags, missing values and out-of-range values.
     """
     text = text.strip()
@@ -136,7 +142,7 @@ def parse_command(text: str, base: Params | None = None) -> ParsedCommand:
             value, rest = value.split(None, 1)
             prompt = f"{prompt} {rest}".strip()
         params = _apply(params, name, value)
-    if not prompt:
+    if not prompt and require_prompt:
         raise FlagError("Tell me what to draw: `/imagine a lighthouse at dusk --ar 3:2`.")
     return ParsedCommand(prompt=prompt, params=params)
 
@@ -158,3 +164,17 @@ def _apply(params: Params, name: str, value: str) -> Params:
     if not re.fullmatch(r"[A-Za-z0-9._:/-]{1,64}", value):
         raise FlagError(f"`--model {value}` is not a model name. Use letters, digits, . _ - only.")
     return replace(params, model=value)
+
+
+def check_supported(params: Params, allowed_n: tuple[int, ...], provider_label: str) -> None:
+    """Raise FlagError when the active provider cannot make `params.n` images at once."""
+    if params.n not in allowed_n:
+        choices = ", ".join(f"`--n {n}`" for n in allowed_n)
+        raise FlagError(
+            f"{provider_label} makes {_or_list(allowed_n)} images at a time. Use {choices}."
+        )
+
+
+def _or_list(values: tuple[int, ...]) -> str:
+    text = [str(v) for v in values]
+    return text[0] if len(text) == 1 else ", ".join(text[:-1]) + " or " + text[-1]

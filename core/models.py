@@ -67,6 +67,10 @@ class SessionRow(Base):
     channel_id: Mapped[str] = mapped_column(String(32))
     thread_ts: Mapped[str | None] = mapped_column(String(32), default=None)
     owner_user_id: Mapped[str] = mapped_column(String(32))
+    # The image the next refinement starts from when someone picked it with "Refine this".
+    base_image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("images.id", ondelete="SET NULL", use_alter=True), default=None
+    )
     created_at: Mapped[float] = mapped_column(Float, server_default=db_now())
 
 
@@ -79,12 +83,18 @@ class GenerationRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(16))  # imagine | regenerate
+    kind: Mapped[str] = mapped_column(String(16))  # imagine | regenerate | refine
     requested_by: Mapped[str] = mapped_column(String(32))
     parent_generation_id: Mapped[int | None] = mapped_column(
         ForeignKey("generations.id", ondelete="SET NULL"), default=None
     )
-    prompt: Mapped[str] = mapped_column(Text)
+    parent_image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("images.id", ondelete="SET NULL", use_alter=True), default=None
+    )
+    prompt: Mapped[str] = mapped_column(Text)  # the session's original prompt
+    instruction: Mapped[str | None] = mapped_column(Text, default=None)  # the refining reply
+    provider_prompt: Mapped[str | None] = mapped_column(Text, default=None)  # prompt + chain
+    inputs_note: Mapped[str | None] = mapped_column(Text, default=None)  # references used
     params: Mapped[dict[str, Any]] = mapped_column(JSON)  # flags.Params without the seed
     seed: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
@@ -132,6 +142,47 @@ class ImageRow(Base):
     mime: Mapped[str] = mapped_column(String(32))
     bytes: Mapped[int] = mapped_column(Integer)
     slack_file_id: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class InputRow(Base):
+    """An image given to the provider with a generation: the base image, a reference or the
+    mask, in order (`position`), as a file in the image store. Snapshotted at creation so a
+    retry or restart sends the same inputs."""
+
+    __tablename__ = "generation_inputs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))  # base | reference | mask
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)  # "v2 image 1", "sketch.png"
+    path: Mapped[str] = mapped_column(Text)
+    mime: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+
+
+class AttachmentRow(Base):
+    """An image someone posted in a session's thread, waiting to be used by the next
+    refinement (`used_by_generation_id` is set when a refinement takes or drops it)."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))  # reference | mask
+    name: Mapped[str] = mapped_column(Text)
+    slack_file_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    posted_by: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    mime: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    used_by_generation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("generations.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[float] = mapped_column(Float, server_default=db_now())
 
 
 class ApprovalRow(Base):

@@ -58,7 +58,9 @@ class GenerationView:
 
     `state` is a GenerationState value; `progress` 0-100; `thread_ts` is None until
     the session's root message exists; `status_ts` / `result_ts` are the messages
-    already posted for it. `position` is how many jobs are ahead of it when queued.
+    already posted for it. `waiting_reason` says why a queued job has not started.
+    A refinement carries its `instruction`, the `parent_label` of the image it edits
+    ("v2 image 1") and `inputs_note` (which references and mask it used).
     """
 
     generation_id: int
@@ -84,6 +86,10 @@ class GenerationView:
     note: str | None = None
     error: str | None = None
     waiting_reason: str | None = None
+    instruction: str | None = None
+    parent_label: str | None = None
+    inputs_note: str | None = None
+    cancel_requested: bool = False
     images: tuple[ImageView, ...] = ()
 
 

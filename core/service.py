@@ -20,6 +20,7 @@ from core.models import (
     GenerationRow,
     GenerationState,
     ImageRow,
+    InputRow,
     SessionRow,
 )
 from core.ports import GenerationView, ImageView
@@ -99,7 +100,8 @@ async def start_session(
 
 
 async def regenerate(sm: async_sessionmaker[AsyncSession], generation_id: int, user_id: str) -> int:
-    """Queue the same request as `generation_id` with a new seed, as the session's next version.
+    """Queue the same request as `generation_id` with a new seed, as the session's next version
+    (a refinement keeps its instruction, base image, references and mask).
 
     Returns the new generation id. Raises GenerationGone.
     """
@@ -118,7 +120,11 @@ async def regenerate(sm: async_sessionmaker[AsyncSession], generation_id: int, u
             kind="regenerate",
             requested_by=user_id,
             parent_generation_id=source.id,
+            parent_image_id=source.parent_image_id,
             prompt=source.prompt,
+            instruction=source.instruction,
+            provider_prompt=source.provider_prompt,
+            inputs_note=source.inputs_note,
             params=dict(source.params),
             seed=new_seed(avoid=source.seed),
             width=source.width,
@@ -128,6 +134,22 @@ async def regenerate(sm: async_sessionmaker[AsyncSession], generation_id: int, u
         )
         db.add(generation)
         await db.flush()
+        inputs = (
+            await db.scalars(select(InputRow).where(InputRow.generation_id == source.id))
+        ).all()
+        for item in inputs:
+            db.add(
+                InputRow(
+                    generation_id=generation.id,
+                    role=item.role,
+                    position=item.position,
+                    label=item.label,
+                    path=item.path,
+                    mime=item.mime,
+                    width=item.width,
+                    height=item.height,
+                )
+            )
         return generation.id
 
 
@@ -192,6 +214,12 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
             .order_by(ImageRow.index)
         )
     ).all()
+    parent_label = None
+    if row.parent_image_id is not None:
+        parent_image = await db.get(ImageRow, row.parent_image_id)
+        parent = await db.get(GenerationRow, parent_image.generation_id) if parent_image else None
+        if parent_image and parent:
+            parent_label = f"v{parent.version} image {parent_image.index + 1}"
     waiting = row.waiting
     if row.state == GenerationState.QUEUED and not waiting:
         ahead = await db.scalar(
@@ -225,6 +253,10 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         note=row.note,
         error=row.error,
         waiting_reason=waiting,
+        instruction=row.instruction,
+        parent_label=parent_label,
+        inputs_note=row.inputs_note,
+        cancel_requested=row.cancel_requested,
         images=tuple(
             ImageView(
                 image_id=img.id,

@@ -58,9 +58,12 @@ async def _imagine_approve_regenerate(harness: Harness) -> None:
         image = await s.scalar(select(ImageRow).where(ImageRow.generation_id == generation.id))
     assert image is not None and image.slack_file_id == file.id and image.width == png.size[0]
 
+    g = generation.id
     assert buttons(result) == [
-        ("approve", f"{generation.id}:0"),
-        ("regenerate", str(generation.id)),
+        ("approve", f"{g}:0"),
+        ("refine_this", f"{g}:0"),
+        ("regenerate", str(g)),
+        ("history", str(g)),
     ]
     assert "seed 42" in block_text(result)
 
@@ -70,7 +73,11 @@ async def _imagine_approve_regenerate(harness: Harness) -> None:
     await emu.wait_for(lambda: "Approved by" in block_text(emu.message(CHANNEL, result.ts)))
     result = emu.message(CHANNEL, result.ts)
     assert f"Approved by <@{BOB}>" in block_text(result)
-    assert buttons(result) == [("regenerate", str(generation.id))]
+    assert buttons(result) == [
+        ("refine_this", f"{g}:0"),
+        ("regenerate", str(g)),
+        ("history", str(g)),
+    ]
     async with harness.sm() as s:
         [approval] = (await s.scalars(select(ApprovalRow))).all()
     assert approval.user_id == BOB and approval.image_id == image.id
@@ -87,7 +94,8 @@ async def _imagine_approve_regenerate(harness: Harness) -> None:
     thread = harness.thread(thread_ts)
     assert len([m for m in thread if m.files]) == 2
     latest = thread[-1]
-    assert buttons(latest) == [("approve", f"{second.id}:0"), ("regenerate", str(second.id))]
+    assert [a for a, _ in buttons(latest)] == ["approve", "refine_this", "regenerate", "history"]
+    assert ("approve", f"{second.id}:0") in buttons(latest)
     assert "v2" in block_text(latest)
 
 
@@ -97,7 +105,14 @@ async def test_two_concurrent_approvals_keep_the_first(harness: Harness) -> None
     [generation] = await harness.generations()
     await harness.wait_state(generation.id, S.POSTED)
     result = harness.thread(await harness.thread_of(generation.id))[-1]
-    assert [a for a, _ in buttons(result)] == ["approve", "approve", "regenerate"]
+    assert [a for a, _ in buttons(result)] == [
+        "approve",
+        "refine_this",
+        "approve",
+        "refine_this",
+        "regenerate",
+        "history",
+    ]
 
     # Both click Approve on image 2 at once (both see the button).
     clicks = await asyncio.gather(
@@ -116,9 +131,6 @@ async def test_two_concurrent_approvals_keep_the_first(harness: Harness) -> None
     assert block_text(result).count("Approved by") == 1
     assert f"Approved by <@{winner}>" in block_text(result)
     # Image 1 can still be approved; image 2 cannot be approved twice.
-    assert buttons(result) == [
-        ("approve", f"{generation.id}:0"),
-        ("regenerate", str(generation.id)),
-    ]
+    assert [v for a, v in buttons(result) if a == "approve"] == [f"{generation.id}:0"]
     [notice] = emu.ephemerals_for(loser)
     assert "already approved" in notice.text

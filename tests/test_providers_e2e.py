@@ -117,22 +117,21 @@ async def test_toapis_task_end_to_end(tmp_path: Path, toapis_fake: FakeToAPIs) -
         [upload] = [m for m in harness.thread(thread_ts) if m.files]
         assert len(upload.files) == 2
         result = harness.thread(thread_ts)[-1]
-        assert [a for a, _ in buttons(result)] == ["approve", "approve", "regenerate"]
+        assert [a for a, _ in buttons(result)].count("approve") == 2
     finally:
         await harness.close()
 
 
-async def test_toapis_refuses_three_images_with_the_allowed_values(
+async def test_toapis_refuses_three_images_before_queueing(
     tmp_path: Path, toapis_fake: FakeToAPIs
 ) -> None:
     harness = await _toapis_harness(tmp_path, toapis_fake)
     try:
-        await harness.imagine("three owls --n 3")
-        [generation] = await harness.generations()
-        failed = await harness.wait_state(generation.id, S.FAILED)
-        assert failed.attempts == 0 and toapis_fake.calls("submit") == []
-        text = _all_text(harness, await harness.thread_of(generation.id))
-        assert "1, 2 or 4" in text
+        answer = await harness.imagine("three owls --n 3")
+        reply = answer.json()["text"]
+        assert "1, 2 or 4" in reply and "`--n 4`" in reply and "Nothing was queued" in reply
+        assert await harness.generations() == []
+        assert toapis_fake.requests == []
     finally:
         await harness.close()
 

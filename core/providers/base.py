@@ -145,11 +145,13 @@ class ImageProvider(Protocol):
     """An image provider. Implementations live in `core.providers.<name>`.
 
     `name` is the IMAGE_PROVIDER value; `label` is how the UI names it
-    ("local preview renderer", "OpenAI gpt-image-1", …).
+    ("local preview renderer", "OpenAI gpt-image-1", …); `allowed_n` lists the image
+    counts one task can make (flags asking for others are refused before queueing).
     """
 
     name: str
     label: str
+    allowed_n: tuple[int, ...]
 
     async def submit(self, request: GenerationRequest) -> Submission:
         """Start a task. Raises ProviderError."""

@@ -49,6 +49,7 @@ class LocalProvider:
     """
 
     name = "local"
+    allowed_n: tuple[int, ...] = (1, 2, 3, 4)  # images one task can make
     label = "local preview renderer"
 
     def __init__(self, render_seconds: float = 3.0, clock: Callable[[], float] = time.time) -> None:

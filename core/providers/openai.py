@@ -87,6 +87,7 @@ class OpenAIProvider:
     """
 
     name = "openai"
+    allowed_n: tuple[int, ...] = (1, 2, 3, 4)  # images one call makes (our --n range)
 
     def __init__(
         self, api_key: str, base_url: str, model: str | None = None, timeout: float = 180.0

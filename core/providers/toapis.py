@@ -84,6 +84,7 @@ class ToAPIsProvider:
     """
 
     name = "toapis"
+    allowed_n: tuple[int, ...] = (1, 2, 4)  # ToAPIs documents n = 1, 2 or 4
 
     def __init__(
         self,

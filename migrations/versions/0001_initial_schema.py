@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 09:09:55.894265
+Create Date: 2026-11-25 09:19:09.276572
 """
 
 from collections.abc import Sequence
@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("channel_id", sa.String(length=32), nullable=False),
         sa.Column("thread_ts", sa.String(length=32), nullable=True),
         sa.Column("owner_user_id", sa.String(length=32), nullable=False),
+        sa.Column("base_image_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.Float(), server_default=now, nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("channel_id", "thread_ts", name="uq_sessions_thread"),
@@ -50,7 +51,11 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("requested_by", sa.String(length=32), nullable=False),
         sa.Column("parent_generation_id", sa.Integer(), nullable=True),
+        sa.Column("parent_image_id", sa.Integer(), nullable=True),
         sa.Column("prompt", sa.Text(), nullable=False),
+        sa.Column("instruction", sa.Text(), nullable=True),
+        sa.Column("provider_prompt", sa.Text(), nullable=True),
+        sa.Column("inputs_note", sa.Text(), nullable=True),
         sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("seed", sa.Integer(), nullable=False),
         sa.Column("width", sa.Integer(), nullable=False),
@@ -92,6 +97,39 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_generations_state"), ["state"], unique=False)
 
     op.create_table(
+        "attachments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("slack_file_id", sa.String(length=32), nullable=True),
+        sa.Column("posted_by", sa.String(length=32), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("mime", sa.String(length=32), nullable=False),
+        sa.Column("width", sa.Integer(), nullable=False),
+        sa.Column("height", sa.Integer(), nullable=False),
+        sa.Column("used_by_generation_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.Float(), server_default=now, nullable=False),
+        sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["used_by_generation_id"], ["generations.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "generation_inputs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("generation_id", sa.Integer(), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("label", sa.Text(), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("mime", sa.String(length=32), nullable=False),
+        sa.Column("width", sa.Integer(), nullable=False),
+        sa.Column("height", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["generation_id"], ["generations.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "images",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("generation_id", sa.Integer(), nullable=False),
@@ -118,10 +156,31 @@ def upgrade() -> None:
         sa.UniqueConstraint("image_id"),
     )
 
+    # sessions.base_image_id and generations.parent_image_id point at images, which point
+    # back at generations: these two keys come after all three tables exist.
+    with op.batch_alter_table("sessions") as batch_op:
+        batch_op.create_foreign_key(
+            "fk_sessions_base_image", "images", ["base_image_id"], ["id"], ondelete="SET NULL"
+        )
+    with op.batch_alter_table("generations") as batch_op:
+        batch_op.create_foreign_key(
+            "fk_generations_parent_image",
+            "images",
+            ["parent_image_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("generations") as batch_op:
+        batch_op.drop_constraint("fk_generations_parent_image", type_="foreignkey")
+    with op.batch_alter_table("sessions") as batch_op:
+        batch_op.drop_constraint("fk_sessions_base_image", type_="foreignkey")
     op.drop_table("approvals")
     op.drop_table("images")
+    op.drop_table("generation_inputs")
+    op.drop_table("attachments")
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_generations_state"))
         batch_op.drop_index(batch_op.f("ix_generations_next_attempt_at"))
