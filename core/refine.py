@@ -6,7 +6,7 @@ Each function is one transaction over plain data, like core.service.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,7 +24,7 @@ from core.models import (
 )
 from core.ports import GenerationView
 from core.prompts import compose_prompt
-from core.service import GenerationGone, load_view, new_seed
+from core.service import GenerationGone, load_view, new_seed, retry_version_race
 from core.store import StoredBlob
 
 MAX_INPUTS = 5  # images sent with one generation, the base image included (DESIGN.md)
@@ -110,10 +110,9 @@ async def current_base(sm: async_sessionmaker[AsyncSession], session_id: int) ->
 
 
 async def session_params(sm: async_sessionmaker[AsyncSession], session_id: int) -> Params:
-    """The parameters a reply's flags start from: the base's, else the first version's."""
-    base = await current_base(sm, session_id)
-    if base is not None:
-        return base.params
+    """The parameters a reply's flags start from: the session's first version's (a reply's
+    flags change only its own generation), with the base image's aspect ratio (an edit
+    keeps the picture's shape)."""
     async with sm() as db:
         first = await db.scalar(
             select(GenerationRow)
@@ -121,7 +120,11 @@ async def session_params(sm: async_sessionmaker[AsyncSession], session_id: int) 
             .order_by(GenerationRow.version)
             .limit(1)
         )
-    return Params(**first.params) if first else Params()
+    params = Params(**first.params) if first else Params()
+    base = await current_base(sm, session_id)
+    if base is not None:
+        params = replace(params, aspect_ratio=base.params.aspect_ratio)
+    return params
 
 
 async def add_attachment(
@@ -188,6 +191,7 @@ async def _instruction_chain(db: AsyncSession, generation: GenerationRow | None)
     return chain[::-1]
 
 
+@retry_version_race
 async def refine(
     sm: async_sessionmaker[AsyncSession],
     session_id: int,

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from core.flags import MAX_SEED, Params
 from core.models import (
@@ -24,6 +25,15 @@ from core.models import (
     SessionRow,
 )
 from core.ports import GenerationView, ImageView
+
+# Two requests in one thread at once may pick the same next version number; the loser's
+# transaction hits uq_generations_version and is simply run again.
+retry_version_race = retry(
+    retry=retry_if_exception_type(IntegrityError),
+    stop=stop_after_attempt(5),
+    wait=wait_random(0, 0.05),
+    reraise=True,
+)
 
 PROVIDER_LABELS = {"local": "local preview renderer", "openai": "OpenAI", "toapis": "ToAPIs"}
 
@@ -99,6 +109,7 @@ async def start_session(
         return generation.id
 
 
+@retry_version_race
 async def regenerate(sm: async_sessionmaker[AsyncSession], generation_id: int, user_id: str) -> int:
     """Queue the same request as `generation_id` with a new seed, as the session's next version
     (a refinement keeps its instruction, base image, references and mask).
