@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import service
@@ -468,8 +468,9 @@ class JobEngine:
             )
 
     async def _at_capacity(self, row: GenerationRow) -> bool:
-        """True when the provider already runs `concurrency` tasks, or an older job is
-        waiting for a slot (jobs start in the order they were queued)."""
+        """True when the provider already runs `concurrency` tasks, or an older job should
+        start first: jobs start in the order they were queued. Older jobs that are not
+        ready (in backoff) or wait for their own thread do not hold the line."""
         async with self.sm() as db:
             running = await db.scalar(
                 select(func.count()).where(
@@ -477,15 +478,22 @@ class JobEngine:
                     GenerationRow.state == S.SUBMITTED,
                 )
             )
-            older_waiting = await db.scalar(
+            older_first = await db.scalar(
                 select(func.count()).where(
                     GenerationRow.provider == row.provider,
                     GenerationRow.state == S.QUEUED,
-                    GenerationRow.waiting.in_((WAIT_SLOT, WAIT_BREAKER)),
                     GenerationRow.id < row.id,
+                    GenerationRow.cancel_requested.is_(False),
+                    or_(
+                        GenerationRow.waiting.in_((WAIT_SLOT, WAIT_BREAKER)),
+                        and_(
+                            GenerationRow.waiting.is_(None),
+                            GenerationRow.next_attempt_at <= db_now(),
+                        ),
+                    ),
                 )
             )
-        return (running or 0) + self._submitting >= self.config.concurrency or bool(older_waiting)
+        return (running or 0) + self._submitting >= self.config.concurrency or bool(older_first)
 
     async def _wait(self, row: GenerationRow, reason: str) -> None:
         """Keep a queued job waiting and say why in its status message (once per reason)."""
