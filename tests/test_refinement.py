@@ -290,8 +290,10 @@ async def test_two_quick_replies_queue_in_order_on_the_same_base(tmp_path: Path)
         v2, v3 = rows[1], rows[2]
         await harness.wait_row(v3.id, lambda r: r.waiting is not None)
         await harness.emulator.wait_for(
-            lambda: "*v3*" in harness.thread(thread_ts)[-1].text
-            and "queued behind v2" in harness.thread(thread_ts)[-1].text
+            lambda: (
+                "*v3*" in harness.thread(thread_ts)[-1].text
+                and "queued behind v2" in harness.thread(thread_ts)[-1].text
+            )
         )
         v2 = await harness.wait_state(v2.id, S.POSTED)
         v3 = await harness.wait_state(v3.id, S.POSTED)
@@ -441,3 +443,61 @@ async def test_a_click_on_a_deleted_version_says_it_is_gone(local: Harness) -> N
     )
     assert all("This version is gone" in n.text for n in notices)
     assert await local.generations() == []
+
+
+async def test_a_five_step_conversation_in_one_thread(tmp_path: Path) -> None:
+    """Generate, refine twice, add a reference, mask a region, branch from v1."""
+    harness = await Harness(tmp_path, local_render_seconds=0.1).start()
+    emu = harness.emulator
+    try:
+        v1, thread_ts = await _v1(harness, "a cabin by a lake --ar 3:2 --seed 11")
+        await _reply(harness, thread_ts, "make it winter")
+        v2 = await _next_version(harness, 2)
+        await _reply(harness, thread_ts, "add smoke from the chimney", user=ALICE)
+        v3 = await _next_version(harness, 3)
+        await _reply(
+            harness,
+            thread_ts,
+            "paint it like this one",
+            files=[("style.png", _png((30, 60, 200, 255), (40, 30)), "image/png")],
+        )
+        v4 = await _next_version(harness, 4)
+        await _reply(
+            harness,
+            thread_ts,
+            "mask: a red canoe on the water",
+            files=[("mask.png", _mask_png((300, 200)), "image/png")],
+        )
+        v5 = await _next_version(harness, 5)
+        v1_result = next(
+            m for m in harness.thread(thread_ts) if ("refine_this", f"{v1.id}:0") in buttons(m)
+        )
+        await emu.click_button(BOB, CHANNEL, v1_result.ts, "refine_this", f"{v1.id}:0")
+        await emu.wait_for(lambda: "picked *v1 image 1*" in _replies_text(harness, thread_ts))
+        await _reply(harness, thread_ts, "make it autumn instead")
+        v6 = await _next_version(harness, 6)
+
+        images = {row.version: await _image(harness, row.id) for row in (v1, v2, v3, v4, v5)}
+        assert [v2.parent_image_id, v3.parent_image_id, v4.parent_image_id] == [
+            images[1].id,
+            images[2].id,
+            images[3].id,
+        ]
+        assert v5.parent_image_id == images[4].id and v6.parent_image_id == images[1].id
+        assert "make it winter" in (v3.provider_prompt or "")
+        assert v4.inputs_note and "style.png" in v4.inputs_note
+        assert v5.inputs_note and "mask.png" in v5.inputs_note
+        assert "winter" not in (v6.provider_prompt or "")
+        # Every version is a 3:2 PNG in the same thread, and each one looks different.
+        files = [m.files[0] for m in harness.thread(thread_ts) if m.files and m.bot_id]
+        assert len(files) == 6
+        pictures = [Image.open(io.BytesIO(emu.file_bytes(f.id))) for f in files]
+        assert all(p.size[0] * 2 == p.size[1] * 3 for p in pictures)
+        assert len({emu.file_bytes(f.id) for f in files}) == 6
+        # The masked version kept the base outside the mask and repainted inside it.
+        base, masked = pictures[3].convert("RGB"), pictures[4].convert("RGB")
+        w, h = base.size
+        assert base.getpixel((2, 2)) == masked.getpixel((2, 2))
+        assert base.getpixel((w // 2, h // 2)) != masked.getpixel((w // 2, h // 2))
+    finally:
+        await harness.close()

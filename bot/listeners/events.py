@@ -144,51 +144,39 @@ async def _take_images(
                 url, token.get_secret_value(), max_bytes=limit, name=name
             )
             if mask:
-                label = await _keep_mask(runtime, session, user_id, name, data, file)
+                data, label = await _prepare_mask(runtime, session, name, data)
             else:
                 await asyncio.to_thread(check_reference, data, name, limits)
-                blob = await runtime.store.put(data)
-                await refine.add_attachment(
-                    runtime.sessionmaker,
-                    session.session_id,
-                    role="reference",
-                    name=name,
-                    blob=blob,
-                    posted_by=user_id,
-                    slack_file_id=file.get("id"),
-                )
                 label = f"`{name}` as a reference"
+            await refine.add_attachment(
+                runtime.sessionmaker,
+                session.session_id,
+                role="mask" if mask else "reference",
+                name=name,
+                blob=await runtime.store.put(data),
+                posted_by=user_id,
+                slack_file_id=file.get("id"),
+            )
             accepted.append(label)
         except (ImageRejected, NotAnImage) as err:
             problems.append(str(err))
     return accepted, problems
 
 
-async def _keep_mask(
-    runtime: Runtime,
-    session: SessionRef,
-    user_id: str,
-    name: str,
-    data: bytes,
-    file: dict[str, Any],
-) -> str:
+async def _prepare_mask(
+    runtime: Runtime, session: SessionRef, name: str, data: bytes
+) -> tuple[bytes, str]:
+    """Check a mask and size it to the current base (or the session's size before any
+    image exists); returns the PNG to keep and how to describe it."""
     base = await refine.current_base(runtime.sessionmaker, session.session_id)
-    size = (base.width, base.height) if base else (1024, 1024)
+    if base is not None:
+        size = (base.width, base.height)
+    else:
+        size = (await refine.session_params(runtime.sessionmaker, session.session_id)).size()
     prepared = await asyncio.to_thread(prepare_mask, data, name, size)
-    blob = await runtime.store.put(prepared.data)
-    await refine.add_attachment(
-        runtime.sessionmaker,
-        session.session_id,
-        role="mask",
-        name=name,
-        blob=blob,
-        posted_by=user_id,
-        slack_file_id=file.get("id"),
-    )
     label = f"`{name}` as the mask (transparent area = repaint)"
-    if prepared.scaled_from and base:
+    if prepared.scaled_from:
         w, h = prepared.scaled_from
-        label += (
-            f"; it was {w}×{h}, so I scaled it to {base.width}×{base.height} to fit {base.label}"
-        )
-    return label
+        target = base.label if base else "the image"
+        label += f"; it was {w}×{h}, so I scaled it to {size[0]}×{size[1]} to fit {target}"
+    return prepared.data, label
