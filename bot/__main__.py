@@ -13,17 +13,16 @@ from core.config import SettingsError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sqlalchemy.engine import make_url
-
-    from bot.app import build_runtime, start_server
-    from core import db
-
     settings = load_settings()
     settings.require("slack_bot_token", "slack_signing_secret")
     if args.socket_mode:
         raise SettingsError(
             "--socket-mode is not available yet; run over HTTP (POST /slack/events)"
         )
+    from sqlalchemy.engine import make_url
+
+    from bot.app import build_runtime, start_server
+    from core import db
 
     async def main() -> None:
         if make_url(settings.database_url).get_backend_name() == "sqlite":
@@ -48,7 +47,9 @@ def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
     load_settings()  # fail early, with one line, on a malformed environment
-    return asyncio.run(run_demo(" ".join(args.prompt), Path(args.out), wait_seconds=args.timeout))
+    return asyncio.run(
+        run_demo(" ".join(args.prompt), Path(args.out), args.reply, wait_seconds=args.timeout)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run /imagine offline against a local Slack stand-in")
     demo.add_argument("prompt", nargs="+", help='the /imagine text, e.g. "a lighthouse --ar 3:2"')
     demo.add_argument("--out", default="imagine-demo", help="folder for the images")
+    demo.add_argument(
+        "--reply",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help='a reply in the thread refining the latest image (repeatable): "make it blue"',
+    )
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
     demo.set_defaults(run=_demo)
     args = parser.parse_args(argv)
@@ -69,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         return int(args.run(args))
     except SettingsError as err:

@@ -113,6 +113,8 @@ def status_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
 
 def upload_comment(view: GenerationView) -> str:
     """The comment that goes with the uploaded image files."""
+    if view.kind == "refine":
+        return version_title(view)
     return f"*v{view.version}* · {view.prompt}"
 
 
@@ -122,7 +124,9 @@ def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
     count = len(view.images)
     blocks: list[Block] = [
         SectionBlock(
-            text=MarkdownTextObject(text=f"{version_title(view)}\nReady for <@{view.requested_by}>")
+            text=MarkdownTextObject(
+                text=f"{version_title(view)} · ready for <@{view.requested_by}>"
+            )
         ),
         ContextBlock(elements=[MarkdownTextObject(text=params_line(view))]),
     ]

@@ -26,8 +26,11 @@ DEMO_USER = "U0ALICE"
 DEMO_CHANNEL = "C0DESIGN"
 
 
-async def run_demo(text: str, out_dir: Path, wait_seconds: float = 300.0) -> int:
-    """Run one `/imagine <text>` through the stand-in; return the process exit code."""
+async def run_demo(
+    text: str, out_dir: Path, replies: list[str] | None = None, wait_seconds: float = 300.0
+) -> int:
+    """Run `/imagine <text>` (then each reply in the thread) through the stand-in;
+    return the process exit code (0 when every version was posted)."""
     signing_secret = secrets.token_hex(16)
     bot_token = f"xoxb-demo-{secrets.token_hex(8)}"
     emulator = SlackEmulator(signing_secret, bot_token)
@@ -44,71 +47,105 @@ async def run_demo(text: str, out_dir: Path, wait_seconds: float = 300.0) -> int
         runtime = build_runtime(settings)
         runner = await start_server(runtime, "127.0.0.1", 0)
         emulator.request_url = f"http://127.0.0.1:{bound_port(runner)}/slack/events"
+        demo = _Demo(emulator, runtime.sessionmaker, wait_seconds)
         try:
-            return await _converse(emulator, runtime.sessionmaker, text, out_dir, wait_seconds)
+            return await demo.converse(text, replies or [], out_dir)
         finally:
             await runner.cleanup()
             await emulator.stop()
 
 
-async def _converse(
-    emulator: SlackEmulator,
-    sm: async_sessionmaker[AsyncSession],
-    text: str,
-    out_dir: Path,
-    wait_seconds: float,
-) -> int:
-    print(f"@alice in #design: /imagine {text}")
-    delivery = await emulator.send_slash_command(DEMO_USER, DEMO_CHANNEL, text)
-    if delivery.status != 200:
-        print(f"The bot answered HTTP {delivery.status}: {delivery.text}")
-        return 1
-    if delivery.text.strip():
-        reply = delivery.json().get("text", delivery.text)
-        print(f"\n(only visible to you) {reply}")
-        return 1
-    print(f"(signed request acknowledged: HTTP {delivery.status})\n")
+class _Demo:
+    """One scripted conversation: the command, then replies, each waited for."""
 
-    deadline = time.monotonic() + wait_seconds
-    shown = ""
-    while True:
-        async with sm() as s:
-            generation = await s.scalar(select(GenerationRow).order_by(GenerationRow.id))
-            session = await s.get(SessionRow, generation.session_id) if generation else None
+    def __init__(
+        self,
+        emulator: SlackEmulator,
+        sm: async_sessionmaker[AsyncSession],
+        wait_seconds: float,
+    ) -> None:
+        self.emulator = emulator
+        self.sm = sm
+        self.deadline = time.monotonic() + wait_seconds
+        self.wait_seconds = wait_seconds
+
+    async def converse(self, text: str, replies: list[str], out_dir: Path) -> int:
+        print(f"@alice in #design: /imagine {text}")
+        delivery = await self.emulator.send_slash_command(DEMO_USER, DEMO_CHANNEL, text)
+        if delivery.status != 200:
+            print(f"The bot answered HTTP {delivery.status}: {delivery.text}")
+            return 1
+        if delivery.text.strip():
+            reply = delivery.json().get("text", delivery.text)
+            print(f"\n(only visible to you) {reply}")
+            return 1
+        print(f"(signed request acknowledged: HTTP {delivery.status})\n")
+        generation = await self._wait_version(1)
         if generation is None:
-            print("\n".join(e["text"] for e in emulator.ephemerals_for(DEMO_USER)))
+            print("\n".join(e.text for e in self.emulator.ephemerals_for(DEMO_USER)))
             return 1
-        if session and session.thread_ts:
-            thread = emulator.replies(DEMO_CHANNEL, session.thread_ts)
-            status = thread[1].text if len(thread) > 1 else ""
-            if status and status != shown:
-                print(f"  status: {status}")
-                shown = status
-        if generation.state in GenerationState.TERMINAL:
-            break
-        if time.monotonic() > deadline:
-            print(f"Gave up waiting after {wait_seconds:.0f} s (state: {generation.state}).")
-            return 1
-        await asyncio.sleep(0.2)
+        async with self.sm() as s:
+            session = await s.get(SessionRow, generation.session_id)
+        assert session is not None and session.thread_ts is not None
+        for number, reply in enumerate(replies, start=2):
+            if generation is None or generation.state != GenerationState.POSTED:
+                break
+            print(f"\n@alice in the thread: {reply}")
+            await self.emulator.post_user_message(
+                DEMO_USER, DEMO_CHANNEL, reply, thread_ts=session.thread_ts
+            )
+            generation = await self._wait_version(number)
 
-    await emulator.wait_idle()
-    print("\n──── #design, thread ────")
-    print(emulator.transcript(DEMO_CHANNEL, session.thread_ts))
-    if generation.state != GenerationState.POSTED:
-        return 1
-    async with sm() as s:
-        images = (
-            await s.scalars(select(ImageRow).where(ImageRow.generation_id == generation.id))
-        ).all()
-    written = []
-    for image in images:
-        data = emulator.file_bytes(image.slack_file_id) if image.slack_file_id else b""
-        path = out_dir / f"v{generation.version}-image{image.index + 1}{Path(image.path).suffix}"
-        await asyncio.to_thread(_write, path, data)
-        written.append(f"{path} ({image.width}×{image.height} px, {len(data)} bytes)")
-    print("\nImages as Slack received them:")
-    print("\n".join(f"  {line}" for line in written))
-    return 0
+        await self.emulator.wait_idle()
+        print("\n──── #design, thread ────")
+        print(self.emulator.transcript(DEMO_CHANNEL, session.thread_ts))
+        if generation is None or generation.state != GenerationState.POSTED:
+            return 1
+        written = await self._write_images(session.id, out_dir)
+        print("\nImages as Slack received them:")
+        print("\n".join(f"  {line}" for line in written))
+        return 0
+
+    async def _wait_version(self, version: int) -> GenerationRow | None:
+        """Wait until version `version` of the (only) session finishes; print its status."""
+        shown = ""
+        while True:
+            async with self.sm() as s:
+                generation = await s.scalar(
+                    select(GenerationRow).where(GenerationRow.version == version)
+                )
+                session = await s.get(SessionRow, generation.session_id) if generation else None
+            if generation is None and version == 1 and self.emulator.ephemerals_for(DEMO_USER):
+                return None  # the bot could not start (it said why, privately)
+            if generation and session and session.thread_ts and generation.status_ts:
+                status = self.emulator.message(DEMO_CHANNEL, generation.status_ts)
+                if status and status.text != shown:
+                    print(f"  status: {status.text}")
+                    shown = status.text
+            if generation and generation.state in GenerationState.TERMINAL:
+                return generation
+            if time.monotonic() > self.deadline:
+                print(f"Gave up waiting after {self.wait_seconds:.0f} s.")
+                return generation
+            await asyncio.sleep(0.2)
+
+    async def _write_images(self, session_id: int, out_dir: Path) -> list[str]:
+        async with self.sm() as s:
+            rows = (
+                await s.execute(
+                    select(GenerationRow.version, ImageRow)
+                    .join(ImageRow, ImageRow.generation_id == GenerationRow.id)
+                    .where(GenerationRow.session_id == session_id)
+                    .order_by(GenerationRow.version, ImageRow.index)
+                )
+            ).all()
+        written = []
+        for version, image in rows:
+            data = self.emulator.file_bytes(image.slack_file_id) if image.slack_file_id else b""
+            path = out_dir / f"v{version}-image{image.index + 1}{Path(image.path).suffix}"
+            await asyncio.to_thread(_write, path, data)
+            written.append(f"{path} ({image.width}×{image.height} px, {len(data)} bytes)")
+        return written
 
 
 def _write(path: Path, data: bytes) -> None:
