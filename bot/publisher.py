@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import blocks
+from core.models import GenerationState
 from core.ports import ChannelUnreachable, GenerationView, PublishError
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,10 @@ class SlackPublisher:
         last = self._last_status.get(view.generation_id)
         if view.status_ts and not force and last is not None and now - last < self.status_interval:
             return None
-        self._last_status[view.generation_id] = now
+        if view.state in GenerationState.TERMINAL:
+            self._last_status.pop(view.generation_id, None)  # no more updates will follow
+        else:
+            self._last_status[view.generation_id] = now
         text, body = blocks.status_message(view)
         if view.status_ts is None:
             data = await self._call(

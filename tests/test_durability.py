@@ -79,7 +79,7 @@ async def test_job_of_a_dead_worker_is_finished_after_its_lease_expires(tmp_path
         async with harness.sm.begin() as s:
             await s.execute(
                 update(GenerationRow).values(
-                    lease_owner="dead-worker", lease_expires_at=db_now() + 1.5
+                    lease_owner="dead-worker", lease_expires_at=db_now() + 4.0
                 )
             )
         dead_owner_row = await harness.generation(generation.id)
