@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from core.models import GenerationState
 from core.providers.toapis import ToAPIsProvider
 from core.schedule import PollSchedule
+from tests.conftest import OPENAI_KEY, TOAPIS_KEY
 from tests.fakes import FakeResponse
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.toapis_server import FakeToAPIs, TaskStep
@@ -19,24 +19,6 @@ from tests.harness import ALICE, Harness, block_text, buttons
 
 S = GenerationState
 FAST = PollSchedule(first=0.05, interval=0.05, factor=1.0, cap=0.1, jitter=0.1)
-OPENAI_KEY = "sk-test-key"
-TOAPIS_KEY = "toapis-test-key"
-
-
-@pytest.fixture
-async def openai_fake() -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI(api_key=OPENAI_KEY)
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def toapis_fake() -> AsyncIterator[FakeToAPIs]:
-    fake = FakeToAPIs(api_key=TOAPIS_KEY)
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def _openai_harness(

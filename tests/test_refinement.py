@@ -26,14 +26,6 @@ FAST = PollSchedule(first=0.05, interval=0.05, factor=1.0, cap=0.1, jitter=0.1)
 
 
 @pytest.fixture
-async def openai_fake() -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI(api_key="sk-test-key")
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def openai(tmp_path: Path, openai_fake: FakeOpenAI) -> AsyncIterator[Harness]:
     harness = await Harness(
         tmp_path,
