@@ -346,6 +346,10 @@ class JobEngine:
         if view.thread_ts:
             await self._best_effort(self.publisher.show_status(view, force=True))
             await self._best_effort(self.publisher.report_failure(view, message))
+        else:  # it never got a thread: tell the requester privately, keep no empty session
+            text = f"I couldn't start your image. {message}"
+            await self._best_effort(self.publisher.tell_requester(view, text))
+            await service.discard_session(self.sm, row.session_id)
         return None
 
     async def _cancel(self, row: GenerationRow) -> None:

@@ -16,6 +16,7 @@ MAX_N = 4
 MAX_RATIO_SIDE = 4.0  # the long side may be at most 4x the short one
 TARGET_PIXELS = 1024 * 1024  # requested images hold about one megapixel
 QUALITIES = ("low", "medium", "high")
+MAX_PROMPT_CHARS = 2000  # keeps every message that quotes it under Slack's 3,000-char block text
 
 USAGE = (
     "*Usage:* `/imagine <prompt> [flags]`\n"
@@ -144,6 +145,10 @@ def parse_command(
         params = _apply(params, name, value)
     if not prompt and require_prompt:
         raise FlagError("Tell me what to draw: `/imagine a lighthouse at dusk --ar 3:2`.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise FlagError(
+            f"That text has {len(prompt):,} characters; keep it under {MAX_PROMPT_CHARS:,}."
+        )
     return ParsedCommand(prompt=prompt, params=params)
 
 

@@ -143,3 +143,18 @@ async def test_retried_event_delivery_is_recognised(harness: Harness) -> None:
     retry = await emu.redeliver(event_id, retry_num=1)
     assert retry.status == 200
     assert await harness.count(DeliveryRow) == 1
+
+
+async def test_failure_before_the_thread_exists_is_told_privately(tmp_path: Path) -> None:
+    harness = await Harness(tmp_path, job_max_attempts=2).start()
+    try:
+        harness.emulator.fail_next("chat.postMessage", "invalid_blocks", times=2)
+        await harness.imagine("a lighthouse")
+        notice = await harness.emulator.wait_for(
+            lambda: harness.emulator.ephemerals_for(ALICE), within=15
+        )
+        assert "couldn't start your image" in notice[0].text
+        assert "gave up after 2 tries" in notice[0].text
+        await harness.until_nothing_stored()
+    finally:
+        await harness.close()

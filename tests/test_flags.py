@@ -65,3 +65,10 @@ def test_size_for_ratio_keeps_the_ratio() -> None:
         w, h = (int(x) for x in ratio.split(":"))
         width, height = size_for_ratio(ratio)
         assert width * h == height * w
+
+
+def test_overlong_text_is_refused_with_the_limit() -> None:
+    with pytest.raises(FlagError) as err:
+        parse_command("a " * 1001)
+    assert "2,000" in str(err.value)
+    assert parse_command("a " * 999).prompt
