@@ -142,6 +142,10 @@ def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
         buttons = [ButtonElement(text="Refine this", action_id=REFINE_THIS, value=value)]
         if image.approved_by:
             text += f"\n:white_check_mark: *Approved by <@{image.approved_by}>*"
+            if image.approved_at:
+                # Slack renders <!date^…> in each reader's own time zone.
+                when = int(image.approved_at)
+                text += f" <!date^{when}^{{date_short_pretty}} at {{time}}|at {when}>"
         else:
             buttons.insert(
                 0, ButtonElement(text="Approve", action_id=APPROVE, value=value, style="primary")

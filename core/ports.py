@@ -38,7 +38,8 @@ class PublishError(Exception):
 
 @dataclass(frozen=True)
 class ImageView:
-    """One stored image of a generation. `index` is 0-based; `path` is in the image store."""
+    """One stored image of a generation. `index` is 0-based; `path` is in the image store;
+    `file_id` is the uploaded file; `approved_by` / `approved_at` say who approved it, when."""
 
     image_id: int
     index: int
@@ -50,6 +51,7 @@ class ImageView:
     sha256: str
     file_id: str | None = None
     approved_by: str | None = None
+    approved_at: float | None = None  # UTC epoch seconds
 
 
 @dataclass(frozen=True)

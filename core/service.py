@@ -219,7 +219,7 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
     assert session is not None
     images = (
         await db.execute(
-            select(ImageRow, ApprovalRow.user_id)
+            select(ImageRow, ApprovalRow.user_id, ApprovalRow.approved_at)
             .outerjoin(ApprovalRow, ApprovalRow.image_id == ImageRow.id)
             .where(ImageRow.generation_id == generation_id)
             .order_by(ImageRow.index)
@@ -280,8 +280,9 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
                 sha256=img.sha256,
                 file_id=img.slack_file_id,
                 approved_by=approver,
+                approved_at=approved_at,
             )
-            for img, approver in images
+            for img, approver, approved_at in images
         ),
     )
 

@@ -73,6 +73,7 @@ async def _imagine_approve_regenerate(harness: Harness) -> None:
     await emu.wait_for(lambda: "Approved by" in block_text(emu.message(CHANNEL, result.ts)))
     result = emu.message(CHANNEL, result.ts)
     assert f"Approved by <@{BOB}>" in block_text(result)
+    assert "<!date^" in block_text(result)  # and when, in each reader's time zone
     assert buttons(result) == [
         ("refine_this", f"{g}:0"),
         ("regenerate", str(g)),
