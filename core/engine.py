@@ -314,7 +314,7 @@ class JobEngine:
             return await self._retry(row, text, err.retry_after, "publish")
         except Exception:
             log.exception("job %s: step %s crashed", row.id, row.state)
-            return await self._retry(row, "an internal error", None, "internal")
+            return await self._retry(row, "Something went wrong on our side.", None, "internal")
 
     async def _retry(
         self, row: GenerationRow, message: str, retry_after: float | None, kind: str
