@@ -14,24 +14,41 @@ from core.config import SettingsError, load_settings
 
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
-    settings.require("slack_bot_token", "slack_signing_secret")
     if args.socket_mode:
-        raise SettingsError(
-            "--socket-mode is not available yet; run over HTTP (POST /slack/events)"
-        )
+        # Socket Mode: deliveries come over a WebSocket opened with the app-level token;
+        # nothing is signed, so SLACK_SIGNING_SECRET is not needed.
+        if settings.slack_app_token is None:
+            raise SettingsError(
+                "SLACK_APP_TOKEN is required for --socket-mode "
+                "(an app-level token xapp-… with connections:write)"
+            )
+        settings.require("slack_bot_token")
+    else:
+        settings.require("slack_bot_token", "slack_signing_secret")
     from sqlalchemy.engine import make_url
 
-    from bot.app import build_runtime, start_server
+    from bot.app import build_runtime, start_server, start_socket_mode
     from core import db
 
     async def main() -> None:
         if make_url(settings.database_url).get_backend_name() == "sqlite":
             await db.upgrade_to_head(settings.database_url)
-        runtime = build_runtime(settings)
-        runner = await start_server(runtime, "0.0.0.0", settings.port)
-        logging.getLogger("imagine").info(
-            "listening on :%s (provider: %s)", settings.port, runtime.provider.label
-        )
+        runtime = build_runtime(settings, socket_mode=args.socket_mode)
+        log = logging.getLogger("imagine")
+        if args.socket_mode:
+            try:
+                runner = await start_socket_mode(runtime, "0.0.0.0", settings.port)
+            except BaseException:
+                await runtime.aclose()
+                raise
+            log.info(
+                "connected over Socket Mode; /healthz on :%s (provider: %s)",
+                settings.port,
+                runtime.provider.label,
+            )
+        else:
+            runner = await start_server(runtime, "0.0.0.0", settings.port)
+            log.info("listening on :%s (provider: %s)", settings.port, runtime.provider.label)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -57,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the Slack app over HTTP")
-    serve.add_argument("--socket-mode", action="store_true", help="(not available yet)")
+    serve = sub.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode)")
+    serve.add_argument(
+        "--socket-mode",
+        action="store_true",
+        help="connect over Socket Mode with SLACK_APP_TOKEN instead of serving POST /slack/events",
+    )
     serve.set_defaults(run=_serve)
     demo = sub.add_parser("demo", help="run /imagine offline against a local Slack stand-in")
     demo.add_argument("prompt", nargs="+", help='the /imagine text, e.g. "a lighthouse --ar 3:2"')

@@ -1,5 +1,10 @@
 """Assemble the service: settings → database, image store, provider, Bolt app, job engine,
-and the aiohttp web application (`POST /slack/events`, `GET /healthz`)."""
+and the aiohttp web application (`POST /slack/events`, `GET /healthz`).
+
+In Socket Mode (`start_socket_mode`) Slack's deliveries arrive over a WebSocket the app
+opens with its app-level token instead of `POST /slack/events`; the web application then
+serves only `GET /healthz` and keeps the job engine's lifetime.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,20 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.listeners import actions, commands, events
 from bot.publisher import SlackPublisher
 from core import db, service
-from core.config import Settings
+from core.config import Settings, SettingsError
 from core.engine import EngineConfig, JobEngine
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
@@ -38,6 +46,7 @@ class Runtime:
     publisher: SlackPublisher
     jobs: JobEngine
     bolt: AsyncApp
+    socket_mode: bool = False
 
     async def aclose(self) -> None:
         """Stop the job engine (releasing its leases) and close connections."""
@@ -47,15 +56,26 @@ class Runtime:
 
 
 def build_runtime(
-    settings: Settings, *, provider: ImageProvider | None = None, owner: str | None = None
+    settings: Settings,
+    *,
+    provider: ImageProvider | None = None,
+    owner: str | None = None,
+    socket_mode: bool = False,
 ) -> Runtime:
     """Wire the parts from `settings`. Requires SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET.
 
     `provider` overrides the one IMAGE_PROVIDER names (tests share one across restarts);
-    `owner` names this process's job leases.
+    `owner` names this process's job leases. With `socket_mode=True` SLACK_APP_TOKEN is
+    required instead of SLACK_SIGNING_SECRET: Socket Mode envelopes are not signed (the
+    WebSocket itself was opened with the app-level token), so the runtime then refuses
+    to serve `POST /slack/events`.
     """
-    settings.require("slack_bot_token", "slack_signing_secret")
-    assert settings.slack_bot_token and settings.slack_signing_secret
+    if socket_mode:
+        settings.require("slack_bot_token", "slack_app_token")
+    else:
+        settings.require("slack_bot_token", "slack_signing_secret")
+    assert settings.slack_bot_token
+    secret = settings.slack_signing_secret
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
     store = ImageStore(settings.image_store_dir)
@@ -82,10 +102,11 @@ def build_runtime(
     )
     bolt = AsyncApp(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # Bolt skips signature checks for Socket Mode requests by itself.
+        signing_secret=secret.get_secret_value() if secret else "",
         process_before_response=False,
     )
-    runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt)
+    runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
 
     @bolt.middleware
     async def drop_retried_deliveries(body: dict[str, Any], next: Any) -> BoltResponse | None:
@@ -103,28 +124,52 @@ def build_runtime(
     return runtime
 
 
-def web_app(runtime: Runtime) -> web.Application:
-    """The aiohttp application: Slack requests, health check, and the job engine's lifetime."""
+def web_app(
+    runtime: Runtime, *, socket_mode: AsyncSocketModeHandler | None = None
+) -> web.Application:
+    """The aiohttp application: Slack requests, health check, and the job engine's lifetime.
+
+    With a `socket_mode` handler the app connects it at startup (after starting the job
+    engine) and closes it at shutdown; `GET /healthz` then also reports the connection and
+    there is no `POST /slack/events` (a Socket Mode runtime has no signing secret to check).
+    """
 
     async def slack_events(request: web.Request) -> web.Response:
         bolt_response = await runtime.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_request: web.Request) -> web.Response:
-        if await db.ping(runtime.engine):
+        if not await db.ping(runtime.engine):
+            return web.json_response({"ok": False, "error": "database unreachable"}, status=503)
+        if socket_mode is None:
             return web.json_response({"ok": True, "provider": runtime.provider.name})
-        return web.json_response({"ok": False, "error": "database unreachable"}, status=503)
+        if not await socket_mode.client.is_connected():
+            return web.json_response(
+                {"ok": False, "error": "socket mode disconnected", "socket_mode": False},
+                status=503,
+            )
+        return web.json_response(
+            {"ok": True, "provider": runtime.provider.name, "socket_mode": True}
+        )
 
     async def on_startup(_app: web.Application) -> None:
         runtime.jobs.start()
+        if socket_mode is not None:
+            await socket_mode.connect_async()
+
+    async def on_shutdown(_app: web.Application) -> None:
+        if socket_mode is not None:
+            await socket_mode.close_async()
 
     async def on_cleanup(_app: web.Application) -> None:
         await runtime.aclose()
 
     app = web.Application()
-    app.router.add_post("/slack/events", slack_events)
+    if not runtime.socket_mode:
+        app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app
 
@@ -134,6 +179,43 @@ async def start_server(runtime: Runtime, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(web_app(runtime), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def start_socket_mode(
+    runtime: Runtime, host: str, port: int, *, ping_interval: float = 10.0
+) -> web.AppRunner:
+    """Connect to Slack over Socket Mode and serve `GET /healthz` on host:port.
+
+    Bolt's `AsyncSocketModeHandler` calls `apps.connections.open` through the runtime's
+    Web API client (so SLACK_API_URL is honoured) with SLACK_APP_TOKEN, then keeps the
+    WebSocket open: it answers Slack's pings, acknowledges each envelope with Bolt's ack
+    (a slash command's reply travels as the ack payload) and reconnects when Slack sends
+    `disconnect` or the connection goes stale. The first `apps.connections.open` is made
+    here so a rejected token stops the start with one line (`SettingsError`) instead of
+    retrying forever. Returns the runner; its cleanup closes the socket, then the runtime.
+    """
+    token = runtime.settings.slack_app_token
+    if token is None:
+        raise SettingsError("SLACK_APP_TOKEN is required for Socket Mode but not set")
+    handler = AsyncSocketModeHandler(
+        runtime.bolt, token.get_secret_value(), ping_interval=ping_interval
+    )
+    try:
+        handler.client.wss_uri = await handler.client.issue_new_wss_url()
+    except (SlackApiError, aiohttp.ClientError, OSError) as err:
+        await handler.close_async()
+        reason = err.response.get("error") if isinstance(err, SlackApiError) else str(err)
+        raise SettingsError(
+            f"SLACK_APP_TOKEN: apps.connections.open failed ({reason or type(err).__name__})"
+        ) from None
+    runner = web.AppRunner(web_app(runtime, socket_mode=handler), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner
 
 

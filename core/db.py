@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 
 from alembic import command
@@ -32,9 +34,13 @@ def create_engine(database_url: str) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
             cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # WAL is stored in the file and upgrade_to_head sets it before anyone connects;
+            # switching needs an exclusive lock, so only a file never migrated here does it.
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
 
     return engine
@@ -58,7 +64,15 @@ async def upgrade_to_head(database_url: str) -> None:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_sqlite_wal, url.database)
     await asyncio.to_thread(command.upgrade, alembic_config(database_url), "head")
+
+
+def _sqlite_wal(path: str) -> None:
+    """Put a SQLite file in WAL mode before anyone else connects (the mode is stored in
+    the file; switching later needs every other connection closed)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
 
 
 async def ping(engine: AsyncEngine) -> bool:

@@ -2,6 +2,9 @@
 
 Tests drive it the way Slack does (signed deliveries) and read what a person in
 the channel sees (the stand-in's messages and files) and what is stored.
+`Harness(tmp, socket_mode=True)` runs the same bot over Socket Mode instead: the bot
+opens a WebSocket to the stand-in with an app-level token and the deliveries arrive
+as envelopes on it (no signing secret, no `POST /slack/events`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.app import Runtime, bound_port, build_runtime, start_server
+from bot.app import Runtime, bound_port, build_runtime, start_server, start_socket_mode
 from bot.emulator import Message, SlackEmulator
 from core import db
 from core.config import Settings, load_settings
@@ -32,11 +35,25 @@ BOB = "U0BOB"
 class Harness:
     """One bot process (restartable) talking to one Slack stand-in."""
 
-    def __init__(self, tmp: Path, provider: ImageProvider | None = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        provider: ImageProvider | None = None,
+        *,
+        socket_mode: bool = False,
+        **settings: Any,
+    ) -> None:
         self.tmp = tmp
         self.signing_secret = secrets.token_hex(16)
         self.bot_token = f"xoxb-test-{secrets.token_hex(6)}"
-        self.emulator = SlackEmulator(self.signing_secret, self.bot_token)
+        self.socket_mode = socket_mode
+        self.app_token = f"xapp-1-A0IMAGINE-{secrets.token_hex(6)}" if socket_mode else None
+        self.emulator = SlackEmulator(
+            self.signing_secret,
+            self.bot_token,
+            app_token=self.app_token,
+            transport="socket" if socket_mode else "http",
+        )
         self.provider = provider
         self.overrides = settings
         self.runtime: Runtime | None = None
@@ -57,11 +74,21 @@ class Harness:
             "image_store_dir": self.tmp / "images",
             "local_render_seconds": 0.5,
         }
+        if self.socket_mode:
+            del values["slack_signing_secret"]  # Socket Mode has no signatures
+            values["slack_app_token"] = self.app_token
         values.update(self.overrides)
         self.settings = load_settings(**values)
         await db.upgrade_to_head(self.settings.database_url)
-        self.runtime = build_runtime(self.settings, provider=self.provider)
+        self.runtime = build_runtime(
+            self.settings, provider=self.provider, socket_mode=self.socket_mode
+        )
         self.provider = self.runtime.provider
+        if self.socket_mode:
+            opened = self.emulator.socket.connections_opened
+            self.runner = await start_socket_mode(self.runtime, "127.0.0.1", 0)
+            await self.emulator.wait_for(lambda: self.emulator.socket.connections_opened > opened)
+            return self
         self.runner = await start_server(self.runtime, "127.0.0.1", 0)
         self.emulator.request_url = f"http://127.0.0.1:{bound_port(self.runner)}/slack/events"
         return self

@@ -1,5 +1,5 @@
 """Unit tests of the job engine's state machine on a real SQLite database: claims, leases,
-guarded writes, retries and failures (no Slack involved: the thread is not open yet)."""
+guarded writes, retries and failures (Slack is the local stand-in, where a step reaches it)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,31 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.emulator import SlackEmulator
+from bot.publisher import SlackPublisher
 from core import db, service
 from core.engine import EngineConfig, JobEngine, LeaseLost
 from core.flags import Params
-from core.models import GenerationRow, GenerationState, db_now
+from core.models import GenerationRow, GenerationState, SessionRow, db_now
 from core.providers.local import LocalProvider
 from core.store import ImageStore
+from tests.harness import ALICE, CHANNEL
+
+TOKEN = "xoxb-engine-test"
 
 S = GenerationState
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[SlackEmulator]:
+    emu = SlackEmulator("secret", TOKEN)
+    await emu.start()
+    yield emu
+    await emu.stop()
 
 
 @pytest.fixture
@@ -30,12 +44,17 @@ async def sm(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
 
 
 def _engine(
-    sm: async_sessionmaker[AsyncSession], tmp_path: Path, owner: str, **cfg: float
+    sm: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    owner: str,
+    emulator: SlackEmulator | None = None,
+    **cfg: float,
 ) -> JobEngine:
+    api_url = emulator.api_url if emulator else "http://127.0.0.1:9/api/"  # never called
     return JobEngine(
         sm,
         LocalProvider(render_seconds=0),
-        publisher=None,  # type: ignore[arg-type]  # these steps never reach Slack
+        publisher=SlackPublisher(AsyncWebClient(token=TOKEN, base_url=api_url)),
         store=ImageStore(tmp_path / "images"),
         config=EngineConfig(**cfg),  # type: ignore[arg-type]
         owner=owner,
@@ -45,9 +64,9 @@ def _engine(
 async def _queue(sm: async_sessionmaker[AsyncSession]) -> int:
     return await service.start_session(
         sm,
-        team_id="T",
-        channel_id="C",
-        user_id="U",
+        team_id="T0TEAM",
+        channel_id=CHANNEL,
+        user_id=ALICE,
         prompt="a test",
         params=Params(),
         provider="local",
@@ -102,9 +121,16 @@ async def test_writes_without_the_lease_are_refused(sm, tmp_path: Path) -> None:
     assert (row.state, row.progress) == (S.QUEUED, 10)
 
 
-async def test_retries_count_attempts_then_fail_with_a_clear_message(sm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_retries_count_attempts_then_fail_with_a_clear_message(  # type: ignore[no-untyped-def]
+    sm, tmp_path: Path, emulator: SlackEmulator
+) -> None:
     job_id = await _queue(sm)
-    worker = _engine(sm, tmp_path, "w", max_attempts=3)
+    # The thread exists (as after the job's first step), so the failure is told there.
+    client = AsyncWebClient(token=TOKEN, base_url=emulator.api_url)
+    root = await client.chat_postMessage(channel=CHANNEL, text="root")
+    async with sm.begin() as s:
+        await s.execute(update(SessionRow).values(thread_ts=root["ts"]))
+    worker = _engine(sm, tmp_path, "w", emulator, max_attempts=3)
     assert await worker._claim() == job_id
     delays = []
     for _ in range(2):
@@ -117,3 +143,5 @@ async def test_retries_count_attempts_then_fail_with_a_clear_message(sm, tmp_pat
     assert row.state == S.FAILED and row.lease_owner is None
     assert "gave up after 3 tries" in (row.error or "")
     assert await worker._claim() is None  # failed is terminal
+    told = [m.text for m in emulator.replies(CHANNEL, root["ts"]) if "failed" in m.text]
+    assert told and all("gave up after 3 tries" in text for text in told)

@@ -45,13 +45,19 @@ def signed_headers(
 
 @dataclass
 class Delivery:
-    """The app's answer to one delivery: HTTP ``status``, raw ``text``, parsed ``json()``."""
+    """The app's answer to one delivery: HTTP ``status``, raw ``text``, parsed ``json()``.
+
+    Over Socket Mode, ``status`` is 200 when the envelope was acknowledged in time and
+    ``text`` is the ack's ``payload`` as JSON; otherwise ``status`` is 0 and ``error`` says
+    why. ``body`` is what was sent (the HTTP body, or the envelope).
+    """
 
     status: int
     text: str
     headers: dict[str, str] = field(default_factory=dict)
     kind: str = ""
     body: bytes = b""
+    error: str = ""
 
     def json(self) -> Any:
         """The response body parsed as JSON (``None`` when empty or not JSON)."""

@@ -2,7 +2,9 @@
 
 It serves the Web API (``/api/{method}``), the external-upload URLs, ``url_private``
 downloads and ``response_url`` endpoints, and it delivers signed slash commands,
-button clicks and Events API callbacks to the bot's ``request_url``.
+button clicks and Events API callbacks to the bot's ``request_url`` or, with
+``transport = "socket"``, as Socket Mode envelopes over the WebSocket the bot opened
+through ``apps.connections.open`` (see :mod:`bot.emulator.socket_mode`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from . import delivery as dl
+from .socket_mode import SocketModeGateway
 from .state import Channel, Ephemeral, Message, SlackFile, User, Workspace
 from .transcript import render_ephemerals, render_thread
 from .webapi import ApiCall, ApiError, WebApi, now, parse_params, truthy
@@ -40,6 +43,13 @@ class SlackEmulator:
 
     Web API errors use Slack's codes and shapes; deliveries carry Slack's
     ``X-Slack-Request-Timestamp``/``X-Slack-Signature`` headers and payload shapes.
+
+    Socket Mode: give an ``app_token`` (``xapp-…``) and set ``transport = "socket"``;
+    ``apps.connections.open`` then hands out WebSocket URLs, and ``send_slash_command``,
+    ``click_button``, ``post_user_message`` and ``redeliver`` send envelopes over the
+    newest connection instead of signed HTTP requests, returning the same
+    :class:`~bot.emulator.Delivery` (status 200 and the ack payload once acknowledged
+    within ``socket.ack_timeout`` seconds, Slack's 3 s; status 0 and ``error`` otherwise).
     """
 
     def __init__(
@@ -55,14 +65,21 @@ class SlackEmulator:
         echo_bot_messages: bool = False,
         default_workspace: bool = True,
         delivery_timeout: float = 10.0,
+        app_token: str | None = None,
+        transport: str = "http",
+        ack_timeout: float = 3.0,
     ) -> None:
         self._signing_secret = signing_secret
         self._bot_token = bot_token
+        self._app_token = app_token
+        self.transport = transport
+        """``"http"`` (signed POSTs to ``request_url``) or ``"socket"`` (Socket Mode)."""
         self.request_url = request_url
         self.echo_bot_messages = echo_bot_messages
         self.delivery_timeout = delivery_timeout
         self.ws = Workspace(team_id, team_domain, bot_user_id, bot_id)
         self.api = WebApi(self.ws, self._on_bot_post, self._on_bot_edit)
+        self.socket = SocketModeGateway(self.ws.app_id or "A0IMAGINE", ack_timeout)
         self.calls: list[ApiCall] = []
         self.deliveries: list[dl.Delivery] = []
         self.delivery_errors: list[BaseException] = []
@@ -96,6 +113,7 @@ class SlackEmulator:
         app.router.add_get("/files-pri/{slug}/{name}", self._handle_download)
         app.router.add_get("/files-pri/{slug}/download/{name}", self._handle_download)
         app.router.add_post("/response/{rid}", self._handle_response_url)
+        app.router.add_get("/socket-mode/{ticket}", self.socket.handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -112,6 +130,7 @@ class SlackEmulator:
             await self.wait_idle(within=2.0)
         for task in list(self._tasks):
             task.cancel()
+        await self.socket.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -131,6 +150,11 @@ class SlackEmulator:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/``."""
         return self.ws.base_url
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:PORT/``: where Socket Mode connections are served."""
+        return f"ws://{self.host}:{self.port}/"
 
     @property
     def api_url(self) -> str:
@@ -257,13 +281,33 @@ class SlackEmulator:
                 params[key] = value if isinstance(value, str) else value.file.read()
         return params
 
-    def _check_token(self, request: web.Request, params: dict[str, Any]) -> None:
+    @staticmethod
+    def _token(request: web.Request, params: dict[str, Any]) -> str:
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         token = token or params.get("token")
         if not token:
             raise ApiError("not_authed")
-        if not hmac.compare_digest(str(token).encode(), self._bot_token.encode()):
+        return str(token)
+
+    def _is_app_token(self, token: str) -> bool:
+        return self._app_token is not None and hmac.compare_digest(
+            token.encode(), self._app_token.encode()
+        )
+
+    def _check_token(self, request: web.Request, params: dict[str, Any]) -> None:
+        token = self._token(request, params)
+        if self._is_app_token(token):
+            raise ApiError("not_allowed_token_type")  # app-level tokens only open sockets
+        if not hmac.compare_digest(token.encode(), self._bot_token.encode()):
+            raise ApiError("invalid_auth")
+
+    def _check_app_token(self, request: web.Request, params: dict[str, Any]) -> None:
+        """``apps.connections.open`` takes only the app-level token (``xapp-…``)."""
+        token = self._token(request, params)
+        if not token.startswith("xapp-"):
+            raise ApiError("not_allowed_token_type")
+        if not self._is_app_token(token):
             raise ApiError("invalid_auth")
 
     async def _handle_api(self, request: web.Request) -> web.Response:
@@ -271,15 +315,23 @@ class SlackEmulator:
         call = ApiCall(method, {}, now())
         self.calls.append(call)
         try:
-            if method not in self.api.methods:
+            socket_open = method == "apps.connections.open"
+            if method not in self.api.methods and not socket_open:
                 raise ApiError("unknown_method", status=404)
             raw = await self._read_params(request)
             call.params = {k: v for k, v in parse_params(raw).items() if k != "token"}
-            self._check_token(request, raw)
+            if socket_open:
+                self._check_app_token(request, raw)
+            else:
+                self._check_token(request, raw)
             injected = self._injected.get(method)
             if injected:
                 raise injected.pop(0)
-            body = {"ok": True, **self.api.methods[method](call.params)}
+            if socket_open:  # Socket Mode: a one-time WebSocket URL
+                result = {"url": self.socket.issue_url(self.ws_url)}
+            else:
+                result = self.api.methods[method](call.params)
+            body = {"ok": True, **result}
             status, headers = 200, {}
         except ApiError as err:
             body = {"ok": False, "error": err.error}
@@ -428,6 +480,8 @@ class SlackEmulator:
         form = dl.slash_command_form(
             self.ws, user, chan, command, text, response_url, self._trigger_id()
         )
+        if self._over_socket():
+            return await self._send_envelope("command", dict(form))
         body = urlencode(form).encode()
         return await self.send_raw(body, "application/x-www-form-urlencoded", kind="command")
 
@@ -452,6 +506,8 @@ class SlackEmulator:
         payload = dl.block_actions_payload(
             self.ws, user, chan, msg, block, button, self._new_response_url(ctx), self._trigger_id()
         )
+        if self._over_socket():
+            return await self._send_envelope("block_actions", payload)
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
 
@@ -503,8 +559,15 @@ class SlackEmulator:
     async def redeliver(
         self, event_id: str, retry_num: int = 1, reason: str = "http_timeout"
     ) -> dl.Delivery:
-        """Send an event again, newly signed, with Slack's retry headers."""
+        """Send an event again, newly signed, with Slack's retry headers.
+
+        Over Socket Mode the envelope carries ``retry_attempt``/``retry_reason`` instead.
+        """
         body = self.events[event_id]
+        if self._over_socket():
+            return await self._send_envelope(
+                "retry", json.loads(body), retry_attempt=retry_num, retry_reason=reason
+            )
         headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason}
         return await self.send_raw(body, "application/json", extra_headers=headers, kind="retry")
 
@@ -516,7 +579,40 @@ class SlackEmulator:
         event_id = f"Ev0EMU{next(self._seq):06d}"
         body = json.dumps(dl.event_callback(self.ws, event, event_id)).encode()
         self.events[event_id] = body
+        if self._over_socket():
+            return await self._send_envelope("event", json.loads(body))
         return await self.send_raw(body, "application/json", kind="event")
+
+    # -- Socket Mode -----------------------------------------------------------------
+    def _over_socket(self) -> bool:
+        if self.transport not in ("http", "socket"):
+            raise ValueError(f'transport must be "http" or "socket", not {self.transport!r}')
+        return self.transport == "socket"
+
+    async def _send_envelope(
+        self, kind: str, payload: dict[str, Any], retry_attempt: int = 0, retry_reason: str = ""
+    ) -> dl.Delivery:
+        if self._runner is None:
+            raise RuntimeError("SlackEmulator is not started")
+        result = await self.socket.deliver(
+            kind, payload, retry_attempt=retry_attempt, retry_reason=retry_reason
+        )
+        self.deliveries.append(result)
+        return result
+
+    async def wait_for_socket(self, within: float = 5.0) -> None:
+        """Wait until the app has a Socket Mode connection open."""
+        await self.socket.wait_connected(within)
+
+    async def disconnect_socket(
+        self, reason: str = "refresh_requested", close_after: float = 1.0
+    ) -> None:
+        """Send Slack's ``disconnect`` message to the app; close the sockets after a while."""
+        await self.socket.disconnect(reason, close_after)
+
+    def _delivers(self) -> bool:
+        """Whether deliveries have somewhere to go (a request URL, or Socket Mode)."""
+        return self._over_socket() or bool(self.request_url)
 
     # -- echoes of the bot's own activity --------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -530,12 +626,12 @@ class SlackEmulator:
             self.delivery_errors.append(task.exception())  # type: ignore[arg-type]
 
     def _on_bot_post(self, msg: Message) -> None:
-        if self.echo_bot_messages and self.request_url:
+        if self.echo_bot_messages and self._delivers():
             chan = self.ws.channels[msg.channel]
             self._spawn(self._deliver_event(dl.message_event(self.ws, msg, chan)))
 
     def _on_bot_edit(self, previous: dict[str, Any], msg: Message) -> None:
-        if self.echo_bot_messages and self.request_url:
+        if self.echo_bot_messages and self._delivers():
             chan = self.ws.channels[msg.channel]
             event = dl.message_changed_event(self.ws, previous, msg, chan)
             self._spawn(self._deliver_event(event))
