@@ -88,6 +88,16 @@ async def _base(db: AsyncSession, session_id: int) -> tuple[ImageRow, Generation
     return image, generation
 
 
+async def _first_generation(db: AsyncSession, session_id: int) -> GenerationRow | None:
+    """The session's v1 (its original prompt and parameters)."""
+    return await db.scalar(
+        select(GenerationRow)
+        .where(GenerationRow.session_id == session_id)
+        .order_by(GenerationRow.version)
+        .limit(1)
+    )
+
+
 def _label(generation: GenerationRow, image: ImageRow) -> str:
     return f"v{generation.version} image {image.index + 1}"
 
@@ -114,12 +124,7 @@ async def session_params(sm: async_sessionmaker[AsyncSession], session_id: int) 
     flags change only its own generation), with the base image's aspect ratio (an edit
     keeps the picture's shape)."""
     async with sm() as db:
-        first = await db.scalar(
-            select(GenerationRow)
-            .where(GenerationRow.session_id == session_id)
-            .order_by(GenerationRow.version)
-            .limit(1)
-        )
+        first = await _first_generation(db, session_id)
     params = Params(**first.params) if first else Params()
     base = await current_base(sm, session_id)
     if base is not None:
@@ -214,13 +219,8 @@ async def refine(
             raise GenerationGone(session_id)
         found = await _base(db, session_id)
         base_image, base_gen = found if found else (None, None)
-        first = await db.scalar(
-            select(GenerationRow)
-            .where(GenerationRow.session_id == session_id)
-            .order_by(GenerationRow.version)
-            .limit(1)
-        )
-        original = base_gen.prompt if base_gen else (first.prompt if first else instruction)
+        first = base_gen or await _first_generation(db, session_id)
+        original = first.prompt if first else instruction
         chain = [*await _instruction_chain(db, base_gen), instruction]
         waiting = (
             await db.scalars(
