@@ -6,6 +6,8 @@ for Slack (mrkdwn). Block Kit builders live in `bot/blocks.py`.
 
 from __future__ import annotations
 
+from core.images import MB, ImageRejected, Rejection, describe_types, type_name
+
 # ---------------------------------------------------------------------------------------
 # Job engine: failures, waiting reasons, unreachable channels
 # ---------------------------------------------------------------------------------------
@@ -19,6 +21,175 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------------------
 # Files and images: downloads, references, masks
 # ---------------------------------------------------------------------------------------
+
+
+def file_label(name: str) -> str:
+    """A file name as mrkdwn inline code (no backticks/newlines, <= 80 chars, escaped)."""
+    clean = " ".join((name or "file").replace("`", "'").split())
+    if len(clean) > 80:
+        clean = clean[:77] + "..."
+    return f"`{_escape_mrkdwn(clean) or 'file'}`"
+
+
+def size_text(size: int) -> str:
+    """A byte count as MB for people: one decimal below 10 MB, whole numbers above."""
+    value = size / MB
+    if value >= 10:
+        return f"{value:.0f} MB"
+    if value >= 0.1:
+        return f"{value:.1f} MB"
+    return f"{round(size / 1024)} KB" if size >= 1024 else f"{size} bytes"
+
+
+def _pixels_text(pixels: int) -> str:
+    """A pixel count for people: ``40 megapixels`` (or exact below one megapixel)."""
+    if pixels >= 1_000_000:
+        return f"{pixels / 1_000_000:g} megapixels"
+    return f"{pixels:,} pixels"
+
+
+_HOW_TO_MASK = (
+    "Erase the area to repaint so it is transparent, and export as PNG (keep the transparency)."
+)
+
+_IMAGE_REPLIES: dict[Rejection, str] = {
+    Rejection.LOGIN_PAGE: (
+        "I couldn't download {label}: Slack sent a login page instead of the file. Make sure "
+        "the bot is a member of this channel (`/invite` it) and the app has the `files:read` "
+        "scope, then post the image again."
+    ),
+    Rejection.EMPTY: "{label} is empty (0 bytes). Post the image again.",
+    Rejection.TOO_LARGE: "{label} {actual}, over the {limit_mb} limit for {what} here. {advice}",
+    Rejection.TOO_MANY_PIXELS: (
+        "{label} is {dimensions}, over the limit of {limit_px} (width × height) for images "
+        "here. Post a smaller version (scale it down, e.g. to 4096×4096 or less)."
+    ),
+    Rejection.UNREADABLE: (
+        "{label} isn't an image I can read (it may be damaged or in an unsupported format). "
+        "Post a {accepted} image instead."
+    ),
+    Rejection.WRONG_KIND: (
+        "{label} is {kind}, not an image I can use. Post a {accepted} image instead."
+    ),
+    Rejection.WRONG_TYPE: (
+        "{label} is a {type}, which the current image provider doesn't accept. "
+        "Post a {accepted} image instead."
+    ),
+    Rejection.ANIMATED: (
+        "{label} is animated; a reference must be a still image. "
+        "Post a single frame as a {accepted} image."
+    ),
+    Rejection.MASK_NOT_PNG: (
+        "{label} can't be a mask: it is {kind}, and a mask must be a PNG with transparency. "
+        + _HOW_TO_MASK
+    ),
+    Rejection.MASK_UNREADABLE: (
+        "{label} isn't a PNG I can read (it may be damaged). " + _HOW_TO_MASK
+    ),
+    Rejection.MASK_NO_ALPHA: (
+        "{label} can't be a mask: it has no transparency (no alpha channel), so there is no "
+        "area to repaint. " + _HOW_TO_MASK
+    ),
+    Rejection.MASK_NO_TRANSPARENT: (
+        "{label} can't be a mask: none of its pixels is transparent, so there is no area to "
+        "repaint. " + _HOW_TO_MASK
+    ),
+    Rejection.MASK_ALL_TRANSPARENT: (
+        "{label} can't be a mask: every pixel is transparent, so nothing of the image would be "
+        "kept. Leave the parts to keep opaque and erase only the area to repaint, or reply "
+        "without a mask to change the whole image."
+    ),
+    Rejection.MASK_SCALED_AWAY: (
+        "{label} is {w}×{h} pixels and the image is {bw}×{bh}; scaled to fit, its {which} area "
+        "disappears. Post a mask the size of the image. " + _HOW_TO_MASK
+    ),
+    Rejection.NO_LINK: "{label} has no download link; post it again.",
+    Rejection.EXTERNAL: (
+        "{label} is a link to a file stored outside Slack{service}, so I can't use it. "
+        "Download it and upload the image itself into this thread."
+    ),
+    Rejection.NOT_SLACK_FILE: (
+        "I didn't download {label}: its link doesn't point to Slack's file storage. "
+        "Upload the image itself into this thread."
+    ),
+    Rejection.REDIRECTED_AWAY: (
+        "I didn't download {label}: the download was redirected away from Slack's file "
+        "storage. Upload the image itself into this thread."
+    ),
+    Rejection.TIMEOUT: (
+        "I couldn't download {label}: Slack took too long to send it. Try posting it again."
+    ),
+    Rejection.FAILED: (
+        "I couldn't download {label}: the connection to Slack failed. Try posting it again."
+    ),
+}
+
+_STATUS_REPLIES = {
+    401: "Slack refused access (HTTP {status}). Make sure the bot is a member of this channel "
+    "and the app has the `files:read` scope, then post the image again.",
+    404: "Slack says the file no longer exists (HTTP {status}); it may have been deleted. "
+    "Post the image again.",
+    429: "Slack is limiting downloads right now (HTTP 429). Post the image again in a minute.",
+}
+_STATUS_REPLIES[403] = _STATUS_REPLIES[401]
+_STATUS_REPLIES[410] = _STATUS_REPLIES[404]
+
+
+def image_rejected(err: ImageRejected) -> str:
+    """The thread reply (one line of mrkdwn) for an image that cannot be used.
+
+    Names the file (as inline code), says why, and what to post instead, from the
+    code and data on ``err`` (see ``core.images.Rejection``).
+    """
+    d = err.details
+    label = file_label(err.name)
+    if err.code is Rejection.HTTP_STATUS:
+        status = int(d.get("status") or 0)
+        why = _STATUS_REPLIES.get(
+            status, "Slack answered HTTP {status}. Try posting the image again."
+        )
+        return f"I couldn't download {label}: " + why.format(status=status)
+    fields: dict[str, object] = {"label": label}
+    if "accepted" in d:
+        fields["accepted"] = describe_types(d["accepted"])
+    if "limit" in d and err.code is Rejection.TOO_LARGE:
+        fields.update(_too_large_fields(d.get("size"), int(d["limit"]), bool(d.get("mask"))))
+    if err.code is Rejection.TOO_MANY_PIXELS:
+        width, height, limit = d.get("width"), d.get("height"), int(d["limit"])
+        known = width is not None and height is not None
+        fields["dimensions"] = (
+            f"{width:,} × {height:,} pixels ({_pixels_text(width * height)})"
+            if known
+            else f"far larger than {_pixels_text(limit)}"
+        )
+        fields["limit_px"] = _pixels_text(limit)
+    if err.code is Rejection.MASK_SCALED_AWAY:
+        (w, h), (bw, bh) = d["size"], d["base"]
+        fields.update(w=w, h=h, bw=bw, bh=bh, which=d["which"])
+    service = d.get("service")
+    fields["service"] = f" ({_escape_mrkdwn(str(service))})" if service else ""
+    fields["kind"] = d.get("kind", "")
+    fields["type"] = type_name(str(d.get("mime", "")))
+    return _IMAGE_REPLIES[err.code].format(**fields)
+
+
+def _too_large_fields(size: int | None, limit: int, mask: bool) -> dict[str, str]:
+    limit_mb = f"{limit / MB:g} MB"
+    return {
+        "actual": f"is {size_text(size)}" if size is not None else f"is larger than {limit_mb}",
+        "limit_mb": limit_mb,
+        "what": "masks" if mask else "images",
+        "advice": (
+            "Post a smaller PNG (scale it down; a mask only needs opaque and transparent pixels)."
+            if mask
+            else "Post a smaller version (scale it down or export it as JPEG)."
+        ),
+    }
+
+
+def _escape_mrkdwn(text: str) -> str:
+    """Escape ``&``, ``<`` and ``>`` for mrkdwn (Slack's formatting reference)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ variable, so the CLI can print it without a traceback.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +18,30 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class SettingsError(Exception):
     """A setting is missing or malformed; `str(err)` names the variable and the problem."""
+
+
+Origin = tuple[str, str, int]
+"""A web origin as (scheme, host, port): scheme and host lower case, port explicit."""
+
+SLACK_FILES_ORIGIN = "https://files.slack.com"
+"""Where Slack serves ``url_private`` in production (https://api.slack.com/types/file)."""
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_origin(url: str) -> Origin:
+    """The origin of an absolute http(s) URL: (scheme, host, port), port made explicit.
+
+    ``https://files.slack.com`` and ``https://FILES.slack.com:443/x`` give the same origin;
+    ``http://127.0.0.1:8080`` and ``http://127.0.0.1:8081`` do not. Raises ValueError for
+    anything that is not an absolute http(s) URL with a host (or has a malformed port).
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) origin such as https://files.slack.com")
+    port = parts.port  # raises ValueError for a malformed port
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
 
 
 class Settings(BaseSettings):
@@ -27,6 +53,9 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # Comma-separated origins the bot token may be sent to for file downloads; unset means
+    # https://files.slack.com plus the origin of SLACK_API_URL when that is not slack.com.
+    slack_file_origins: str | None = None
 
     database_url: str = "sqlite+aiosqlite:///./data/imagine.db"
     image_store_dir: Path = Path("./data/images")
@@ -39,6 +68,11 @@ class Settings(BaseSettings):
     toapis_base_url: str = "https://toapis.com"
 
     port: int = Field(default=3000, ge=1, le=65535)
+
+    # Largest image (width x height, pixels) decoded from anyone (checked from the header).
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     # Job engine (extensions of the contract, see DESIGN.md).
     job_lease_seconds: float = Field(default=60.0, gt=0)
@@ -60,6 +94,28 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_file_origins")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if not items:
+            raise ValueError("must list at least one origin such as https://files.slack.com")
+        for item in items:
+            parse_origin(item)
+            if urlsplit(item).path not in ("", "/") or urlsplit(item).query:
+                raise ValueError(f"{item!r} must be an origin only (scheme, host, port), no path")
+        return ",".join(items)
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        name = value.strip().upper()
+        if name not in logging.getLevelNamesMapping():
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return name
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -83,6 +139,34 @@ class Settings(BaseSettings):
                 "must be a SQLAlchemy URL such as sqlite+aiosqlite:///./data/imagine.db"
             )
         return value
+
+    def file_origins(self) -> frozenset[Origin]:
+        """The origins the bot token may be sent to when downloading a Slack file.
+
+        ``SLACK_FILE_ORIGINS`` when set; otherwise ``https://files.slack.com`` plus the
+        origin of ``SLACK_API_URL`` when its host is not ``slack.com`` (the local stand-in,
+        which serves ``url_private`` itself). Origins compare scheme, host and port.
+        """
+        if self.slack_file_origins:
+            return frozenset(parse_origin(o) for o in self.slack_file_origins.split(","))
+        origins = {parse_origin(SLACK_FILES_ORIGIN)}
+        api = parse_origin(self.slack_api_url)
+        if api[1] != "slack.com":
+            origins.add(api)
+        return frozenset(origins)
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value (tokens, signing/client secrets, provider keys).
+
+        Every ``SecretStr`` setting counts, so a secret added later is covered too; used by
+        the log redactor (:mod:`core.logs`). Unset and empty values are left out.
+        """
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
 
     def require(self, *names: str) -> None:
         """Raise `SettingsError` naming the first of `names` that is unset."""

@@ -25,7 +25,11 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
+import struct
+import warnings
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
 
 from PIL import Image
 
@@ -33,6 +37,9 @@ from core.store import NotAnImage, inspect_image
 
 MB = 1024 * 1024
 """One megabyte as the messages count it (bytes)."""
+
+DEFAULT_MAX_PIXELS = 40_000_000
+"""Largest image decoded from anyone (width x height, pixels): ``MAX_IMAGE_PIXELS``."""
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ALPHA_THRESHOLD = 128
@@ -42,12 +49,102 @@ _TYPE_NAMES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP", "
 _TYPE_ORDER = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 
-class ImageRejected(ValueError):
-    """An image a person posted cannot be used.
+class Rejection(StrEnum):
+    """Why a posted image cannot be used: the codes `bot.messages` words for people.
 
-    ``str(err)`` is the one-line reply (Slack mrkdwn) that names the file, says why, and
-    what to post instead.
+    The details each code carries on :class:`ImageRejected` (besides ``name``):
+
+    - ``login_page``: Slack served its HTML sign-in page instead of the bytes.
+    - ``empty``: zero bytes.
+    - ``too_large``: ``size`` (bytes, or None when unknown), ``limit`` (bytes), ``mask``.
+    - ``too_many_pixels``: ``width``/``height`` (pixels, None when the header is beyond
+      Pillow's own sanity limit), ``limit`` (pixels, width x height).
+    - ``unreadable``: not an image we can read; ``accepted`` (MIME types).
+    - ``wrong_kind``: ``kind`` (e.g. "a PDF document"), ``accepted``.
+    - ``wrong_type``: a readable image of MIME ``mime`` the provider refuses; ``accepted``.
+    - ``animated``: more than one frame; ``accepted``.
+    - ``mask_not_png``: ``kind``; ``mask_unreadable``; ``mask_no_alpha``;
+      ``mask_no_transparent``; ``mask_all_transparent``.
+    - ``mask_scaled_away``: ``size`` and ``base`` ((width, height) pixels), ``which``
+      ("transparent" or "opaque": the area that vanished when scaled).
+    - ``no_link``: the file object has no ``url_private``.
+    - ``external``: an external file (Google Drive, Dropbox, ...); ``service`` if known.
+    - ``not_slack_file``: ``url_private`` is not a file URL on Slack's file origins.
+    - ``redirected_away``: the download redirected off Slack's file origins.
+    - ``http_status``: ``status`` (HTTP status of the download).
+    - ``timeout``: the download took longer than the time limit; ``failed``: network error.
     """
+
+    LOGIN_PAGE = "login_page"
+    EMPTY = "empty"
+    TOO_LARGE = "too_large"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    UNREADABLE = "unreadable"
+    WRONG_KIND = "wrong_kind"
+    WRONG_TYPE = "wrong_type"
+    ANIMATED = "animated"
+    MASK_NOT_PNG = "mask_not_png"
+    MASK_UNREADABLE = "mask_unreadable"
+    MASK_NO_ALPHA = "mask_no_alpha"
+    MASK_NO_TRANSPARENT = "mask_no_transparent"
+    MASK_ALL_TRANSPARENT = "mask_all_transparent"
+    MASK_SCALED_AWAY = "mask_scaled_away"
+    NO_LINK = "no_link"
+    EXTERNAL = "external"
+    NOT_SLACK_FILE = "not_slack_file"
+    REDIRECTED_AWAY = "redirected_away"
+    HTTP_STATUS = "http_status"
+    TIMEOUT = "timeout"
+    FAILED = "failed"
+
+
+class ImageRejected(ValueError):
+    """An image a person posted cannot be used: a :class:`Rejection` code plus its data.
+
+    ``code``: the Rejection; ``name``: the file name as posted; ``details``: the code's
+    data (see Rejection), also readable as attributes (``err.size``, ``err.limit``; None
+    when the code has no such detail). ``bot.messages.image_rejected(err)`` words it for
+    Slack. ``str(err)`` is a plain one-line summary of the code and data (for logs, and a
+    readable fallback for callers that have not switched to the worded reply yet).
+    """
+
+    def __init__(self, code: Rejection, name: str, **details: Any) -> None:
+        self.code = Rejection(code)
+        self.name = name
+        self.details = details
+        super().__init__(self.summary())
+
+    def __getattr__(self, item: str) -> Any:
+        details = self.__dict__.get("details", {})
+        if item.startswith("_") or item not in _DETAIL_NAMES:
+            raise AttributeError(item)
+        return details.get(item)
+
+    @property
+    def message(self) -> str:
+        """The plain one-line summary (same as ``str(err)``)."""
+        return self.summary()
+
+    def summary(self) -> str:
+        """``"<name>: <code> (key=value, ...)"`` on one line, without Slack markup."""
+        name = " ".join((self.name or "file").split())[:80]
+        data = ", ".join(f"{k}={_plain(v)}" for k, v in sorted(self.details.items()))
+        return f"{name}: {self.code.value.replace('_', ' ')}" + (f" ({data})" if data else "")
+
+
+_DETAIL_NAMES = frozenset(
+    {"size", "limit", "mask", "width", "height", "accepted", "kind", "mime", "base", "which"}
+    | {"status", "service"}
+)
+
+
+def _plain(value: Any) -> str:
+    """A detail value for the summary: MIME sets sorted, tuples as WxH."""
+    if isinstance(value, frozenset | set):
+        return "/".join(sorted(str(v) for v in value))
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value[0]}x{value[1]}"
+    return " ".join(str(value).split())
 
 
 @dataclass(frozen=True)
@@ -55,12 +152,15 @@ class ImageLimits:
     """What a provider accepts as input images.
 
     ``max_bytes``: largest reference image, in bytes. ``mimes``: accepted reference types
-    (judged by content). ``mask_max_bytes``: largest mask PNG, in bytes.
+    (judged by content). ``mask_max_bytes``: largest mask PNG, in bytes. ``max_pixels``:
+    largest image (width x height, pixels) that is decoded at all, read from the header
+    before any pixel is (the ``MAX_IMAGE_PIXELS`` setting).
     """
 
     max_bytes: int
     mimes: frozenset[str]
     mask_max_bytes: int
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 LIMITS: dict[str, ImageLimits] = {
@@ -85,16 +185,19 @@ LIMITS: dict[str, ImageLimits] = {
 }
 
 
-def limits_for(provider: str) -> ImageLimits:
+def limits_for(provider: str, *, max_pixels: int | None = None) -> ImageLimits:
     """The input-image limits of a provider (``local``, ``openai``, ``toapis``).
 
-    Raises KeyError naming the known providers for any other name.
+    ``max_pixels`` (width x height) replaces the default pixel cap when given (pass the
+    ``MAX_IMAGE_PIXELS`` setting). Raises KeyError naming the known providers for any
+    other name.
     """
     try:
-        return LIMITS[provider.strip().lower()]
+        limits = LIMITS[provider.strip().lower()]
     except KeyError:
         known = ", ".join(sorted(LIMITS))
         raise KeyError(f"no image limits for provider {provider!r}; known: {known}") from None
+    return limits if max_pixels is None else replace(limits, max_pixels=max_pixels)
 
 
 @dataclass(frozen=True)
@@ -123,30 +226,7 @@ class PreparedMask:
     scaled_from: tuple[int, int] | None
 
 
-# -- messages ---------------------------------------------------------------------------
-
-
-def file_label(name: str) -> str:
-    """The file name as mrkdwn inline code for replies (no backticks/newlines, <= 80 chars)."""
-    clean = " ".join((name or "file").replace("`", "'").split())
-    if len(clean) > 80:
-        clean = clean[:77] + "..."
-    return f"`{clean or 'file'}`"
-
-
-def _mb(size: int) -> str:
-    """A byte count as MB for people: one decimal below 10 MB, whole numbers above."""
-    value = size / MB
-    if value >= 10:
-        return f"{value:.0f} MB"
-    if value >= 0.1:
-        return f"{value:.1f} MB"
-    return f"{round(size / 1024)} KB" if size >= 1024 else f"{size} bytes"
-
-
-def _limit_mb(limit: int) -> str:
-    """A byte limit as MB (limits are whole MB in practice)."""
-    return f"{limit / MB:g} MB"
+# -- names for people -------------------------------------------------------------------
 
 
 def describe_types(mimes: frozenset[str] | set[str]) -> str:
@@ -158,36 +238,56 @@ def describe_types(mimes: frozenset[str] | set[str]) -> str:
     return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
-def login_page_message(name: str) -> str:
-    """Reply for Slack's HTML login page served in place of a file's bytes.
+def type_name(mime: str) -> str:
+    """A person's name for an image MIME type (``image/gif`` -> ``GIF``)."""
+    return _TYPE_NAMES.get(mime, mime)
 
-    Slack answers ``url_private`` without a valid ``Authorization: Bearer`` token (or when
-    the app may not see the file) with its sign-in page and HTTP 200.
+
+# -- pixel cap --------------------------------------------------------------------------
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) in pixels from the image header, without decoding any pixel.
+
+    PNG: read from the IHDR chunk directly. Other formats: Pillow's ``Image.open``, which
+    parses the header only. Returns None when the bytes are not a readable image. Raises
+    ``PIL.Image.DecompressionBombError`` when Pillow refuses the header itself (over twice
+    Pillow's own limit). Blocking but cheap.
     """
-    return (
-        f"I couldn't download {file_label(name)}: Slack sent a login page instead of the file. "
-        "Make sure the bot is a member of this channel (`/invite` it) and the app has the "
-        "`files:read` scope, then post the image again."
-    )
+    if data.startswith(PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
+    except Image.DecompressionBombError:
+        raise
+    except Exception:
+        return None
 
 
-def too_large_message(name: str, size: int | None, limit: int, *, mask: bool = False) -> str:
-    """Reply for a file over ``limit`` bytes; ``size`` in bytes, or None when unknown.
+def check_pixels(data: bytes, name: str, max_pixels: int) -> None:
+    """Refuse an image whose header says more than ``max_pixels`` (width x height) pixels.
 
-    ``mask`` selects the advice for a mask PNG instead of a reference image.
+    Runs before anything decodes the image, so a small file that would expand to
+    gigabytes (a "decompression bomb") costs nothing. Unreadable headers pass: the checks
+    that follow name what the bytes are. Raises ImageRejected(too_many_pixels).
     """
-    actual = f"is {_mb(size)}" if size is not None else f"is larger than {_limit_mb(limit)}"
-    what, advice = (
-        (
-            "masks",
-            "Post a smaller PNG (scale it down; a mask only needs opaque and transparent pixels).",
+    try:
+        size = header_size(data)
+    except Image.DecompressionBombError:
+        raise ImageRejected(
+            Rejection.TOO_MANY_PIXELS, name, width=None, height=None, limit=max_pixels
+        ) from None
+    if size is None:
+        return
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageRejected(
+            Rejection.TOO_MANY_PIXELS, name, width=width, height=height, limit=max_pixels
         )
-        if mask
-        else ("images", "Post a smaller version (scale it down or export it as JPEG).")
-    )
-    return (
-        f"{file_label(name)} {actual}, over the {_limit_mb(limit)} limit for {what} here. {advice}"
-    )
 
 
 # -- content sniffing -------------------------------------------------------------------
@@ -275,40 +375,32 @@ def check_reference(data: bytes, name: str, limits: ImageLimits) -> CheckedImage
     """Judge posted bytes as a reference image for a provider with ``limits``.
 
     Checks, in order: Slack's HTML login page instead of the file; empty; over
-    ``limits.max_bytes``; not a readable image (naming what it is when recognisable:
-    PDF, ZIP, text, HEIC, ...); a type outside ``limits.mimes`` (e.g. GIF for OpenAI);
-    animated. ``name`` is used only in messages. Raises ImageRejected; blocking.
+    ``limits.max_bytes``; over ``limits.max_pixels`` by its header (before any pixel is
+    decoded); not a readable image (naming what it is when recognisable: PDF, ZIP, text,
+    HEIC, ...); a type outside ``limits.mimes`` (e.g. GIF for OpenAI); animated. ``name``
+    is carried for the reply only. Raises ImageRejected (see Rejection); blocking.
     """
-    accepted = describe_types(limits.mimes)
-    label = file_label(name)
+    accepted = limits.mimes
     if looks_like_html(data):
-        raise ImageRejected(login_page_message(name))
+        raise ImageRejected(Rejection.LOGIN_PAGE, name)
     if not data:
-        raise ImageRejected(f"{label} is empty (0 bytes). Post the image again.")
+        raise ImageRejected(Rejection.EMPTY, name)
     if len(data) > limits.max_bytes:
-        raise ImageRejected(too_large_message(name, len(data), limits.max_bytes))
+        raise ImageRejected(
+            Rejection.TOO_LARGE, name, size=len(data), limit=limits.max_bytes, mask=False
+        )
+    check_pixels(data, name, limits.max_pixels)
     try:
         width, height, mime = inspect_image(data)
     except NotAnImage:
         kind = sniff_kind(data)
         if kind is None:
-            raise ImageRejected(
-                f"{label} isn't an image I can read (it may be damaged or in an unsupported "
-                f"format). Post a {accepted} image instead."
-            ) from None
-        raise ImageRejected(
-            f"{label} is {kind}, not an image I can use. Post a {accepted} image instead."
-        ) from None
+            raise ImageRejected(Rejection.UNREADABLE, name, accepted=accepted) from None
+        raise ImageRejected(Rejection.WRONG_KIND, name, kind=kind, accepted=accepted) from None
     if mime not in limits.mimes:
-        raise ImageRejected(
-            f"{label} is a {_TYPE_NAMES.get(mime, mime)}, which the current image provider "
-            f"doesn't accept. Post a {accepted} image instead."
-        )
+        raise ImageRejected(Rejection.WRONG_TYPE, name, mime=mime, accepted=accepted)
     if _is_animated(data):
-        raise ImageRejected(
-            f"{label} is animated; a reference must be a still image. "
-            f"Post a single frame as a {accepted} image."
-        )
+        raise ImageRejected(Rejection.ANIMATED, name, accepted=accepted)
     return CheckedImage(mime=mime, width=width, height=height, bytes=len(data))
 
 
@@ -330,36 +422,57 @@ def is_mask_request(text: str, filename: str) -> bool:
     return bool(_MASK_NAME.match(base))
 
 
-_HOW_TO_MASK = (
-    "Erase the area to repaint so it is transparent, and export as PNG (keep the transparency)."
-)
-
-
-def prepare_mask(data: bytes, name: str, base_size: tuple[int, int]) -> PreparedMask:
+def prepare_mask(
+    data: bytes, name: str, base_size: tuple[int, int], *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> PreparedMask:
     """Turn a posted PNG with transparency into the mask for an edit of a ``base_size`` image.
 
     ``base_size`` is (width, height) in pixels. The mask must be a PNG (by content) with
     an alpha channel (RGBA, LA, or palette/grey/RGB with a tRNS transparency entry).
     Pixels with alpha below 128 are the area to repaint. Refused with ImageRejected when:
-    Slack sent its login page, not a PNG, unreadable, no alpha channel, no transparent
-    pixel, or no opaque pixel (nothing would be kept). A mask of another size is scaled
-    to ``base_size`` with nearest-neighbour sampling (edges stay hard) and ``scaled_from``
-    records its size. The output alpha is exactly 0 (repaint) or 255 (keep), RGB black:
-    what OpenAI's edits endpoint reads from ``mask`` (fully transparent = edit here).
-    Blocking.
+    Slack sent its login page, not a PNG, its header says more than ``max_pixels``
+    (width x height; checked before decoding), unreadable, no alpha channel, no
+    transparent pixel, or no opaque pixel (nothing would be kept). A mask of another size
+    is scaled to ``base_size`` with nearest-neighbour sampling (edges stay hard) and
+    ``scaled_from`` records its size. The output alpha is exactly 0 (repaint) or 255
+    (keep), RGB black: what OpenAI's edits endpoint reads from ``mask`` (fully
+    transparent = edit here). Raises ValueError for a non-positive ``base_size``. Blocking.
     """
-    label = file_label(name)
     base_w, base_h = int(base_size[0]), int(base_size[1])
     if base_w <= 0 or base_h <= 0:
         raise ValueError(f"base_size must be positive pixels, got {base_size!r}")
     if looks_like_html(data):
-        raise ImageRejected(login_page_message(name))
+        raise ImageRejected(Rejection.LOGIN_PAGE, name)
     if not data.startswith(PNG_SIGNATURE):
-        kind = _mask_kind(data)
-        raise ImageRejected(
-            f"{label} can't be a mask: it is {kind}, and a mask must be a PNG with "
-            f"transparency. {_HOW_TO_MASK}"
-        )
+        raise ImageRejected(Rejection.MASK_NOT_PNG, name, kind=_mask_kind(data))
+    check_pixels(data, name, max_pixels)
+    rgba, size = _mask_alpha_image(data, name)
+    alpha = _binary_alpha(rgba)
+    transparent, opaque = _counts(alpha)
+    if transparent == 0:
+        raise ImageRejected(Rejection.MASK_NO_TRANSPARENT, name)
+    if opaque == 0:
+        raise ImageRejected(Rejection.MASK_ALL_TRANSPARENT, name)
+    scaled_from: tuple[int, int] | None = None
+    if size != (base_w, base_h):
+        scaled_from = (size[0], size[1])
+        alpha = alpha.resize((base_w, base_h), Image.Resampling.NEAREST)
+        transparent, opaque = _counts(alpha)
+        if transparent == 0 or opaque == 0:
+            which = "transparent" if transparent == 0 else "opaque"
+            raise ImageRejected(
+                Rejection.MASK_SCALED_AWAY, name, size=size, base=(base_w, base_h), which=which
+            )
+    out = Image.new("RGBA", (base_w, base_h), (0, 0, 0, 255))
+    out.putalpha(alpha)
+    buf = io.BytesIO()
+    out.save(buf, format="PNG", optimize=True)
+    return PreparedMask(data=buf.getvalue(), width=base_w, height=base_h, scaled_from=scaled_from)
+
+
+def _mask_alpha_image(data: bytes, name: str) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode a mask PNG to RGBA; (image, (width, height)). Raises ImageRejected when the
+    PNG is unreadable or has no alpha channel."""
     try:
         inspect_image(data)
         with Image.open(io.BytesIO(data)) as img:
@@ -369,44 +482,10 @@ def prepare_mask(data: bytes, name: str, base_size: tuple[int, int]) -> Prepared
             rgba = img.convert("RGBA") if has_alpha else None
             size = img.size
     except (NotAnImage, OSError, ValueError) as err:
-        raise ImageRejected(
-            f"{label} isn't a PNG I can read (it may be damaged). {_HOW_TO_MASK}"
-        ) from err
+        raise ImageRejected(Rejection.MASK_UNREADABLE, name) from err
     if rgba is None:
-        raise ImageRejected(
-            f"{label} can't be a mask: it has no transparency (no alpha channel), so there is "
-            f"no area to repaint. {_HOW_TO_MASK}"
-        )
-    alpha = _binary_alpha(rgba)
-    transparent, opaque = _counts(alpha)
-    if transparent == 0:
-        raise ImageRejected(
-            f"{label} can't be a mask: none of its pixels is transparent, so there is no "
-            f"area to repaint. {_HOW_TO_MASK}"
-        )
-    if opaque == 0:
-        raise ImageRejected(
-            f"{label} can't be a mask: every pixel is transparent, so nothing of the image "
-            "would be kept. Leave the parts to keep opaque and erase only the area to "
-            "repaint, or reply without a mask to change the whole image."
-        )
-    scaled_from: tuple[int, int] | None = None
-    if size != (base_w, base_h):
-        scaled_from = (size[0], size[1])
-        alpha = alpha.resize((base_w, base_h), Image.Resampling.NEAREST)
-        transparent, opaque = _counts(alpha)
-        if transparent == 0 or opaque == 0:
-            which = "transparent" if transparent == 0 else "opaque"
-            raise ImageRejected(
-                f"{label} is {size[0]}×{size[1]} pixels and the image is {base_w}×{base_h}; "
-                f"scaled to fit, its {which} area disappears. Post a mask the size of the "
-                f"image. {_HOW_TO_MASK}"
-            )
-    out = Image.new("RGBA", (base_w, base_h), (0, 0, 0, 255))
-    out.putalpha(alpha)
-    buf = io.BytesIO()
-    out.save(buf, format="PNG", optimize=True)
-    return PreparedMask(data=buf.getvalue(), width=base_w, height=base_h, scaled_from=scaled_from)
+        raise ImageRejected(Rejection.MASK_NO_ALPHA, name)
+    return rgba, size
 
 
 def _mask_kind(data: bytes) -> str:
@@ -415,7 +494,7 @@ def _mask_kind(data: bytes) -> str:
         _, _, mime = inspect_image(data)
     except NotAnImage:
         return sniff_kind(data) or "not an image I can read"
-    return f"a {_TYPE_NAMES.get(mime, mime)} image"
+    return f"a {type_name(mime)} image"
 
 
 def _binary_alpha(rgba: Image.Image) -> Image.Image:

@@ -7,6 +7,7 @@ import io
 import pytest
 from PIL import Image
 
+from bot.messages import image_rejected
 from core.images import (
     LIMITS,
     MB,
@@ -41,7 +42,7 @@ def rejection(data: bytes, name: str, limits: ImageLimits | str = "openai") -> s
     lim = limits_for(limits) if isinstance(limits, str) else limits
     with pytest.raises(ImageRejected) as info:
         check_reference(data, name, lim)
-    message = str(info.value)
+    message = image_rejected(info.value)
     assert f"`{name}`" in message, message  # names the file
     assert "\n" not in message  # one line
     return message
@@ -153,7 +154,7 @@ def test_empty_file() -> None:
 def test_name_is_sanitised_for_mrkdwn() -> None:
     with pytest.raises(ImageRejected) as info:
         check_reference(b"%PDF-1.4", "we`ird\nname.png", limits_for("local"))
-    assert "`we'ird name.png`" in str(info.value)
+    assert "`we'ird name.png`" in image_rejected(info.value)
 
 
 # -- mask requests ---------------------------------------------------------------------
@@ -202,7 +203,7 @@ def alpha_of(prepared_data: bytes) -> Image.Image:
 def mask_rejection(data: bytes, name: str, base: tuple[int, int] = (32, 32)) -> str:
     with pytest.raises(ImageRejected) as info:
         prepare_mask(data, name, base)
-    message = str(info.value)
+    message = image_rejected(info.value)
     assert f"`{name}`" in message and "\n" not in message
     return message
 

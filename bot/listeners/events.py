@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.files import download_slack_file, file_is_too_large
+from bot import messages
+from bot.files import fetch_slack_file, file_is_too_large
 from core import refine
 from core.flags import FlagError, check_supported, parse_command
 from core.images import (
     ImageRejected,
+    Rejection,
     check_reference,
     is_mask_request,
     limits_for,
     prepare_mask,
-    too_large_message,
 )
 from core.refine import MAX_INPUTS, SessionRef
 from core.store import NotAnImage
@@ -125,7 +126,10 @@ async def _take_images(
     files: list[dict[str, Any]],
 ) -> tuple[list[str], list[str]]:
     """Download, check and keep each posted file; returns (accepted labels, problems)."""
-    limits = limits_for(runtime.settings.image_provider)
+    limits = limits_for(
+        runtime.settings.image_provider, max_pixels=runtime.settings.max_image_pixels
+    )
+    origins = runtime.settings.file_origins()
     token = runtime.settings.slack_bot_token
     assert token is not None
     accepted: list[str] = []
@@ -136,12 +140,10 @@ async def _take_images(
         limit = limits.mask_max_bytes if mask else limits.max_bytes
         try:
             if file_is_too_large(file, limit):
-                raise ImageRejected(too_large_message(name, file.get("size"), limit, mask=mask))
-            url = file.get("url_private_download") or file.get("url_private")
-            if not url:
-                raise ImageRejected(f"`{name}` has no download link; post it again.")
-            data = await download_slack_file(
-                url, token.get_secret_value(), max_bytes=limit, name=name
+                size = file.get("size")
+                raise ImageRejected(Rejection.TOO_LARGE, name, size=size, limit=limit, mask=mask)
+            data = await fetch_slack_file(
+                file, token.get_secret_value(), origins=origins, max_bytes=limit, name=name
             )
             if mask:
                 data, label = await _prepare_mask(runtime, session, name, data)
@@ -158,7 +160,9 @@ async def _take_images(
                 slack_file_id=file.get("id"),
             )
             accepted.append(label)
-        except (ImageRejected, NotAnImage) as err:
+        except ImageRejected as err:
+            problems.append(messages.image_rejected(err))
+        except NotAnImage as err:
             problems.append(str(err))
     return accepted, problems
 
@@ -173,7 +177,9 @@ async def _prepare_mask(
         size = (base.width, base.height)
     else:
         size = (await refine.session_params(runtime.sessionmaker, session.session_id)).size()
-    prepared = await asyncio.to_thread(prepare_mask, data, name, size)
+    prepared = await asyncio.to_thread(
+        prepare_mask, data, name, size, max_pixels=runtime.settings.max_image_pixels
+    )
     label = f"`{name}` as the mask (transparent area = repaint)"
     if prepared.scaled_from:
         w, h = prepared.scaled_from
