@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 from core.config import SettingsError, load_settings
+from core.logs import configure_logging
 
 
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
+    configure_logging(settings)
     if args.socket_mode:
         # Socket Mode: deliveries come over a WebSocket opened with the app-level token;
         # nothing is signed, so SLACK_SIGNING_SECRET is not needed.
@@ -63,7 +65,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    load_settings()  # fail early, with one line, on a malformed environment
+    settings = load_settings()  # fail early, with one line, on a malformed environment
+    # The transcript is the demo's output: only warnings unless -v asks for LOG_LEVEL.
+    configure_logging(settings, level=None if args.verbose else logging.WARNING)
     return asyncio.run(
         run_demo(" ".join(args.prompt), Path(args.out), args.reply, wait_seconds=args.timeout)
     )
@@ -72,7 +76,9 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `imagine-bot` / `python -m bot`; returns the exit code."""
     parser = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="demo: log at LOG_LEVEL (default INFO)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode)")
     serve.add_argument(
@@ -94,11 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
     demo.set_defaults(run=_demo)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         return int(args.run(args))
     except SettingsError as err:

@@ -362,6 +362,9 @@ class SlackEmulator:
 
     async def _handle_download(self, request: web.Request) -> web.Response:
         """``url_private``: bytes with the bot token, Slack's HTML login page without."""
+        # Slack serves url_private / url_private_download under /files-pri/ on its file
+        # host and requires "Authorization: Bearer <token>" (https://api.slack.com/types/file,
+        # "Authentication"); without it the answer is the sign-in page with HTTP 200.
         slug = request.match_info["slug"]
         file_id = slug.split("-", 1)[-1]
         f = self.ws.files.get(file_id)
