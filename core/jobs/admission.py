@@ -8,7 +8,8 @@ wait. Each hold is a `Wait` with a reason code (core.ports.WaitReason).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -57,11 +58,27 @@ class Admission:
         if ahead is not None:
             return Wait(WaitReason.THREAD, ahead, 0.5)
         running, older_first = await jobs_db.provider_load(self.sm, job.provider, job.id)
+        # No await from here on: a slot taken by a concurrent step is already counted.
         if running + self.submitting >= self.concurrency or older_first:
             return Wait(WaitReason.SLOT, None, 1.0)
         if not self.breaker.allow():
             return Wait(WaitReason.BREAKER, None, max(1.0, self.breaker.retry_in()))
         return None
+
+    @contextlib.asynccontextmanager
+    async def slot(self, job: Job) -> AsyncIterator[Wait | None]:
+        """Admit `job` or say why it waits. Admitted (None), it holds one of the provider's
+        slots in this process until the block ends, so concurrent steps that check meanwhile
+        see it taken even before the task is stored as submitted."""
+        wait = await self.check(job)
+        if wait is not None:
+            yield wait
+            return
+        self.submitting += 1  # taken in the same step as the check: no await between
+        try:
+            yield None
+        finally:
+            self.submitting -= 1
 
     async def call(self, call: Awaitable[T]) -> T:
         """Await a provider call and tell the circuit breaker how it went."""
@@ -72,11 +89,3 @@ class Admission:
             raise
         self.breaker.record_result(None)
         return result
-
-    async def submit(self, call: Awaitable[T]) -> T:
-        """`call` (a provider submit), counted as in flight while it runs."""
-        self.submitting += 1
-        try:
-            return await self.call(call)
-        finally:
-            self.submitting -= 1

@@ -99,12 +99,12 @@ async def submit(ctx: JobContext, job: Job, view: GenerationView) -> float | Non
     opened = await open_thread(ctx, job, view)
     if opened is None:
         return None
-    wait = await ctx.admission.check(job)
-    if wait is not None:
-        return await outcomes.hold(ctx, job, opened, wait)
-    request = await _request(ctx, job)
-    submission = await ctx.admission.submit(ctx.provider.submit(request))
-    await jobs_db.mark_submitted(ctx.sm, job.id, ctx.owner, submission.task_id, request.model)
+    async with ctx.admission.slot(job) as wait:
+        if wait is not None:
+            return await outcomes.hold(ctx, job, opened, wait)
+        request = await _request(ctx, job)
+        submission = await ctx.admission.call(ctx.provider.submit(request))
+        await jobs_db.mark_submitted(ctx.sm, job.id, ctx.owner, submission.task_id, request.model)
     log.info("job %s: submitted as task %s", job.id, submission.task_id)
     if submission.status is not None:
         job = replace(job, state=S.SUBMITTED, polls=0, progress=0)
