@@ -23,7 +23,7 @@ from core.ports import Failure, WaitReason
 from core.store import StoredBlob
 
 S = GenerationState
-Maker = async_sessionmaker[AsyncSession]
+Maker = async_sessionmaker[AsyncSession]  # the sessionmaker every function here takes
 
 
 class LeaseLost(Exception):

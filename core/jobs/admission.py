@@ -13,11 +13,9 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from core.breaker import CircuitBreaker
 from core.db import jobs as jobs_db
-from core.db.jobs import Job
+from core.db.jobs import Job, Maker
 from core.ports import WaitReason
 
 T = TypeVar("T")
@@ -42,7 +40,7 @@ class Admission:
 
     def __init__(
         self,
-        sm: async_sessionmaker[AsyncSession],
+        sm: Maker,
         concurrency: int,
         breaker_failures: int,
         breaker_cooloff_seconds: float,

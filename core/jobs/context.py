@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from core.db.jobs import Maker
 from core.jobs.admission import Admission
 from core.ports import Publisher
 from core.pricing import PriceTable
@@ -44,7 +43,7 @@ class JobContext:
     """One engine's collaborators: the database (`sm`), the provider, the publisher, the
     image store, its settings, its lease `owner` name and its admission control."""
 
-    sm: async_sessionmaker[AsyncSession]
+    sm: Maker
     provider: ImageProvider
     publisher: Publisher
     store: ImageStore

@@ -9,11 +9,9 @@ import os
 import socket
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from core.breaker import CircuitBreaker
 from core.db import jobs as jobs_db
-from core.db.jobs import LeaseLost
+from core.db.jobs import LeaseLost, Maker
 from core.jobs.admission import Admission
 from core.jobs.context import EngineConfig, JobContext
 from core.jobs.steps import run_step
@@ -38,7 +36,7 @@ class JobEngine:
 
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        sessionmaker: Maker,
         provider: ImageProvider,
         publisher: Publisher,
         store: ImageStore,
