@@ -26,7 +26,7 @@ from bot.listeners import actions, commands, events
 from bot.publisher import SlackPublisher
 from core import db, service
 from core.config import Settings, SettingsError
-from core.engine import EngineConfig, JobEngine
+from core.jobs import EngineConfig, JobEngine
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
 from core.store import ImageStore

@@ -17,8 +17,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot import messages
 from core.models import GenerationState as S
-from core.ports import GenerationView
+from core.ports import Failure, GenerationView
 
 APPROVE = "approve"
 REGENERATE = "regenerate"
@@ -74,7 +75,8 @@ def status_text(view: GenerationView) -> str:
     if view.cancel_requested and view.state in (S.QUEUED, S.SUBMITTED, S.COMPLETED):
         return f":no_entry_sign: {head} cancelling…"
     if view.state == S.QUEUED:
-        wait = f" ({view.waiting_reason}; it starts automatically)" if view.waiting_reason else ""
+        reason = messages.waiting_text(view)
+        wait = f" ({reason}; it starts automatically)" if reason else ""
         return f":hourglass_flowing_sand: {head} queued for {who}{wait} · {view.provider_label}"
     if view.state == S.SUBMITTED:
         filled = round(view.progress / 100 * PROGRESS_CELLS)
@@ -87,7 +89,8 @@ def status_text(view: GenerationView) -> str:
         return f":white_check_mark: {head} done · {count} image{'s' if count != 1 else ''} below"
     if view.state == S.CANCELLED:
         return f":no_entry_sign: {head} cancelled"
-    return f":warning: {head} failed: {view.error or 'unknown error'}"
+    error = messages.failure_text(view.failure) if view.failure else view.error
+    return f":warning: {head} failed: {error or 'unknown error'}"
 
 
 def status_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
@@ -174,6 +177,6 @@ def history_text(lines: list[str], title: str) -> str:
     return f"*{title}*\n" + "\n".join(f"• {line}" for line in lines)
 
 
-def failure_message(view: GenerationView, message: str) -> str:
+def failure_message(view: GenerationView, failure: Failure) -> str:
     """The thread reply when a generation fails: what happened and what to do."""
-    return f":warning: *v{view.version}* failed. {message}"
+    return f":warning: *v{view.version}* failed. {messages.failure_text(failure)}"

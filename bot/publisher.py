@@ -18,9 +18,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import blocks
+from bot import blocks, messages
 from core.models import GenerationState
-from core.ports import ChannelUnreachable, GenerationView, PublishError
+from core.ports import ChannelUnreachable, Failure, GenerationView, PublishError
 
 log = logging.getLogger(__name__)
 
@@ -134,18 +134,20 @@ class SlackPublisher:
             "chat.update", channel=view.channel_id, ts=view.result_ts, text=text, blocks=body
         )
 
-    async def report_failure(self, view: GenerationView, message: str) -> None:
+    async def report_failure(self, view: GenerationView, failure: Failure) -> None:
         """A thread reply that says what failed and what to do."""
         await self._call(
             "chat.postMessage",
             channel=view.channel_id,
             thread_ts=view.thread_ts,
-            text=blocks.failure_message(view, message),
+            text=blocks.failure_message(view, failure),
         )
 
-    async def tell_requester(self, view: GenerationView, message: str) -> None:
-        """An ephemeral message to the requester: through the command's response_url when
-        there is one (it works even where the bot is not a member), else chat.postEphemeral."""
+    async def tell_requester(self, view: GenerationView, failure: Failure) -> None:
+        """An ephemeral message to the requester saying why the image could not start:
+        through the command's response_url when there is one (it works even where the bot
+        is not a member), else chat.postEphemeral."""
+        message = messages.requester_notice(failure)
         if view.response_url:
             webhook = AsyncWebhookClient(view.response_url)
             response = await webhook.send(text=message, response_type="ephemeral")

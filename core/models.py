@@ -43,7 +43,7 @@ class Base(DeclarativeBase):
 
 
 class GenerationState:
-    """The states of a generation job (see core.engine for the transitions)."""
+    """The states of a generation job (see core.jobs for the transitions)."""
 
     QUEUED = "queued"  # waiting to be submitted
     SUBMITTED = "submitted"  # the provider has the task; provider_task_id is set
@@ -109,7 +109,10 @@ class GenerationRow(Base):
     error_kind: Mapped[str | None] = mapped_column(String(32), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     note: Mapped[str | None] = mapped_column(Text, default=None)
-    waiting: Mapped[str | None] = mapped_column(Text, default=None)  # why a queued job waits
+    # why a queued job waits: a core.ports.WaitReason code
+    waiting: Mapped[str | None] = mapped_column(Text, default=None)
+    # why a job failed: core.ports.Failure.to_json() (reason code and its data)
+    failure: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
     latency_seconds: Mapped[float | None] = mapped_column(Float, default=None)

@@ -14,17 +14,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
+from core.db import jobs as jobs_db
 from core.flags import MAX_SEED, Params
 from core.models import (
     ApprovalRow,
     DeliveryRow,
     GenerationRow,
-    GenerationState,
     ImageRow,
     InputRow,
     SessionRow,
 )
-from core.ports import GenerationView, ImageView
+from core.ports import Failure, GenerationView, ImageView
 
 # Two requests in one thread at once may pick the same next version number; the loser's
 # transaction hits uq_generations_version and is simply run again.
@@ -231,15 +231,7 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         parent = await db.get(GenerationRow, parent_image.generation_id) if parent_image else None
         if parent_image and parent:
             parent_label = f"v{parent.version} image {parent_image.index + 1}"
-    waiting = row.waiting
-    if row.state == GenerationState.QUEUED and not waiting:
-        ahead = await db.scalar(
-            select(func.count()).where(
-                GenerationRow.state.in_(GenerationState.ACTIVE), GenerationRow.id < row.id
-            )
-        )
-        if ahead:
-            waiting = f"{ahead} generation{'s' if ahead > 1 else ''} ahead"
+    waiting, waiting_number = await jobs_db.waiting_of(db, row)
     return GenerationView(
         generation_id=row.id,
         session_id=session.id,
@@ -264,6 +256,8 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         note=row.note,
         error=row.error,
         waiting_reason=waiting,
+        waiting_number=waiting_number,
+        failure=Failure.from_json(row.failure),
         instruction=row.instruction,
         parent_label=parent_label,
         inputs_note=row.inputs_note,

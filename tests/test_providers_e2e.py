@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.models import GenerationState
+from core.ports import WaitReason
 from core.providers.toapis import ToAPIsProvider
 from core.schedule import PollSchedule
 from tests.conftest import OPENAI_KEY, TOAPIS_KEY
@@ -187,7 +188,7 @@ async def test_breaker_opens_holds_new_jobs_and_closes_when_the_provider_answers
         await harness.imagine("second", user=ALICE)
         _, second = await harness.wait_generations(2)
         held = await harness.wait_row(second.id, lambda r: r.waiting is not None)
-        assert held.state == S.QUEUED and "not answering" in (held.waiting or "")
+        assert held.state == S.QUEUED and held.waiting == WaitReason.BREAKER
         status = harness.thread(await harness.thread_of(second.id))[1]
         assert "not answering" in status.text and "starts automatically" in status.text
         calls_while_open = len(openai_fake.calls("generations"))

@@ -12,6 +12,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from core import service
+from core.db import jobs as jobs_db
+from core.jobs.request import build_request
 from core.models import AttachmentRow, GenerationRow, GenerationState, ImageRow
 from core.providers.local import LocalProvider
 from core.providers.toapis import ToAPIsProvider
@@ -266,7 +268,11 @@ async def test_cancel_during_polling_stops_at_the_provider_and_posts_nothing(
         status = harness.emulator.message(CHANNEL, status.ts)
         assert buttons(status) == []
         assert [m for m in harness.thread(thread_ts) if m.files] == []
-        late = await provider.poll(done.provider_task_id, await harness.runtime.jobs._request(done))  # type: ignore[union-attr]
+        job = await jobs_db.load(harness.sm, done.id)
+        assert job is not None and harness.runtime is not None
+        inputs = await jobs_db.inputs(harness.sm, done.id)
+        request = await build_request(job, inputs, harness.runtime.store, None)
+        late = await provider.poll(done.provider_task_id, request)
         assert late.state == "failed"  # the provider was told to cancel
     finally:
         await harness.close()

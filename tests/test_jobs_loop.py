@@ -1,5 +1,5 @@
-"""Unit tests of the job engine's state machine on a real SQLite database: claims, leases,
-guarded writes, retries and failures (Slack is the local stand-in, where a step reaches it)."""
+"""Unit tests of the job engine's loop on a real SQLite database: claims, leases, guarded
+writes, retries and failures (Slack is the local stand-in, where a step reaches it)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.emulator import SlackEmulator
 from bot.publisher import SlackPublisher
 from core import db, service
-from core.engine import EngineConfig, JobEngine, LeaseLost
+from core.db import jobs as jobs_db
 from core.flags import Params
+from core.jobs import EngineConfig, JobEngine, LeaseLost, outcomes
 from core.models import GenerationRow, GenerationState, SessionRow, db_now
 from core.providers.local import LocalProvider
 from core.store import ImageStore
@@ -82,17 +83,24 @@ async def _row(sm: async_sessionmaker[AsyncSession], job_id: int) -> GenerationR
         return row
 
 
+async def _retry(worker: JobEngine, job_id: int, retry_after: float | None) -> float | None:
+    job = await jobs_db.load(worker.ctx.sm, job_id)
+    assert job is not None
+    view = await service.get_view(worker.ctx.sm, job_id)
+    return await outcomes.retry(worker.ctx, job, view, "unavailable", "Busy.", retry_after)
+
+
 async def test_a_live_lease_cannot_be_claimed_an_expired_one_can(sm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     job_id = await _queue(sm)
     first = _engine(sm, tmp_path, "first", lease_seconds=30)
     second = _engine(sm, tmp_path, "second", lease_seconds=30)
-    assert await first._claim() == job_id
+    assert await first.claim() == job_id
     row = await _row(sm, job_id)
     assert row.lease_owner == "first" and row.lease_expires_at is not None
-    assert await second._claim() is None
+    assert await second.claim() is None
     async with sm.begin() as s:  # the first worker died 31 s ago
         await s.execute(update(GenerationRow).values(lease_expires_at=db_now() - 1))
-    assert await second._claim() == job_id
+    assert await second.claim() == job_id
     assert (await _row(sm, job_id)).lease_owner == "second"
 
 
@@ -107,16 +115,16 @@ async def test_only_due_active_jobs_are_claimed(sm, tmp_path: Path) -> None:  # 
         await s.execute(
             update(GenerationRow).where(GenerationRow.id == done).values(state=S.POSTED)
         )
-    assert await _engine(sm, tmp_path, "w")._claim() is None
+    assert await _engine(sm, tmp_path, "w").claim() is None
 
 
 async def test_writes_without_the_lease_are_refused(sm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     job_id = await _queue(sm)
     owner, intruder = _engine(sm, tmp_path, "owner"), _engine(sm, tmp_path, "intruder")
-    assert await owner._claim() == job_id
+    assert await owner.claim() == job_id
     with pytest.raises(LeaseLost):
-        await intruder._write(job_id, state=S.FAILED)
-    await owner._write(job_id, progress=10)
+        await jobs_db.write(sm, job_id, intruder.owner, state=S.FAILED)
+    await jobs_db.write(sm, job_id, owner.owner, progress=10)
     row = await _row(sm, job_id)
     assert (row.state, row.progress) == (S.QUEUED, 10)
 
@@ -131,17 +139,24 @@ async def test_retries_count_attempts_then_fail_with_a_clear_message(  # type: i
     async with sm.begin() as s:
         await s.execute(update(SessionRow).values(thread_ts=root["ts"]))
     worker = _engine(sm, tmp_path, "w", emulator, max_attempts=3)
-    assert await worker._claim() == job_id
+    assert await worker.claim() == job_id
     delays = []
     for _ in range(2):
-        delays.append(await worker._retry(await _row(sm, job_id), "Busy.", 5.0, "unavailable"))
+        delays.append(await _retry(worker, job_id, 5.0))
     row = await _row(sm, job_id)
     assert row.attempts == 2 and row.state == S.QUEUED and row.error == "Busy."
     assert all(d is not None and d >= 5.0 for d in delays)  # the provider's Retry-After
-    assert await worker._retry(row, "Busy.", None, "unavailable") is None
+    assert await _retry(worker, job_id, None) is None
     row = await _row(sm, job_id)
     assert row.state == S.FAILED and row.lease_owner is None
-    assert "gave up after 3 tries" in (row.error or "")
-    assert await worker._claim() is None  # failed is terminal
+    assert (row.attempts, row.error_kind, row.error) == (3, "unavailable", "Busy.")
+    assert row.failure == {
+        "reason": "gave_up",
+        "kind": "unavailable",
+        "detail": "Busy.",
+        "attempts": 3,
+        "minutes": None,
+    }
+    assert await worker.claim() is None  # failed is terminal
     told = [m.text for m in emulator.replies(CHANNEL, root["ts"]) if "failed" in m.text]
     assert told and all("gave up after 3 tries" in text for text in told)

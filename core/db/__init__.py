@@ -1,4 +1,9 @@
-"""Database access: the async engine, sessions, and the Alembic upgrade at start."""
+"""The persistence layer: every query and write lives in this package.
+
+This module holds the connection set-up (the async engine, sessions, the Alembic upgrade at
+start); the modules beside it (`core.db.jobs`, …) hold the named queries and writes of one
+subject each, taking and returning plain data. No other module in `core` builds SQL.
+"""
 
 from __future__ import annotations
 

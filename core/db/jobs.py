@@ -1,0 +1,370 @@
+"""The job engine's queries and writes: claims and leases, guarded transitions, results.
+
+Every write to a claimed job is guarded by its lease (`WHERE lease_owner = owner`): a
+worker that lost its lease gets LeaseLost and must stop touching the job. Times come from
+the database clock (`db_now`), so leases taken by different processes compare against one
+clock. Functions take a sessionmaker (one transaction each) or, where a caller already has
+one open, an AsyncSession; they return plain data (`Job`, `JobInput`, numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.flags import Params
+from core.models import GenerationRow, GenerationState, ImageRow, InputRow, SessionRow, db_now
+from core.ports import Failure, WaitReason
+from core.store import StoredBlob
+
+S = GenerationState
+Maker = async_sessionmaker[AsyncSession]  # the sessionmaker every function here takes
+
+
+class LeaseLost(Exception):
+    """Another worker owns the job now; this worker must stop touching it."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the engine reads of a generation job (a snapshot of its row).
+
+    `state` is a GenerationState value; `waiting` a WaitReason code or None; `params` the
+    request's flags (seed included); `width` / `height` in pixels.
+    """
+
+    id: int
+    session_id: int
+    state: str
+    cancel_requested: bool
+    provider: str
+    model: str | None
+    provider_task_id: str | None
+    attempts: int
+    polls: int
+    progress: int
+    waiting: str | None
+    lease_owner: str | None
+    prompt: str
+    provider_prompt: str | None
+    params: Params
+    seed: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """An input image of a job: `role` base | reference | mask, in `position` order."""
+
+    role: str
+    label: str
+    path: Path
+    mime: str
+    width: int
+    height: int
+
+
+def _claimable() -> Any:
+    return or_(GenerationRow.lease_owner.is_(None), GenerationRow.lease_expires_at < db_now())
+
+
+async def claim(
+    sm: Maker, owner: str, lease_seconds: float, exclude: Collection[int]
+) -> int | None:
+    """Take the lease on the most overdue claimable job (active, due, no live lease, not in
+    `exclude`) for `lease_seconds`; its id, or None when there is none (or another worker
+    won the race)."""
+    async with sm.begin() as db:
+        job_id = await db.scalar(
+            select(GenerationRow.id)
+            .where(
+                GenerationRow.state.in_(S.ACTIVE),
+                GenerationRow.next_attempt_at <= db_now(),
+                _claimable(),
+                GenerationRow.id.not_in(list(exclude)),
+            )
+            .order_by(GenerationRow.next_attempt_at, GenerationRow.id)
+            .limit(1)
+        )
+        if job_id is None:
+            return None
+        result = await db.execute(
+            update(GenerationRow)
+            .where(GenerationRow.id == job_id, _claimable())
+            .values(lease_owner=owner, lease_expires_at=db_now() + lease_seconds)
+        )
+        return job_id if result.rowcount == 1 else None
+
+
+async def load(sm: Maker, job_id: int) -> Job | None:
+    """The job as stored now, or None when it was deleted."""
+    async with sm() as db:
+        row = await db.get(GenerationRow, job_id)
+    if row is None:
+        return None
+    return Job(
+        id=row.id,
+        session_id=row.session_id,
+        state=row.state,
+        cancel_requested=row.cancel_requested,
+        provider=row.provider,
+        model=row.model,
+        provider_task_id=row.provider_task_id,
+        attempts=row.attempts,
+        polls=row.polls,
+        progress=row.progress,
+        waiting=row.waiting,
+        lease_owner=row.lease_owner,
+        prompt=row.prompt,
+        provider_prompt=row.provider_prompt,
+        params=Params(**row.params, seed=row.seed),
+        seed=row.seed,
+        width=row.width,
+        height=row.height,
+    )
+
+
+async def _guarded(db: AsyncSession, job_id: int, owner: str, **values: Any) -> None:
+    values = values or {"lease_owner": owner}  # nothing to change: just check the lease
+    result = await db.execute(
+        update(GenerationRow)
+        .where(GenerationRow.id == job_id, GenerationRow.lease_owner == owner)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(job_id)
+
+
+async def write(sm: Maker, job_id: int, owner: str, **values: Any) -> None:
+    """Set plain column values (status_ts, polls, progress, waiting, …) on the job if `owner`
+    still holds its lease; with no values only checks the lease. Raises LeaseLost."""
+    async with sm.begin() as db:
+        await _guarded(db, job_id, owner, **values)
+
+
+async def renew_lease(sm: Maker, job_id: int, owner: str, lease_seconds: float) -> None:
+    """Extend the lease to `lease_seconds` from now (database clock). Raises LeaseLost."""
+    await write(sm, job_id, owner, lease_expires_at=db_now() + lease_seconds)
+
+
+async def release(sm: Maker, job_id: int, owner: str, delay: float) -> None:
+    """Give the job back to the queue, due in `delay` seconds. Raises LeaseLost."""
+    await write(
+        sm,
+        job_id,
+        owner,
+        lease_owner=None,
+        lease_expires_at=None,
+        next_attempt_at=db_now() + delay,
+    )
+
+
+async def release_all(sm: Maker, owner: str) -> None:
+    """Drop every lease `owner` holds (at shutdown), so another worker resumes at once."""
+    async with sm.begin() as db:
+        await db.execute(
+            update(GenerationRow)
+            .where(GenerationRow.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+
+
+async def set_thread(sm: Maker, job_id: int, owner: str, session_id: int, thread_ts: str) -> None:
+    """Record the session's root message `thread_ts` (checking the job's lease first, in the
+    same transaction). Raises LeaseLost."""
+    async with sm.begin() as db:
+        await _guarded(db, job_id, owner)
+        await db.execute(
+            update(SessionRow).where(SessionRow.id == session_id).values(thread_ts=thread_ts)
+        )
+
+
+async def set_file_ids(sm: Maker, job_id: int, owner: str, file_ids: Mapping[int, str]) -> None:
+    """Record the uploaded file id of each image ({index: file_id}). Raises LeaseLost."""
+    async with sm.begin() as db:
+        await _guarded(db, job_id, owner)
+        for index, file_id in file_ids.items():
+            await db.execute(
+                update(ImageRow)
+                .where(ImageRow.generation_id == job_id, ImageRow.index == index)
+                .values(slack_file_id=file_id)
+            )
+
+
+async def mark_submitted(
+    sm: Maker, job_id: int, owner: str, task_id: str, model: str | None
+) -> None:
+    """The provider accepted the task `task_id`: state submitted, polls and progress reset,
+    no longer waiting. Raises LeaseLost."""
+    await write(
+        sm,
+        job_id,
+        owner,
+        provider_task_id=task_id,
+        state=S.SUBMITTED,
+        submitted_at=db_now(),
+        model=model,
+        polls=0,
+        progress=0,
+        waiting=None,
+    )
+
+
+async def record_retry(
+    sm: Maker, job_id: int, owner: str, attempts: int, kind: str, detail: str | None
+) -> None:
+    """Count a failed try: `attempts` so far, the error `kind` and the provider's `detail`
+    message. Raises LeaseLost."""
+    await write(sm, job_id, owner, attempts=attempts, error=detail, error_kind=kind)
+
+
+async def finish(
+    sm: Maker,
+    job_id: int,
+    owner: str,
+    state: str,
+    *,
+    failure: Failure | None = None,
+    result_ts: str | None = None,
+) -> None:
+    """Move the job to a terminal `state` (posted, failed, cancelled) and drop its lease;
+    a failed job records its `failure` (also as error / error_kind). Raises LeaseLost."""
+    values: dict[str, Any] = {"state": state, "finished_at": db_now()}
+    if failure is not None:
+        values.update(error=failure.detail, error_kind=failure.kind, failure=failure.to_json())
+        if failure.attempts:
+            values["attempts"] = failure.attempts
+    if state == S.POSTED:
+        values.update(result_ts=result_ts, error=None)
+    await write(sm, job_id, owner, lease_owner=None, lease_expires_at=None, **values)
+
+
+async def save_results(
+    sm: Maker,
+    job_id: int,
+    owner: str,
+    blobs: Sequence[StoredBlob],
+    *,
+    note: str | None,
+    usage: dict[str, Any] | None,
+    cost_usd: float | None,
+) -> None:
+    """The task completed: record its stored images (in order) and the job's note, usage,
+    cost (USD) and latency (seconds since it was queued). Raises LeaseLost."""
+    async with sm.begin() as db:
+        await _guarded(
+            db,
+            job_id,
+            owner,
+            state=S.COMPLETED,
+            progress=100,
+            completed_at=db_now(),
+            latency_seconds=db_now() - GenerationRow.created_at,
+            note=note,
+            usage=usage,
+            cost_usd=cost_usd,
+        )
+        for index, blob in enumerate(blobs):
+            db.add(
+                ImageRow(
+                    generation_id=job_id,
+                    index=index,
+                    sha256=blob.sha256,
+                    path=str(blob.path),
+                    width=blob.width,
+                    height=blob.height,
+                    mime=blob.mime,
+                    bytes=blob.bytes,
+                )
+            )
+
+
+async def seconds_since_submit(sm: Maker, job_id: int) -> float | None:
+    """Seconds since the job was submitted (database clock), None if it was not."""
+    async with sm() as db:
+        return await db.scalar(
+            select(db_now() - GenerationRow.submitted_at).where(GenerationRow.id == job_id)
+        )
+
+
+async def inputs(sm: Maker, job_id: int) -> list[JobInput]:
+    """The job's input images in position order."""
+    async with sm() as db:
+        rows = (
+            await db.scalars(
+                select(InputRow).where(InputRow.generation_id == job_id).order_by(InputRow.position)
+            )
+        ).all()
+    return [JobInput(r.role, r.label, Path(r.path), r.mime, r.width, r.height) for r in rows]
+
+
+async def version_ahead(db: AsyncSession, session_id: int, job_id: int) -> int | None:
+    """The lowest version of an older, still active generation of the same session, or None."""
+    return await db.scalar(
+        select(func.min(GenerationRow.version)).where(
+            GenerationRow.session_id == session_id,
+            GenerationRow.state.in_(S.ACTIVE),
+            GenerationRow.id < job_id,
+        )
+    )
+
+
+async def version_ahead_in_session(sm: Maker, session_id: int, job_id: int) -> int | None:
+    """`version_ahead` in its own transaction."""
+    async with sm() as db:
+        return await version_ahead(db, session_id, job_id)
+
+
+async def provider_load(sm: Maker, provider: str, job_id: int) -> tuple[int, int]:
+    """(tasks running at `provider`, older queued jobs of that provider that should start
+    before `job_id`). Older jobs in backoff or waiting for their own thread do not count;
+    jobs waiting for a slot or the breaker do."""
+    async with sm() as db:
+        running = await db.scalar(
+            select(func.count()).where(
+                GenerationRow.provider == provider, GenerationRow.state == S.SUBMITTED
+            )
+        )
+        older_first = await db.scalar(
+            select(func.count()).where(
+                GenerationRow.provider == provider,
+                GenerationRow.state == S.QUEUED,
+                GenerationRow.id < job_id,
+                GenerationRow.cancel_requested.is_(False),
+                or_(
+                    GenerationRow.waiting.in_((WaitReason.SLOT, WaitReason.BREAKER)),
+                    and_(
+                        GenerationRow.waiting.is_(None),
+                        GenerationRow.next_attempt_at <= db_now(),
+                    ),
+                ),
+            )
+        )
+    return int(running or 0), int(older_first or 0)
+
+
+async def waiting_of(db: AsyncSession, row: GenerationRow) -> tuple[WaitReason | None, int | None]:
+    """Why a generation waits and the reason's number (see WaitReason), for its view.
+
+    A queued job with no stored reason that has older active jobs waits in the QUEUE
+    (number: how many are ahead)."""
+    try:
+        reason = WaitReason(row.waiting) if row.waiting else None
+    except ValueError:  # a row written before reasons were codes
+        reason = None
+    if row.state != S.QUEUED:
+        return reason, None
+    if reason is WaitReason.THREAD:
+        return reason, await version_ahead(db, row.session_id, row.id)
+    if reason is not None:
+        return reason, None
+    ahead = await db.scalar(
+        select(func.count()).where(GenerationRow.state.in_(S.ACTIVE), GenerationRow.id < row.id)
+    )
+    return (WaitReason.QUEUE, int(ahead)) if ahead else (None, None)

@@ -1,0 +1,57 @@
+"""What every part of the job engine shares: its settings and its collaborators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.db.jobs import Maker
+from core.jobs.admission import Admission
+from core.ports import Publisher
+from core.pricing import PriceTable
+from core.providers.base import ImageProvider
+from core.schedule import PollSchedule
+from core.store import ImageStore
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Tunables of the job engine (seconds unless named otherwise).
+
+    lease_seconds: how long a claim lasts without renewal; a dead worker's jobs
+        are picked up after this.
+    max_attempts: failed tries (provider or Slack errors) before a job fails.
+    deadline_seconds: longest time from submit to completion before a job fails.
+    concurrency: jobs submitted to the provider at once; more stay queued, in order.
+    idle_seconds: how often the loop looks for due jobs when nothing wakes it.
+    breaker_failures, breaker_cooloff_seconds: consecutive retryable provider failures that
+        open the circuit breaker, and how long new jobs then wait before a probe.
+    prices: USD price table per image (core.pricing); None uses the published defaults.
+    """
+
+    lease_seconds: float = 60.0
+    max_attempts: int = 5
+    deadline_seconds: float = 600.0
+    concurrency: int = 2
+    idle_seconds: float = 0.5
+    breaker_failures: int = 5
+    breaker_cooloff_seconds: float = 60.0
+    prices: PriceTable | None = None
+
+
+@dataclass
+class JobContext:
+    """One engine's collaborators: the database (`sm`), the provider, the publisher, the
+    image store, its settings, its lease `owner` name and its admission control."""
+
+    sm: Maker
+    provider: ImageProvider
+    publisher: Publisher
+    store: ImageStore
+    config: EngineConfig
+    owner: str
+    admission: Admission
+    schedule: PollSchedule = field(default_factory=PollSchedule)
+
+    def model(self, job_model: str | None) -> str | None:
+        """The model a job uses: its own (--model, IMAGE_MODEL) or the provider's default."""
+        return job_model or getattr(self.provider, "model", None)

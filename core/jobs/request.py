@@ -1,0 +1,49 @@
+"""The provider request of a job, built from its stored rows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from core.db.jobs import Job, JobInput
+from core.images import prepare_mask
+from core.providers.base import GenerationRequest, ImageInput
+from core.store import ImageStore
+
+
+async def build_request(
+    job: Job, inputs: Sequence[JobInput], store: ImageStore, model: str | None
+) -> GenerationRequest:
+    """The GenerationRequest of `job`: its prompt (with the refinement chain), parameters,
+    `model`, and the input images in order (base first, then references). The mask is
+    resized to the base image (or the requested size, in pixels) when the base changed since
+    it was posted; the resized mask is written to `store`."""
+    references = tuple(
+        ImageInput(i.path, i.mime) for i in inputs if i.role in ("base", "reference")
+    )
+    mask = None
+    base = next((i for i in inputs if i.role == "base"), None)
+    size = (base.width, base.height) if base else (job.width, job.height)
+    for item in inputs:
+        if item.role != "mask":
+            continue
+        path = item.path
+        if (item.width, item.height) != size:
+            data = await store.read(path)
+            prepared = await asyncio.to_thread(prepare_mask, data, item.label, size)
+            path = (await store.put(prepared.data)).path
+        mask = ImageInput(path, "image/png")
+    params = job.params
+    return GenerationRequest(
+        prompt=job.provider_prompt or job.prompt,
+        width=job.width,
+        height=job.height,
+        aspect_ratio=params.aspect_ratio,
+        n=params.n,
+        seed=job.seed,
+        negative_prompt=params.negative_prompt,
+        quality=params.quality,
+        model=model,
+        references=references,
+        mask=mask,
+    )

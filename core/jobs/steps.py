@@ -1,0 +1,190 @@
+"""The steps of a job, by state: submit (open the thread, admission, submit), poll, post.
+
+`run_step` loads the job's view once, runs the step of its state and turns what went
+wrong into an outcome: a retry (provider unavailable or rate limited, the platform did not
+accept a message, a bug of ours), a failure (the provider refused, the channel cannot be
+reached) or nothing (the lease was lost: another worker owns the job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from core import service
+from core.db import jobs as jobs_db
+from core.db.jobs import Job, LeaseLost
+from core.jobs import outcomes
+from core.jobs.context import JobContext
+from core.jobs.outcomes import best_effort
+from core.jobs.request import build_request
+from core.models import GenerationState
+from core.ports import (
+    ChannelUnreachable,
+    Failure,
+    FailureReason,
+    GenerationView,
+    PublishError,
+)
+from core.pricing import estimate_cost
+from core.providers.base import GenerationRequest, ProviderError, TaskStatus
+
+log = logging.getLogger(__name__)
+S = GenerationState
+
+
+async def run_step(ctx: JobContext, job: Job) -> float | None:
+    """Run the step for the job's state. Returns seconds until the next step (0 = go on
+    now) or None when the job left the engine (terminal or deleted). Raises LeaseLost."""
+    try:
+        view = await service.get_view(ctx.sm, job.id)
+        if job.cancel_requested and job.state != S.COMPLETED:
+            return await outcomes.cancel(ctx, job, view)
+        if job.state == S.QUEUED:
+            return await submit(ctx, job, view)
+        if job.state == S.SUBMITTED:
+            return await poll(ctx, job, view)
+        return await post(ctx, job, view)
+    except (LeaseLost, asyncio.CancelledError):
+        raise
+    except ChannelUnreachable as err:
+        failure = Failure(FailureReason.CHANNEL_UNREACHABLE, err.reason)
+        view = await service.get_view(ctx.sm, job.id)
+        await best_effort(ctx.publisher.tell_requester(view, failure))
+        return await outcomes.fail(ctx, job, view, failure)
+    except ProviderError as err:
+        log.warning("job %s: provider error %s: %s", job.id, err.kind, err.detail or err)
+        view = await service.get_view(ctx.sm, job.id)
+        if err.kind.retryable:
+            return await outcomes.retry(
+                ctx, job, view, err.kind.value, err.message, err.retry_after
+            )
+        failure = Failure(FailureReason.PROVIDER, err.kind.value, err.message)
+        return await outcomes.fail(ctx, job, view, failure)
+    except PublishError as err:
+        log.warning("job %s: publish failed: %s", job.id, err)
+        view = await service.get_view(ctx.sm, job.id)
+        return await outcomes.retry(ctx, job, view, "publish", None, err.retry_after)
+    except Exception:
+        log.exception("job %s: step %s crashed", job.id, job.state)
+        view = await service.get_view(ctx.sm, job.id)
+        return await outcomes.retry(ctx, job, view, "internal", None, None)
+
+
+async def open_thread(ctx: JobContext, job: Job, view: GenerationView) -> GenerationView | None:
+    """Post the session's root message and the status message where they are missing;
+    the view with both, or None when the channel cannot be reached (the requester is
+    told and the session discarded)."""
+    if view.thread_ts is None:
+        try:
+            thread_ts = await ctx.publisher.open_thread(view)
+        except ChannelUnreachable as err:
+            failure = Failure(FailureReason.CHANNEL_UNREACHABLE, err.reason)
+            await best_effort(ctx.publisher.tell_requester(view, failure))
+            await service.discard_session(ctx.sm, job.session_id)
+            log.info("job %s: channel unreachable (%s); session discarded", job.id, err.reason)
+            return None
+        await jobs_db.set_thread(ctx.sm, job.id, ctx.owner, job.session_id, thread_ts)
+        view = replace(view, thread_ts=thread_ts)
+    if view.status_ts is None:
+        status_ts = await ctx.publisher.show_status(view, force=True)
+        await jobs_db.write(ctx.sm, job.id, ctx.owner, status_ts=status_ts)
+        view = replace(view, status_ts=status_ts)
+    return view
+
+
+async def submit(ctx: JobContext, job: Job, view: GenerationView) -> float | None:
+    """Queued: open the thread, wait for admission, submit the task and store its id."""
+    opened = await open_thread(ctx, job, view)
+    if opened is None:
+        return None
+    async with ctx.admission.slot(job) as wait:
+        if wait is not None:
+            return await outcomes.hold(ctx, job, opened, wait)
+        request = await _request(ctx, job)
+        submission = await ctx.admission.call(ctx.provider.submit(request))
+        await jobs_db.mark_submitted(ctx.sm, job.id, ctx.owner, submission.task_id, request.model)
+    log.info("job %s: submitted as task %s", job.id, submission.task_id)
+    if submission.status is not None:
+        job = replace(job, state=S.SUBMITTED, polls=0, progress=0)
+        view = replace(opened, state=S.SUBMITTED, progress=0, waiting_reason=None)
+        return await handle_status(ctx, job, view, submission.status)
+    return ctx.schedule.first_delay()
+
+
+async def poll(ctx: JobContext, job: Job, view: GenerationView) -> float | None:
+    """Submitted: fail past the deadline, else ask the provider how the task is doing."""
+    elapsed = await jobs_db.seconds_since_submit(ctx.sm, job.id)
+    if elapsed is not None and elapsed > ctx.config.deadline_seconds:
+        minutes = max(1, round(ctx.config.deadline_seconds / 60))
+        failure = Failure(FailureReason.DEADLINE, "deadline", minutes=minutes)
+        return await outcomes.fail(ctx, job, view, failure)
+    assert job.provider_task_id is not None
+    request = await _request(ctx, job)
+    status = await ctx.admission.call(ctx.provider.poll(job.provider_task_id, request))
+    return await handle_status(ctx, job, view, status)
+
+
+async def handle_status(
+    ctx: JobContext, job: Job, view: GenerationView, status: TaskStatus
+) -> float | None:
+    """Act on a task's status: show progress, fail, or store the images (completed)."""
+    if status.state == "running":
+        polls = job.polls + 1
+        await jobs_db.write(ctx.sm, job.id, ctx.owner, polls=polls, progress=status.progress)
+        if status.progress != job.progress:
+            await best_effort(ctx.publisher.show_status(replace(view, progress=status.progress)))
+        return ctx.schedule.next_delay(polls)
+    if status.state == "failed":
+        error = status.error
+        log.warning("job %s: task failed: %s", job.id, error and (error.detail or error.message))
+        kind = error.kind.value if error else "task_failed"
+        failure = Failure(FailureReason.PROVIDER, kind, error.message if error else None)
+        return await outcomes.fail(ctx, job, view, failure)
+    if not status.images:
+        failure = Failure(FailureReason.NO_IMAGE, "task_failed")
+        return await outcomes.fail(ctx, job, view, failure)
+    blobs = [await ctx.store.put(image.data) for image in status.images]
+    cost = estimate_cost(
+        ctx.config.prices,
+        ctx.model(job.model) or job.provider,
+        status.size or f"{blobs[0].width}x{blobs[0].height}",
+        job.params.quality,
+        len(blobs),
+    )
+    await jobs_db.save_results(
+        ctx.sm,
+        job.id,
+        ctx.owner,
+        blobs,
+        note=status.note,
+        usage=status.usage or None,
+        cost_usd=cost,
+    )
+    return 0
+
+
+async def post(ctx: JobContext, job: Job, view: GenerationView) -> float | None:
+    """Completed: upload the images that are not up yet, then post the result message."""
+    if any(image.file_id is None for image in view.images):
+        file_ids = await ctx.publisher.upload_images(view)
+        await jobs_db.set_file_ids(ctx.sm, job.id, ctx.owner, file_ids)
+        images = tuple(
+            replace(image, file_id=file_ids.get(image.index, image.file_id))
+            for image in view.images
+        )
+        view = replace(view, images=images)
+    if job.cancel_requested:
+        return await outcomes.cancel(ctx, job, view)  # stored, not posted
+    result_ts = await ctx.publisher.post_result(view)
+    await jobs_db.finish(ctx.sm, job.id, ctx.owner, S.POSTED, result_ts=result_ts)
+    view = replace(view, state=S.POSTED, result_ts=result_ts, error=None)
+    await best_effort(ctx.publisher.show_status(view, force=True))
+    log.info("job %s: posted", job.id)
+    return None
+
+
+async def _request(ctx: JobContext, job: Job) -> GenerationRequest:
+    inputs = await jobs_db.inputs(ctx.sm, job.id)
+    return await build_request(job, inputs, ctx.store, ctx.model(job.model))
