@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.emulator import SlackEmulator
 from bot.publisher import SlackPublisher
-from core import db, service
+from core import db, sessions
 from core.engine import EngineConfig, JobEngine, LeaseLost
 from core.flags import Params
 from core.models import GenerationRow, GenerationState, SessionRow, db_now
@@ -62,7 +62,7 @@ def _engine(
 
 
 async def _queue(sm: async_sessionmaker[AsyncSession]) -> int:
-    return await service.start_session(
+    return await sessions.start(
         sm,
         team_id="T0TEAM",
         channel_id=CHANNEL,
