@@ -28,7 +28,7 @@ from core.sessions import ActionRefused, Conversation
 log = logging.getLogger(__name__)
 
 # "<generation id>" or "<generation id>:<image index>"; ids fit SQL's 64-bit integers.
-VALUE = re.compile(r"(\d{1,18})(?::(\d{1,3}))?")
+VALUE = re.compile(r"([0-9]{1,18})(?::([0-9]{1,3}))?", re.ASCII)
 
 
 @dataclass(frozen=True)
