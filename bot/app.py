@@ -9,7 +9,6 @@ serves only `GET /healthz` and keeps the job engine's lifetime.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -20,39 +19,19 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.listeners import actions, commands, events
+from bot import listeners
 from bot.publisher import SlackPublisher
-from core import db, service
+from bot.runtime import Runtime
+from core import db
 from core.config import Settings, SettingsError
+from core.db import sessions as sessions_db
 from core.jobs import EngineConfig, JobEngine
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
 from core.store import ImageStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Runtime:
-    """Everything one running bot holds; listeners receive it at registration."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
-    store: ImageStore
-    provider: ImageProvider
-    publisher: SlackPublisher
-    jobs: JobEngine
-    bolt: AsyncApp
-    socket_mode: bool = False
-
-    async def aclose(self) -> None:
-        """Stop the job engine (releasing its leases) and close connections."""
-        await self.jobs.stop()
-        await self.provider.aclose()
-        await self.engine.dispose()
 
 
 def build_runtime(
@@ -113,14 +92,12 @@ def build_runtime(
         """Slack redelivers an event (X-Slack-Retry-Num, same event_id) when our answer was
         slow or lost; the first delivery is recorded, the repeats do nothing."""
         event_id = body.get("event_id")
-        if event_id and not await service.record_delivery(sm, f"event:{event_id}"):
+        if event_id and not await sessions_db.record_delivery(sm, f"event:{event_id}"):
             log.info("ignoring redelivered event %s", event_id)
             return BoltResponse(status=200, body="")
         return await next()
 
-    commands.register(bolt, runtime)
-    actions.register(bolt, runtime)
-    events.register(bolt, runtime)
+    listeners.register(bolt, runtime)
     return runtime
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 MAX_SEED = 2**32 - 1
 MAX_N = 4
@@ -68,6 +69,20 @@ class Params:
         if self.negative_prompt:
             parts.append(f"no {self.negative_prompt}")
         return " · ".join(parts)
+
+    def to_stored(self) -> dict[str, object]:
+        """The JSON object stored in `generations.params` (every field but the seed, which
+        has its own column)."""
+        data = asdict(self)
+        data.pop("seed")
+        return data
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any], seed: int | None = None) -> Params:
+        """The Params a stored JSON object (see `to_stored`) and seed column describe.
+        Unknown keys are ignored, so older rows stay readable."""
+        known = {f.name for f in fields(cls)} - {"seed"}
+        return cls(**{k: v for k, v in data.items() if k in known}, seed=seed)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import service
+from core import sessions
 from core.db import jobs as jobs_db
 from core.db.jobs import Job
 from core.flags import Params
@@ -47,7 +47,7 @@ def make_engine(
 
 async def queue(sm: Maker, prompt: str = "a test", params: Params | None = None) -> int:
     """Start a session with one queued generation; its id."""
-    return await service.start_session(
+    return await sessions.start(
         sm,
         team_id="T0TEAM",
         channel_id=CHANNEL,

@@ -8,17 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from core import db, service
+from core import db, sessions
+from core.db import views
 from core.jobs import steps
 from core.jobs.admission import Admission, Wait
 from core.models import GenerationState, db_now
 from core.ports import WaitReason
 from core.providers.base import ErrorKind, ProviderError
 from tests.fakes.publisher import RecordingPublisher
-from tests.harness import ALICE
-from tests.jobs_support import Maker, job, make_engine, queue, row, set_row
+from tests.harness import ALICE, BOB
+from tests.jobs_support import CHANNEL, Maker, job, make_engine, queue, row, set_row
 
 S = GenerationState
+HERE = sessions.Conversation("T0TEAM", CHANNEL)
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def _admission(sm: Maker, concurrency: int = 2, breaker_failures: int = 5) -> Ad
 
 async def test_versions_of_one_thread_run_in_order(sm: Maker) -> None:
     v1 = await queue(sm)
-    v2 = await service.regenerate(sm, v1, ALICE)
+    v2 = await sessions.regenerate(sm, v1, ALICE, HERE)
     admission = _admission(sm)
     assert await admission.check(await job(sm, v2)) == Wait(WaitReason.THREAD, 1, 0.5)
     assert await admission.check(await job(sm, v1)) is None
@@ -98,22 +100,22 @@ async def test_a_waiting_job_stores_its_reason_and_shows_it_once(sm: Maker, tmp_
         (WaitReason.QUEUE, 1),
         (WaitReason.SLOT, None),
     ]
-    view = await service.get_view(sm, waiting)
+    view = await views.get_view(sm, waiting)
     assert (view.waiting_reason, view.waiting_number) == (WaitReason.SLOT, None)
 
 
 async def test_the_view_names_the_version_a_thread_waits_for(sm: Maker, tmp_path: Path) -> None:
     v1 = await queue(sm)
-    await service.regenerate(sm, v1, ALICE)  # v2
-    v3 = await service.regenerate(sm, v1, ALICE)
+    await sessions.regenerate(sm, v1, ALICE, HERE)  # v2
+    v3 = await sessions.regenerate(sm, v1, BOB, HERE)  # another person: no double click
     publisher = RecordingPublisher()
     engine = make_engine(sm, tmp_path, publisher)
     await set_row(sm, v1, lease_owner=engine.owner)
     await steps.run_step(engine.ctx, await job(sm, v1))  # opens the thread
     await set_row(sm, v3, lease_owner=engine.owner)
     assert await steps.run_step(engine.ctx, await job(sm, v3)) == 0.5
-    view = await service.get_view(sm, v3)
+    view = await views.get_view(sm, v3)
     assert (view.waiting_reason, view.waiting_number) == (WaitReason.THREAD, 1)
     await set_row(sm, v1, state=S.POSTED)
-    view = await service.get_view(sm, v3)
+    view = await views.get_view(sm, v3)
     assert (view.waiting_reason, view.waiting_number) == (WaitReason.THREAD, 2)

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.emulator import SlackEmulator
 from bot.publisher import SlackPublisher
-from core import db, service
+from core import db, sessions
 from core.db import jobs as jobs_db
+from core.db import views
 from core.flags import Params
 from core.jobs import EngineConfig, JobEngine, LeaseLost, outcomes
 from core.models import GenerationRow, GenerationState, SessionRow, db_now
@@ -63,7 +64,7 @@ def _engine(
 
 
 async def _queue(sm: async_sessionmaker[AsyncSession]) -> int:
-    return await service.start_session(
+    return await sessions.start(
         sm,
         team_id="T0TEAM",
         channel_id=CHANNEL,
@@ -86,7 +87,7 @@ async def _row(sm: async_sessionmaker[AsyncSession], job_id: int) -> GenerationR
 async def _retry(worker: JobEngine, job_id: int, retry_after: float | None) -> float | None:
     job = await jobs_db.load(worker.ctx.sm, job_id)
     assert job is not None
-    view = await service.get_view(worker.ctx.sm, job_id)
+    view = await views.get_view(worker.ctx.sm, job_id)
     return await outcomes.retry(worker.ctx, job, view, "unavailable", "Busy.", retry_after)
 
 

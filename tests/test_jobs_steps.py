@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core import db, service
+from core import db
+from core.db import views
 from core.jobs import steps
 from core.models import GenerationState, SessionRow
 from core.ports import ChannelUnreachable, Failure, FailureReason, PublishError
@@ -56,7 +57,7 @@ async def test_a_job_goes_from_queued_to_posted_showing_each_step(
     )
     final = publisher.of("show_status")[-1]
     assert final.force and final.view.state == S.POSTED and final.view.result_ts == done.result_ts
-    view = await service.get_view(sm, job_id)
+    view = await views.get_view(sm, job_id)
     assert view.thread_ts == thread_ts and all(i.file_id for i in view.images)
 
 
@@ -91,7 +92,7 @@ async def test_past_the_deadline_the_job_fails_with_the_minutes(
     [report] = publisher.of("report_failure")
     assert report.failure == Failure(FailureReason.DEADLINE, "deadline", minutes=2)
     assert report.view.state == S.FAILED
-    assert (await service.get_view(sm, job_id)).failure == report.failure
+    assert (await views.get_view(sm, job_id)).failure == report.failure
 
 
 async def test_a_task_the_provider_failed_is_a_provider_failure_with_its_message(

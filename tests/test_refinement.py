@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from core import service
 from core.db import jobs as jobs_db
+from core.db.sessions import discard_session
 from core.jobs.request import build_request
 from core.models import AttachmentRow, GenerationRow, GenerationState, ImageRow
 from core.providers.local import LocalProvider
@@ -433,7 +433,7 @@ async def test_a_session_still_works_after_its_owner_left(local: Harness) -> Non
 async def test_a_click_on_a_deleted_version_says_it_is_gone(local: Harness) -> None:
     v1, thread_ts = await _v1(local)
     result = local.thread(thread_ts)[-1]
-    await service.discard_session(local.sm, v1.session_id)
+    await discard_session(local.sm, v1.session_id)
     for action in ("approve", "regenerate", "refine_this", "history"):
         await local.emulator.click_button(BOB, CHANNEL, result.ts, action)
     notices = await local.emulator.wait_for(

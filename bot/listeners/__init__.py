@@ -1,1 +1,34 @@
-"""Bolt listeners by kind: commands, actions, events. Each module has `register(app, runtime)`."""
+"""Bolt listeners as module-level functions, registered here in one place.
+
+Each listener gets the bot's `Runtime` from Bolt's context (`context["runtime"]`), put
+there by the middleware `register` installs; so a listener is importable alone and can be
+called in a test with a fake `ack`/`respond` and a plain dict as context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+
+from bot import blocks
+from bot.listeners import actions, commands, events
+from bot.runtime import Runtime
+
+
+def register(app: AsyncApp, runtime: Runtime) -> None:
+    """Install the runtime middleware and every listener on `app`."""
+
+    async def provide_runtime(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
+        context["runtime"] = runtime
+        return await next()
+
+    app.use(provide_runtime)
+    app.command("/imagine")(commands.imagine)
+    app.action(blocks.APPROVE)(actions.approve)
+    app.action(blocks.REGENERATE)(actions.regenerate)
+    app.action(blocks.REFINE_THIS)(actions.refine_this)
+    app.action(blocks.CANCEL)(actions.cancel)
+    app.action(blocks.HISTORY)(actions.history)
+    app.event("message")(events.on_message)

@@ -1,140 +1,176 @@
 """Buttons: Approve, Regenerate, Refine this and History on results; Cancel on status.
 
-Button values carry the generation id (and image index). Anyone in the channel
-may click, except Cancel (the requester or the session's owner). A click on a
-version that no longer exists gets an ephemeral "this version is gone".
+Button values carry the generation id (and image index): "<generation_id>:<index>" for
+Approve and Refine this, "<generation_id>" for the others. Every click is acknowledged
+first, then validated (`button`): a value that names nothing gets a private "this button
+is out of date", a generation of another channel or team a private "this button belongs
+to another conversation", a deleted one "this version is gone"; none of them changes
+anything. Anyone in the channel may click, except Cancel (the requester or the session's
+owner).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 
-from bot import blocks
-from core import refine, service
-from core.service import GenerationGone
-
-if TYPE_CHECKING:
-    from bot.app import Runtime
+from bot import blocks, messages
+from bot.runtime import Runtime
+from core import history as history_uc
+from core import refinement, sessions
+from core.sessions import ActionRefused, Conversation
 
 log = logging.getLogger(__name__)
 
-GONE = "This version is gone (its session was deleted). Start again with `/imagine`."
+# "<generation id>" or "<generation id>:<image index>"; ids fit SQL's 64-bit integers.
+VALUE = re.compile(r"([0-9]{1,18})(?::([0-9]{1,3}))?", re.ASCII)
 
 
-def _ids(value: str) -> tuple[int, int]:
-    generation, _, index = value.partition(":")
-    return int(generation), int(index or 0)
+@dataclass(frozen=True)
+class Click:
+    """A validated button click: who, where (team and channel), which generation, which
+    image (0-based; 0 for buttons that name only the generation)."""
+
+    user_id: str
+    where: Conversation
+    generation_id: int
+    index: int
 
 
-async def _private(respond: AsyncRespond, text: str) -> None:
-    await respond(text=text, response_type="ephemeral", replace_original=False)
+Handler = Callable[[Runtime, Click, AsyncRespond], Awaitable[None]]
+Listener = Callable[..., Awaitable[None]]
 
 
-def register(app: AsyncApp, runtime: Runtime) -> None:
-    """Register the button handlers."""
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
-    @app.action(blocks.APPROVE)
-    async def approve(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        await ack()
-        user_id = body["user"]["id"]
-        generation_id, index = _ids(action["value"])
-        try:
-            outcome = await service.approve(runtime.sessionmaker, generation_id, index, user_id)
-        except GenerationGone:
-            await _private(respond, GONE)
-            return
-        if not outcome.newly_approved:
-            await _private(
-                respond,
-                f"Image {index + 1} of v{outcome.view.version} was already approved "
-                f"by <@{outcome.approved_by}>.",
-            )
-            return
-        await runtime.publisher.update_result(outcome.view)
 
-    @app.action(blocks.REGENERATE)
-    async def regenerate(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        await ack()
-        generation_id, _ = _ids(action["value"])
-        try:
-            await service.regenerate(runtime.sessionmaker, generation_id, body["user"]["id"])
-        except GenerationGone:
-            await _private(respond, GONE)
-            return
+def parse_click(body: dict[str, Any], action: dict[str, Any], *, with_index: bool) -> Click | None:
+    """The click a `block_actions` payload describes, or None when a part is missing or
+    malformed (Slack's payload: `user.id`, `channel.id`, `team.id`, `actions[].value`)."""
+    user = body.get("user") if isinstance(body.get("user"), dict) else {}
+    channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
+    team = body.get("team") if isinstance(body.get("team"), dict) else {}
+    user_id, channel_id = _str(user.get("id")), _str(channel.get("id"))
+    team_id = _str(team.get("id")) or _str(user.get("team_id"))
+    match = VALUE.fullmatch(_str(action.get("value")))
+    if not (user_id and channel_id and match) or with_index != (match[2] is not None):
+        return None
+    generation_id = int(match[1])
+    if generation_id < 1:
+        return None
+    return Click(user_id, Conversation(team_id, channel_id), generation_id, int(match[2] or 0))
+
+
+async def private(respond: AsyncRespond, text: str) -> None:
+    """Answer only the clicker (ephemeral, through the payload's response_url)."""
+    try:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+    except Exception as err:  # no response_url, or Slack refused it: nothing else to do
+        log.warning("could not answer a click privately: %s", type(err).__name__)
+
+
+def button(*, with_index: bool) -> Callable[[Handler], Listener]:
+    """Make a Bolt listener of `handler(runtime, click, respond)`: ack first, validate the
+    payload, and word a refusal (ActionRefused) privately."""
+
+    def wrap(handler: Handler) -> Listener:
+        async def listener(
+            ack: AsyncAck,
+            body: dict[str, Any],
+            action: dict[str, Any],
+            respond: AsyncRespond,
+            context: dict[str, Any],
+        ) -> None:
+            await ack()
+            click = parse_click(body, action, with_index=with_index)
+            if click is None:
+                log.info("%s: a click with an unusable payload", handler.__name__)
+                await private(respond, messages.STALE_BUTTON)
+                return
+            try:
+                await handler(context["runtime"], click, respond)
+            except ActionRefused as refused:
+                log.info(
+                    "%s on %s refused: %s",
+                    handler.__name__,
+                    click.generation_id,
+                    refused.reason.value,
+                )
+                text = messages.refusal(refused.reason)
+                if text:
+                    await private(respond, text)
+
+        listener.__name__ = handler.__name__
+        listener.__qualname__ = handler.__qualname__
+        listener.__doc__ = handler.__doc__
+        return listener
+
+    return wrap
+
+
+@button(with_index=True)
+async def approve(runtime: Runtime, click: Click, respond: AsyncRespond) -> None:
+    """Approve: record the approval and show it on the result (once per image)."""
+    outcome = await sessions.approve(
+        runtime.sessionmaker, click.generation_id, click.index, click.user_id, click.where
+    )
+    if not outcome.newly_approved:
+        text = messages.already_approved(click.index, outcome.view.version, outcome.approved_by)
+        await private(respond, text)
+        return
+    await runtime.publisher.update_result(outcome.view)
+
+
+@button(with_index=False)
+async def regenerate(runtime: Runtime, click: Click, respond: AsyncRespond) -> None:
+    """Regenerate: the same request with a new seed as the next version."""
+    await sessions.regenerate(runtime.sessionmaker, click.generation_id, click.user_id, click.where)
+    runtime.jobs.wake()
+
+
+@button(with_index=True)
+async def refine_this(runtime: Runtime, click: Click, respond: AsyncRespond) -> None:
+    """Refine this: the picked image becomes the base the next replies refine."""
+    picked = await refinement.pick_base(
+        runtime.sessionmaker, click.generation_id, click.index, click.where
+    )
+    await runtime.publisher.say_in_thread(
+        picked.session.channel_id,
+        picked.session.thread_ts,
+        messages.picked_base(click.user_id, picked.label),
+    )
+
+
+@button(with_index=False)
+async def cancel(runtime: Runtime, click: Click, respond: AsyncRespond) -> None:
+    """Cancel: stop a running version (its requester or the session's owner only)."""
+    outcome = await sessions.cancel(
+        runtime.sessionmaker, click.generation_id, click.user_id, click.where
+    )
+    view = outcome.view
+    if not outcome.allowed:
+        text = messages.cancel_not_allowed(view.version, view.requested_by, view.owner_user_id)
+        await private(respond, text)
+    elif not outcome.running:
+        await private(respond, messages.already_finished(view.version, view.state))
+    else:
         runtime.jobs.wake()
 
-    @app.action(blocks.REFINE_THIS)
-    async def refine_this(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        await ack()
-        generation_id, index = _ids(action["value"])
-        try:
-            session, label = await refine.pick_base(runtime.sessionmaker, generation_id, index)
-        except GenerationGone:
-            await _private(respond, GONE)
-            return
-        await runtime.publisher.say_in_thread(
-            session.channel_id,
-            session.thread_ts,
-            f":dart: <@{body['user']['id']}> picked *{label}*: "
-            "replies in this thread now refine that image.",
-        )
 
-    @app.action(blocks.CANCEL)
-    async def cancel(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        await ack()
-        generation_id, _ = _ids(action["value"])
-        user_id = body["user"]["id"]
-        try:
-            outcome = await refine.request_cancel(runtime.sessionmaker, generation_id, user_id)
-        except GenerationGone:
-            await _private(respond, GONE)
-            return
-        view = outcome.view
-        if not outcome.allowed:
-            await _private(
-                respond,
-                f"Only <@{view.requested_by}> (who asked for v{view.version}) or "
-                f"<@{view.owner_user_id}> (who started this thread) can cancel it.",
-            )
-            return
-        if not outcome.running:
-            await _private(respond, f"v{view.version} has already finished ({view.state}).")
-            return
-        runtime.jobs.wake()
-
-    @app.action(blocks.HISTORY)
-    async def history(ack: AsyncAck, action: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        generation_id, _ = _ids(action["value"])
-        try:
-            view = await service.get_view(runtime.sessionmaker, generation_id)
-        except GenerationGone:
-            await _private(respond, GONE)
-            return
-        versions = await refine.history(runtime.sessionmaker, view.session_id)
-        lines = []
-        for item in versions:
-            link = None
-            if item.result_ts:
-                link = await runtime.publisher.permalink(view.channel_id, item.result_ts)
-            title = f"<{link}|v{item.version}>" if link else f"v{item.version}"
-            what = (
-                f"from {item.parent_label}: {item.instruction}"
-                if item.kind == "refine" and item.instruction
-                else ("new seed" if item.kind == "regenerate" else item.prompt)
-            )
-            extra = f" · approved {', '.join(item.approved)}" if item.approved else ""
-            state = "" if item.state == "posted" else f" · {item.state}"
-            lines.append(f"{title} {what}{state}{extra}")
-        await _private(respond, blocks.history_text(lines, "Versions in this thread"))
+@button(with_index=False)
+async def history(runtime: Runtime, click: Click, respond: AsyncRespond) -> None:
+    """History: every version of this thread, privately, linked to its result."""
+    found = await history_uc.versions(runtime.sessionmaker, click.generation_id, click.where)
+    lines = []
+    for item in found.versions:
+        link = None
+        if item.result_ts:
+            link = await runtime.publisher.permalink(found.channel_id, item.result_ts)
+        lines.append(messages.version_line(item, link))
+    await private(respond, blocks.history_text(lines, "Versions in this thread"))

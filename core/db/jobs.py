@@ -123,7 +123,7 @@ async def load(sm: Maker, job_id: int) -> Job | None:
         lease_owner=row.lease_owner,
         prompt=row.prompt,
         provider_prompt=row.provider_prompt,
-        params=Params(**row.params, seed=row.seed),
+        params=Params.from_stored(row.params, row.seed),
         seed=row.seed,
         width=row.width,
         height=row.height,

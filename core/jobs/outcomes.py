@@ -11,8 +11,8 @@ from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
 
-from core import service
 from core.db import jobs as jobs_db
+from core.db import sessions as sessions_db
 from core.db.jobs import Job
 from core.jobs.admission import Wait
 from core.jobs.context import JobContext
@@ -63,7 +63,7 @@ async def fail(ctx: JobContext, job: Job, view: GenerationView, failure: Failure
         await best_effort(ctx.publisher.report_failure(view, failure))
     else:  # it never got a thread: tell the requester privately, keep no empty session
         await best_effort(ctx.publisher.tell_requester(view, failure))
-        await service.discard_session(ctx.sm, job.session_id)
+        await sessions_db.discard_session(ctx.sm, job.session_id)
     return None
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from core.db.jobs import Job, JobInput
-from core.images import prepare_mask
 from core.providers.base import GenerationRequest, ImageInput
+from core.refinement import size_mask
 from core.store import ImageStore
 
 
@@ -23,14 +22,17 @@ async def build_request(
     )
     mask = None
     base = next((i for i in inputs if i.role == "base"), None)
-    size = (base.width, base.height) if base else (job.width, job.height)
+    base_size = (base.width, base.height) if base else None
+    size = base_size or (job.width, job.height)
     for item in inputs:
         if item.role != "mask":
             continue
         path = item.path
         if (item.width, item.height) != size:
             data = await store.read(path)
-            prepared = await asyncio.to_thread(prepare_mask, data, item.label, size)
+            prepared = await size_mask(
+                data, item.label, base=base_size, own=(job.width, job.height)
+            )
             path = (await store.put(prepared.data)).path
         mask = ImageInput(path, "image/png")
     params = job.params

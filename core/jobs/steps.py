@@ -12,8 +12,9 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from core import service
 from core.db import jobs as jobs_db
+from core.db import sessions as sessions_db
+from core.db import views
 from core.db.jobs import Job, LeaseLost
 from core.jobs import outcomes
 from core.jobs.context import JobContext
@@ -38,7 +39,7 @@ async def run_step(ctx: JobContext, job: Job) -> float | None:
     """Run the step for the job's state. Returns seconds until the next step (0 = go on
     now) or None when the job left the engine (terminal or deleted). Raises LeaseLost."""
     try:
-        view = await service.get_view(ctx.sm, job.id)
+        view = await views.get_view(ctx.sm, job.id)
         if job.cancel_requested and job.state != S.COMPLETED:
             return await outcomes.cancel(ctx, job, view)
         if job.state == S.QUEUED:
@@ -50,12 +51,12 @@ async def run_step(ctx: JobContext, job: Job) -> float | None:
         raise
     except ChannelUnreachable as err:
         failure = Failure(FailureReason.CHANNEL_UNREACHABLE, err.reason)
-        view = await service.get_view(ctx.sm, job.id)
+        view = await views.get_view(ctx.sm, job.id)
         await best_effort(ctx.publisher.tell_requester(view, failure))
         return await outcomes.fail(ctx, job, view, failure)
     except ProviderError as err:
         log.warning("job %s: provider error %s: %s", job.id, err.kind, err.detail or err)
-        view = await service.get_view(ctx.sm, job.id)
+        view = await views.get_view(ctx.sm, job.id)
         if err.kind.retryable:
             return await outcomes.retry(
                 ctx, job, view, err.kind.value, err.message, err.retry_after
@@ -64,11 +65,11 @@ async def run_step(ctx: JobContext, job: Job) -> float | None:
         return await outcomes.fail(ctx, job, view, failure)
     except PublishError as err:
         log.warning("job %s: publish failed: %s", job.id, err)
-        view = await service.get_view(ctx.sm, job.id)
+        view = await views.get_view(ctx.sm, job.id)
         return await outcomes.retry(ctx, job, view, "publish", None, err.retry_after)
     except Exception:
         log.exception("job %s: step %s crashed", job.id, job.state)
-        view = await service.get_view(ctx.sm, job.id)
+        view = await views.get_view(ctx.sm, job.id)
         return await outcomes.retry(ctx, job, view, "internal", None, None)
 
 
@@ -82,7 +83,7 @@ async def open_thread(ctx: JobContext, job: Job, view: GenerationView) -> Genera
         except ChannelUnreachable as err:
             failure = Failure(FailureReason.CHANNEL_UNREACHABLE, err.reason)
             await best_effort(ctx.publisher.tell_requester(view, failure))
-            await service.discard_session(ctx.sm, job.session_id)
+            await sessions_db.discard_session(ctx.sm, job.session_id)
             log.info("job %s: channel unreachable (%s); session discarded", job.id, err.reason)
             return None
         await jobs_db.set_thread(ctx.sm, job.id, ctx.owner, job.session_id, thread_ts)

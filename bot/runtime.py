@@ -1,0 +1,40 @@
+"""What listeners need from one running bot, built once by `bot.app.build_runtime`.
+
+Listeners read it from Bolt's context (`context["runtime"]`, put there by the middleware
+`bot.listeners.register` installs), so a listener module never imports `bot.app`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_bolt.async_app import AsyncApp
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.publisher import SlackPublisher
+from core.config import Settings
+from core.jobs import JobEngine
+from core.providers.base import ImageProvider
+from core.store import ImageStore
+
+
+@dataclass
+class Runtime:
+    """Everything one running bot holds: settings, database, image store, provider, the
+    Slack publisher, the job engine and the Bolt app."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    store: ImageStore
+    provider: ImageProvider
+    publisher: SlackPublisher
+    jobs: JobEngine
+    bolt: AsyncApp
+    socket_mode: bool = False
+
+    async def aclose(self) -> None:
+        """Stop the job engine (releasing its leases) and close connections."""
+        await self.jobs.stop()
+        await self.provider.aclose()
+        await self.engine.dispose()

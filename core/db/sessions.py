@@ -1,0 +1,230 @@
+"""Sessions, generations, approvals and deliveries: every query and write, as named
+functions over an open `AsyncSession` (the use case owns the transaction) that take and
+return plain data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
+
+from core.flags import Params
+from core.models import (
+    ApprovalRow,
+    DeliveryRow,
+    GenerationRow,
+    ImageRow,
+    SessionRow,
+    db_now,
+)
+
+# Two requests in one thread at once may pick the same next version number; the loser's
+# transaction hits uq_generations_version and is simply run again (whole use case).
+retry_version_race = retry(
+    retry=retry_if_exception_type(IntegrityError),
+    stop=stop_after_attempt(5),
+    wait=wait_random(0, 0.05),
+    reraise=True,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a generation lives: its session, channel and team (for the conversation check)."""
+
+    generation_id: int
+    session_id: int
+    team_id: str
+    channel_id: str
+
+
+@dataclass(frozen=True)
+class NewGeneration:
+    """A generation to queue. `params` without a seed uses `seed`; sizes in pixels."""
+
+    session_id: int
+    kind: str  # imagine | regenerate | refine
+    requested_by: str
+    prompt: str
+    params: Params
+    seed: int
+    width: int
+    height: int
+    provider: str
+    model: str | None
+    instruction: str | None = None
+    provider_prompt: str | None = None
+    inputs_note: str | None = None
+    parent_generation_id: int | None = None
+    parent_image_id: int | None = None
+    response_url: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """A stored generation's request (what a regeneration repeats)."""
+
+    generation_id: int
+    session_id: int
+    prompt: str
+    instruction: str | None
+    provider_prompt: str | None
+    inputs_note: str | None
+    params: Params  # seed included
+    width: int
+    height: int
+    provider: str
+    model: str | None
+    parent_image_id: int | None
+
+
+async def add_session(db: AsyncSession, *, team_id: str, channel_id: str, owner: str) -> int:
+    """Insert a session (no thread yet); returns its id."""
+    row = SessionRow(team_id=team_id, channel_id=channel_id, owner_user_id=owner)
+    db.add(row)
+    await db.flush()
+    return row.id
+
+
+async def add_generation(db: AsyncSession, new: NewGeneration) -> tuple[int, int]:
+    """Insert a queued generation as its session's next version; returns (id, version).
+
+    Raises IntegrityError when a concurrent transaction took the same version number
+    (callers retry with `retry_version_race`).
+    """
+    last = await db.scalar(
+        select(func.max(GenerationRow.version)).where(GenerationRow.session_id == new.session_id)
+    )
+    row = GenerationRow(
+        session_id=new.session_id,
+        version=(last or 0) + 1,
+        kind=new.kind,
+        requested_by=new.requested_by,
+        parent_generation_id=new.parent_generation_id,
+        parent_image_id=new.parent_image_id,
+        prompt=new.prompt,
+        instruction=new.instruction,
+        provider_prompt=new.provider_prompt,
+        inputs_note=new.inputs_note,
+        params=new.params.to_stored(),
+        seed=new.seed,
+        width=new.width,
+        height=new.height,
+        provider=new.provider,
+        model=new.model,
+        response_url=new.response_url,
+    )
+    db.add(row)
+    await db.flush()
+    return row.id, row.version
+
+
+async def set_inputs_note(db: AsyncSession, generation_id: int, note: str | None) -> None:
+    """Store which references and mask a generation uses (shown with its result)."""
+    await db.execute(
+        update(GenerationRow).where(GenerationRow.id == generation_id).values(inputs_note=note)
+    )
+
+
+async def target(db: AsyncSession, generation_id: int) -> Target | None:
+    """Where a generation lives, or None when it does not exist."""
+    found = (
+        await db.execute(
+            select(GenerationRow.session_id, SessionRow.team_id, SessionRow.channel_id)
+            .join(SessionRow, SessionRow.id == GenerationRow.session_id)
+            .where(GenerationRow.id == generation_id)
+        )
+    ).first()
+    return Target(generation_id, found[0], found[1], found[2]) if found else None
+
+
+async def generation(db: AsyncSession, generation_id: int) -> GenerationRecord | None:
+    """A generation's request, or None when it does not exist."""
+    row = await db.get(GenerationRow, generation_id)
+    if row is None:
+        return None
+    return GenerationRecord(
+        row.id,
+        row.session_id,
+        row.prompt,
+        row.instruction,
+        row.provider_prompt,
+        row.inputs_note,
+        Params.from_stored(row.params, row.seed),
+        row.width,
+        row.height,
+        row.provider,
+        row.model,
+        row.parent_image_id,
+    )
+
+
+async def recent_regeneration(
+    db: AsyncSession, source_id: int, user_id: str, within_seconds: float
+) -> int | None:
+    """The id of a regeneration of `source_id` that `user_id` asked for less than
+    `within_seconds` ago (database clock), or None."""
+    return await db.scalar(
+        select(GenerationRow.id)
+        .where(
+            GenerationRow.parent_generation_id == source_id,
+            GenerationRow.kind == "regenerate",
+            GenerationRow.requested_by == user_id,
+            GenerationRow.created_at > db_now() - within_seconds,
+        )
+        .limit(1)
+    )
+
+
+async def image_id(db: AsyncSession, generation_id: int, index: int) -> int | None:
+    """The id of image `index` (0-based) of a generation, or None."""
+    return await db.scalar(
+        select(ImageRow.id).where(ImageRow.generation_id == generation_id, ImageRow.index == index)
+    )
+
+
+async def approve_image(db: AsyncSession, image: int, user_id: str) -> tuple[bool, str]:
+    """Record `user_id`'s approval of an image unless it has one; returns (new, approver).
+
+    The first approval stays: a second (or concurrent) one changes nothing.
+    """
+    existing = await db.scalar(select(ApprovalRow.user_id).where(ApprovalRow.image_id == image))
+    if existing is not None:
+        return False, existing
+    try:
+        async with db.begin_nested():
+            db.add(ApprovalRow(image_id=image, user_id=user_id))
+    except IntegrityError:  # a concurrent click won the race
+        winner = await db.scalar(select(ApprovalRow.user_id).where(ApprovalRow.image_id == image))
+        return False, winner or user_id
+    return True, user_id
+
+
+async def request_cancel(db: AsyncSession, generation_id: int) -> None:
+    """Flag a generation for cancellation and make its job due now."""
+    await db.execute(
+        update(GenerationRow)
+        .where(GenerationRow.id == generation_id)
+        .values(cancel_requested=True, next_attempt_at=db_now())
+    )
+
+
+async def record_delivery(sm: async_sessionmaker[AsyncSession], key: str) -> bool:
+    """Remember a platform delivery id; False when it was seen before (a retry)."""
+    try:
+        async with sm.begin() as db:
+            db.add(DeliveryRow(key=key))
+        return True
+    except IntegrityError:
+        return False
+
+
+async def discard_session(sm: async_sessionmaker[AsyncSession], session_id: int) -> None:
+    """Delete a session whose thread could never be opened, with its generations."""
+    async with sm.begin() as db:
+        await db.execute(delete(GenerationRow).where(GenerationRow.session_id == session_id))
+        await db.execute(delete(SessionRow).where(SessionRow.id == session_id))
