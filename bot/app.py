@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.listeners import actions, commands, events
 from bot.publisher import SlackPublisher
 from core import db, service
@@ -164,7 +165,13 @@ def web_app(
     async def on_cleanup(_app: web.Application) -> None:
         await runtime.aclose()
 
-    app = web.Application()
+    middlewares = []
+    if not runtime.socket_mode:
+        # Signature, size, time limit and parse checks before Bolt (bot/http_guard.py).
+        secret = runtime.settings.slack_signing_secret
+        assert secret is not None
+        middlewares.append(slack_request_guard(secret.get_secret_value()))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     if not runtime.socket_mode:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
