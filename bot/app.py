@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import listeners
+from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
 from core import db
@@ -141,7 +142,13 @@ def web_app(
     async def on_cleanup(_app: web.Application) -> None:
         await runtime.aclose()
 
-    app = web.Application()
+    middlewares = []
+    if not runtime.socket_mode:
+        # Signature, size, time limit and parse checks before Bolt (bot/http_guard.py).
+        secret = runtime.settings.slack_signing_secret
+        assert secret is not None
+        middlewares.append(slack_request_guard(secret.get_secret_value()))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     if not runtime.socket_mode:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)

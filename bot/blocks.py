@@ -2,6 +2,12 @@
 
 Button `value`s carry the generation id (and image index): "<generation_id>:<index>"
 for Approve and Refine this, "<generation_id>" for Regenerate, History and Cancel.
+
+Everything a person typed (prompt, instruction, negative prompt, model and style names,
+file names) and every sentence from `core` is escaped with `bot.mrkdwn.escape` before it
+goes into mrkdwn, and every block is cut to Slack's documented limits (`bot.mrkdwn`)
+with a visible "…", so no input can make Slack (or slack_sdk's validation) refuse a
+message.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot import messages
+from bot import messages, mrkdwn
+from bot.mrkdwn import clip, escape, user_text
 from core.models import GenerationState as S
 from core.ports import Failure, GenerationView
 
@@ -27,61 +34,110 @@ REFINE_THIS = "refine_this"
 CANCEL = "cancel"
 HISTORY = "history"
 PROGRESS_CELLS = 10
+# Room for the person's words inside one line of a status or result (the rest of the
+# line is ours); the whole section is clipped to Slack's limit as well.
+INSTRUCTION_CHARS = 1500
+# files.getUploadURLExternal `alt_txt` (an image description for screen readers);
+# https://docs.slack.dev/reference/methods/files.getUploadURLExternal
+ALT_TXT_CHARS = 1000
 
 
 def _quote(text: str) -> str:
-    return "\n".join(f">{line}" for line in text.splitlines() or [""])
+    """`text` escaped as a block quote that fits a section (see `bot.mrkdwn.quote`)."""
+    return mrkdwn.quote(text, mrkdwn.SECTION_TEXT)
+
+
+def _section(text: str, block_id: str | None = None) -> SectionBlock:
+    """A mrkdwn section, clipped to Slack's 3,000 characters."""
+    clipped = mrkdwn.clip(text, mrkdwn.SECTION_TEXT)
+    return SectionBlock(block_id=block_id, text=MarkdownTextObject(text=clipped))
+
+
+def _context(*texts: str) -> ContextBlock:
+    """A context block of mrkdwn texts: at most 10 elements of at most 3,000 characters."""
+    elements = [
+        MarkdownTextObject(text=mrkdwn.clip(text, mrkdwn.TEXT_OBJECT))
+        for text in texts[: mrkdwn.CONTEXT_ELEMENTS]
+    ]
+    return ContextBlock(elements=elements)
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> ButtonElement:
+    """A button; its label is clipped to 75 characters and its value to 2,000."""
+    return ButtonElement(
+        text=mrkdwn.clip(text, mrkdwn.BUTTON_TEXT),
+        action_id=action_id,
+        value=value[: mrkdwn.BUTTON_VALUE],
+        style=style,
+    )
 
 
 def _json(blocks: list[Block]) -> list[dict[str, Any]]:
+    """The blocks as JSON, at most 50 (the last kept one says more was left out)."""
+    if len(blocks) > mrkdwn.MESSAGE_BLOCKS:
+        blocks = [*blocks[: mrkdwn.MESSAGE_BLOCKS - 1], _context(mrkdwn.ELLIPSIS)]
     return [block.to_dict() for block in blocks]
 
 
+def _text(text: str) -> str:
+    """A message's `text` (notification and fallback), clipped to 40,000 characters."""
+    return mrkdwn.clip(text, mrkdwn.MESSAGE_TEXT)
+
+
 def params_line(view: GenerationView) -> str:
-    """ "3:2 · 1 image · seed 42 · local preview renderer" (1254×836 px)."""
-    return f"{view.params.describe()} · {view.provider_label}"
+    """ "3:2 · 1 image · seed 42 · local preview renderer" (1254×836 px), escaped: the
+    parameters carry typed words (`--no …`, `--model …`)."""
+    return escape(f"{view.params.describe()} · {view.provider_label}")
 
 
 def root_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
-    """The session's root message in the channel: who asked, the prompt, the parameters."""
-    text = f"<@{view.requested_by}> asked for: {view.prompt}"
+    """The session's root message in the channel: who asked, the prompt, the parameters.
+
+    Returns (text, blocks); the prompt is escaped and quoted, every part within limits.
+    """
+    text = _text(f"<@{view.requested_by}> asked for: {escape(view.prompt)}")
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=f"*<@{view.requested_by}> asked for:*")),
-        SectionBlock(text=MarkdownTextObject(text=_quote(view.prompt))),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(text=f"{params_line(view)} · {view.width}×{view.height} px"),
-            ]
-        ),
+        _section(f"*<@{view.requested_by}> asked for:*"),
+        _section(_quote(view.prompt)),
+        _context(f"{params_line(view)} · {view.width}×{view.height} px"),
     ]
     return text, _json(blocks)
 
 
 def version_title(view: GenerationView) -> str:
-    """ "*v3*, from v2 image 1: make the sky stormier" (refinements name their origin)."""
+    """ "*v3*, from v2 image 1: make the sky stormier" (refinements name their origin);
+    the instruction is escaped and clipped to INSTRUCTION_CHARS."""
     head = f"*v{view.version}*"
     if view.kind == "refine" and view.instruction:
-        origin = f", from {view.parent_label}" if view.parent_label else ""
-        return f"{head}{origin}: _{view.instruction}_"
+        origin = f", from {escape(view.parent_label)}" if view.parent_label else ""
+        return f"{head}{origin}: _{user_text(view.instruction, INSTRUCTION_CHARS)}_"
     if view.kind == "regenerate":
         return f"{head} (same request, new seed)"
     return head
 
 
 def status_text(view: GenerationView) -> str:
-    """One line for the status message, by state: queued, progress, done, failed, cancelled."""
+    """One line for the status message, by state: queued, progress, done, failed, cancelled.
+
+    Sentences from core (waiting reason, error) are escaped; at most 3,000 characters.
+    """
+    return mrkdwn.clip(_status_line(view), mrkdwn.SECTION_TEXT)
+
+
+def _status_line(view: GenerationView) -> str:
     who = f"<@{view.requested_by}>"
     head = version_title(view)
+    provider = escape(view.provider_label)
     if view.cancel_requested and view.state in (S.QUEUED, S.SUBMITTED, S.COMPLETED):
         return f":no_entry_sign: {head} cancelling…"
     if view.state == S.QUEUED:
         reason = messages.waiting_text(view)
         wait = f" ({reason}; it starts automatically)" if reason else ""
-        return f":hourglass_flowing_sand: {head} queued for {who}{wait} · {view.provider_label}"
+        return f":hourglass_flowing_sand: {head} queued for {who}{wait} · {provider}"
     if view.state == S.SUBMITTED:
         filled = round(view.progress / 100 * PROGRESS_CELLS)
         bar = "▓" * filled + "░" * (PROGRESS_CELLS - filled)
-        return f":art: {head} generating… `{bar}` {view.progress}% · {view.provider_label}"
+        return f":art: {head} generating… `{bar}` {view.progress}% · {provider}"
     if view.state == S.COMPLETED:
         return f":outbox_tray: {head} done, posting the images…"
     if view.state == S.POSTED:
@@ -89,60 +145,51 @@ def status_text(view: GenerationView) -> str:
         return f":white_check_mark: {head} done · {count} image{'s' if count != 1 else ''} below"
     if view.state == S.CANCELLED:
         return f":no_entry_sign: {head} cancelled"
-    error = messages.failure_text(view.failure) if view.failure else view.error
-    return f":warning: {head} failed: {error or 'unknown error'}"
+    if view.failure:
+        error = clip(messages.failure_text(view.failure), INSTRUCTION_CHARS)
+    else:
+        error = user_text(view.error or "unknown error", INSTRUCTION_CHARS)
+    return f":warning: {head} failed: {error}"
 
 
 def status_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
     """The status message in the thread, updated in place; Cancel while it runs."""
     text = status_text(view)
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=text))]
+    blocks: list[Block] = [_section(text)]
     if view.state in (S.QUEUED, S.SUBMITTED) and not view.cancel_requested:
         blocks.append(
             ActionsBlock(
                 block_id="status",
-                elements=[
-                    ButtonElement(
-                        text="Cancel",
-                        action_id=CANCEL,
-                        value=str(view.generation_id),
-                        style="danger",
-                    )
-                ],
+                elements=[_button("Cancel", CANCEL, str(view.generation_id), style="danger")],
             )
         )
     return text, _json(blocks)
 
 
 def upload_comment(view: GenerationView) -> str:
-    """The comment that goes with the uploaded image files."""
+    """The comment that goes with the uploaded image files (escaped, clipped)."""
     if view.kind == "refine":
         return version_title(view)
-    return f"*v{view.version}* · {view.prompt}"
+    return _text(f"*v{view.version}* · {escape(view.prompt)}")
 
 
-def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
-    """The result message: per image Approve (or who approved it) and Refine this,
-    then Regenerate and History for the version."""
+def upload_alt_text(view: GenerationView) -> str:
+    """Alt text of an uploaded image: the prompt as plain text (Slack parses no markup in
+    alt text, so it is not escaped), at most ALT_TXT_CHARS characters."""
+    if len(view.prompt) <= ALT_TXT_CHARS:
+        return view.prompt
+    return view.prompt[: ALT_TXT_CHARS - 1] + mrkdwn.ELLIPSIS
+
+
+def _image_blocks(view: GenerationView) -> list[Block]:
+    """Per image: its section (size, who approved it) and its buttons."""
     count = len(view.images)
-    blocks: list[Block] = [
-        SectionBlock(
-            text=MarkdownTextObject(
-                text=f"{version_title(view)} · ready for <@{view.requested_by}>"
-            )
-        ),
-        ContextBlock(elements=[MarkdownTextObject(text=params_line(view))]),
-    ]
-    for note in (view.inputs_note, view.note):
-        if note:
-            blocks.append(
-                ContextBlock(elements=[MarkdownTextObject(text=f":information_source: {note}")])
-            )
+    out: list[Block] = []
     for image in view.images:
         label = f"Image {image.index + 1} of {count}" if count > 1 else "The image"
         value = f"{view.generation_id}:{image.index}"
         text = f"{label} · {image.width}×{image.height} px"
-        buttons = [ButtonElement(text="Refine this", action_id=REFINE_THIS, value=value)]
+        buttons = [_button("Refine this", REFINE_THIS, value)]
         if image.approved_by:
             text += f"\n:white_check_mark: *Approved by <@{image.approved_by}>*"
             if image.approved_at:
@@ -150,33 +197,47 @@ def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
                 when = int(image.approved_at)
                 text += f" <!date^{when}^{{date_short_pretty}} at {{time}}|at {when}>"
         else:
-            buttons.insert(
-                0, ButtonElement(text="Approve", action_id=APPROVE, value=value, style="primary")
-            )
-        blocks.append(
-            SectionBlock(block_id=f"image-{image.index}", text=MarkdownTextObject(text=text))
-        )
-        blocks.append(ActionsBlock(block_id=f"image-{image.index}-actions", elements=buttons))
+            buttons.insert(0, _button("Approve", APPROVE, value, style="primary"))
+        out.append(_section(text, block_id=f"image-{image.index}"))
+        out.append(ActionsBlock(block_id=f"image-{image.index}-actions", elements=buttons))
+    return out
+
+
+def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
+    """The result message: per image Approve (or who approved it) and Refine this,
+    then Regenerate and History for the version. Returns (text, blocks) within limits."""
+    blocks: list[Block] = [
+        _section(f"{version_title(view)} · ready for <@{view.requested_by}>"),
+        _context(params_line(view)),
+    ]
+    for note in (view.inputs_note, view.note):
+        if note:
+            blocks.append(_context(f":information_source: {escape(note)}"))
+    blocks += _image_blocks(view)
+    generation = str(view.generation_id)
     blocks.append(
         ActionsBlock(
             block_id="generation",
             elements=[
-                ButtonElement(
-                    text="Regenerate", action_id=REGENERATE, value=str(view.generation_id)
-                ),
-                ButtonElement(text="History", action_id=HISTORY, value=str(view.generation_id)),
+                _button("Regenerate", REGENERATE, generation),
+                _button("History", HISTORY, generation),
             ],
         )
     )
-    text = f"v{view.version} is ready: {view.instruction or view.prompt}"
+    text = _text(f"v{view.version} is ready: {escape(view.instruction or view.prompt)}")
     return text, _json(blocks)
 
 
 def history_text(lines: list[str], title: str) -> str:
-    """An ephemeral list (history of a session, or a user's recent sessions)."""
-    return f"*{title}*\n" + "\n".join(f"• {line}" for line in lines)
+    """An ephemeral list (history of a session, or a user's recent sessions).
+
+    `lines` are mrkdwn the caller built (user text in them escaped with
+    `bot.mrkdwn.escape`); the result is clipped to Slack's 40,000 characters.
+    """
+    return _text(f"*{escape(title)}*\n" + "\n".join(f"• {line}" for line in lines))
 
 
 def failure_message(view: GenerationView, failure: Failure) -> str:
-    """The thread reply when a generation fails: what happened and what to do."""
-    return f":warning: *v{view.version}* failed. {messages.failure_text(failure)}"
+    """The thread reply when a generation fails: what happened and what to do (the
+    provider's own words in it are escaped by `messages.failure_text`)."""
+    return _text(f":warning: *v{view.version}* failed. {messages.failure_text(failure)}")

@@ -6,6 +6,7 @@ for Slack (mrkdwn). Block Kit builders live in `bot/blocks.py`.
 
 from __future__ import annotations
 
+from bot.mrkdwn import clip, escape
 from core.history import SessionSummary, VersionSummary
 from core.images import MB, ImageRejected, Rejection, describe_types, type_name
 from core.ports import Failure, FailureReason, GenerationView, WaitReason
@@ -37,12 +38,14 @@ def channel_unreachable_text(reason: str) -> str:
             "I can't see this channel (it may be private, archived or a DM I'm not part of). "
             "Add me to a channel with `/invite @imagine` and run `/imagine` there."
         )
-    return f"I couldn't post in this channel ({reason}). Ask an admin to check my permissions."
+    return (
+        f"I couldn't post in this channel ({escape(reason)}). Ask an admin to check my permissions."
+    )
 
 
 def failure_text(failure: Failure) -> str:
     """Why a generation failed and what to do, in a sentence or two (mrkdwn)."""
-    cause = CAUSES.get(failure.kind) or failure.detail
+    cause = CAUSES.get(failure.kind) or (escape(failure.detail) if failure.detail else None)
     if failure.reason is FailureReason.GAVE_UP:
         return (
             f"{cause or 'The provider did not answer.'} I gave up after {failure.attempts} "
@@ -117,10 +120,11 @@ def refusal(reason: Refusal) -> str | None:
 
 
 def flag_error(error: str, *, in_thread: bool = False) -> str:
-    """A bad flag in `/imagine` (or in a reply): what is wrong and that nothing was queued."""
+    """A bad flag in `/imagine` (or in a reply): what is wrong (core's sentence, which may
+    quote what the person typed: escaped) and that nothing was queued."""
     if in_thread:
-        return f":warning: {error}\nNothing was queued."
-    return f":warning: {error}\nNothing was queued. Type `/imagine help` for all flags."
+        return f":warning: {escape(error)}\nNothing was queued."
+    return f":warning: {escape(error)}\nNothing was queued. Type `/imagine help` for all flags."
 
 
 def already_approved(index: int, version: int, approver: str) -> str:
@@ -151,9 +155,9 @@ def version_line(item: VersionSummary, link: str | None) -> str:
     approvals."""
     title = f"<{link}|v{item.version}>" if link else f"v{item.version}"
     if item.kind == "refine" and item.instruction:
-        what = f"from {item.parent_label}: {item.instruction}"
+        what = f"from {item.parent_label}: {escape(clip(item.instruction, 300))}"
     else:
-        what = "new seed" if item.kind == "regenerate" else item.prompt
+        what = "new seed" if item.kind == "regenerate" else escape(clip(item.prompt, 300))
     approved = ", ".join(f"image {i + 1} by <@{u}>" for i, u in item.approved)
     extra = f" · approved {approved}" if approved else ""
     state = "" if item.state == "posted" else f" · {item.state}"
@@ -162,7 +166,7 @@ def version_line(item: VersionSummary, link: str | None) -> str:
 
 def session_line(item: SessionSummary, link: str | None) -> str:
     """One of a user's recent sessions: its prompt (linked to the thread), channel, size."""
-    prompt = item.prompt if len(item.prompt) <= 60 else item.prompt[:57] + "…"
+    prompt = escape(clip(" ".join(item.prompt.split()), 60)).replace("|", "¦")
     title = f"<{link}|{prompt}>" if link else prompt
     versions = f"{item.versions} version{'s' if item.versions != 1 else ''}"
     return f"{title} in <#{item.channel_id}> · {versions}"
@@ -171,8 +175,8 @@ def session_line(item: SessionSummary, link: str | None) -> str:
 def accepted_image(item: Accepted) -> str:
     """How a kept image is named in the thread's acknowledgement."""
     if item.role != "mask":
-        return f"`{item.name}` as a reference"
-    label = f"`{item.name}` as the mask (transparent area = repaint)"
+        return f"{file_label(item.name)} as a reference"
+    label = f"{file_label(item.name)} as the mask (transparent area = repaint)"
     if item.scaled_from and item.scaled_to:
         (w, h), (tw, th) = item.scaled_from, item.scaled_to
         label += (
@@ -193,7 +197,9 @@ def images_waiting(accepted: list[str], waiting: int) -> str:
 def image_problems(problems: list[ImageRejected | NotAnImage]) -> str:
     """One warning line per refused file: ImageRejected worded by its code, NotAnImage by
     the store's own sentence."""
-    lines = [image_rejected(p) if isinstance(p, ImageRejected) else str(p) for p in problems]
+    lines = [
+        image_rejected(p) if isinstance(p, ImageRejected) else escape(str(p)) for p in problems
+    ]
     return "\n".join(f":warning: {line}" for line in lines)
 
 
@@ -202,7 +208,7 @@ def inputs_dropped(outcome: RefineOutcome) -> str:
     return (
         f":information_source: v{outcome.version} takes {MAX_INPUTS} images at most"
         f"{' (the base image counts as one)' if outcome.base_label else ''}; "
-        f"the newest are used, not {', '.join(outcome.dropped)}."
+        f"the newest are used, not {', '.join(escape(d) for d in outcome.dropped)}."
     )
 
 
@@ -216,7 +222,7 @@ def file_label(name: str) -> str:
     clean = " ".join((name or "file").replace("`", "'").split())
     if len(clean) > 80:
         clean = clean[:77] + "..."
-    return f"`{_escape_mrkdwn(clean) or 'file'}`"
+    return f"`{escape(clean) or 'file'}`"
 
 
 def size_text(size: int) -> str:
@@ -355,7 +361,7 @@ def image_rejected(err: ImageRejected) -> str:
         (w, h), (bw, bh) = d["size"], d["base"]
         fields.update(w=w, h=h, bw=bw, bh=bh, which=d["which"])
     service = d.get("service")
-    fields["service"] = f" ({_escape_mrkdwn(str(service))})" if service else ""
+    fields["service"] = f" ({escape(str(service))})" if service else ""
     fields["kind"] = d.get("kind", "")
     fields["type"] = type_name(str(d.get("mime", "")))
     return _IMAGE_REPLIES[err.code].format(**fields)
@@ -373,11 +379,6 @@ def _too_large_fields(size: int | None, limit: int, mask: bool) -> dict[str, str
             else "Post a smaller version (scale it down or export it as JPEG)."
         ),
     }
-
-
-def _escape_mrkdwn(text: str) -> str:
-    """Escape ``&``, ``<`` and ``>`` for mrkdwn (Slack's formatting reference)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import blocks, messages
+from bot import blocks, messages, mrkdwn
 from core.models import GenerationState
 from core.ports import ChannelUnreachable, Failure, GenerationView, PublishError
 
@@ -97,7 +97,7 @@ class SlackPublisher:
                 "file": str(image.path),
                 "filename": f"v{view.version}-{image.index + 1}.{image.path.suffix.lstrip('.')}",
                 "title": f"v{view.version} image {image.index + 1}",
-                "alt_text": view.prompt[:1000],
+                "alt_txt": blocks.upload_alt_text(view),
             }
             for image in pending
         ]
@@ -147,7 +147,7 @@ class SlackPublisher:
         """An ephemeral message to the requester saying why the image could not start:
         through the command's response_url when there is one (it works even where the bot
         is not a member), else chat.postEphemeral."""
-        message = messages.requester_notice(failure)
+        message = mrkdwn.clip(messages.requester_notice(failure), mrkdwn.MESSAGE_TEXT)
         if view.response_url:
             webhook = AsyncWebhookClient(view.response_url)
             response = await webhook.send(text=message, response_type="ephemeral")
@@ -157,7 +157,12 @@ class SlackPublisher:
         await self.tell_user(view.channel_id, view.requested_by, message, view.thread_ts)
 
     async def say_in_thread(self, channel_id: str, thread_ts: str, text: str) -> str:
-        """chat.postMessage of a plain reply in a thread; returns its ts."""
+        """chat.postMessage of a mrkdwn reply in a thread; returns its ts.
+
+        `text` is mrkdwn the caller built (user text in it already escaped with
+        `bot.mrkdwn.escape`); it is clipped to Slack's 40,000 characters.
+        """
+        text = mrkdwn.clip(text, mrkdwn.MESSAGE_TEXT)
         data = await self._call(
             "chat.postMessage", channel=channel_id, thread_ts=thread_ts, text=text
         )
@@ -174,8 +179,13 @@ class SlackPublisher:
     async def tell_user(
         self, channel_id: str, user_id: str, message: str, thread_ts: str | None = None
     ) -> None:
-        """chat.postEphemeral to one user in a channel (optionally in a thread)."""
-        kwargs: dict[str, object] = {"channel": channel_id, "user": user_id, "text": message}
+        """chat.postEphemeral to one user in a channel (optionally in a thread).
+
+        `message` is mrkdwn the caller built (user text in it already escaped with
+        `bot.mrkdwn.escape`); it is clipped to Slack's 40,000 characters.
+        """
+        text = mrkdwn.clip(message, mrkdwn.MESSAGE_TEXT)
+        kwargs: dict[str, object] = {"channel": channel_id, "user": user_id, "text": text}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         await self._call("chat.postEphemeral", **kwargs)

@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from . import delivery as dl
+from . import limits
 from .socket_mode import SocketModeGateway
 from .state import Channel, Ephemeral, Message, SlackFile, User, Workspace
 from .transcript import render_ephemerals, render_thread
@@ -335,6 +336,8 @@ class SlackEmulator:
             status, headers = 200, {}
         except ApiError as err:
             body = {"ok": False, "error": err.error}
+            if err.messages:
+                body["response_metadata"] = {"messages": err.messages}
             status, headers = err.status, err.headers
         call.response = body
         return web.json_response(body, status=status, headers=headers)
@@ -393,9 +396,16 @@ class SlackEmulator:
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
         body = parse_params(body)
-        self.calls.append(ApiCall("response_url", body, now(), {"ok": True}))
         text = body.get("text") or ""
         blocks = body.get("blocks") if isinstance(body.get("blocks"), list) else []
+        # Slack applies the same Block Kit limits to response_url messages and answers
+        # HTTP 400 with the error code as the body (bot/emulator/limits.py cites them).
+        problem = "invalid_blocks" if limits.blocks_problem(blocks) else None
+        problem = problem or ("msg_too_long" if limits.text_too_long(text) else None)
+        if problem:
+            self.calls.append(ApiCall("response_url", body, now(), {"ok": False, "error": problem}))
+            return web.Response(status=400, text=problem)
+        self.calls.append(ApiCall("response_url", body, now(), {"ok": True}))
         original = self.ws.message(ctx.channel, ctx.message_ts) if ctx.message_ts else None
         if truthy(body.get("delete_original")) and original is not None:
             original.deleted = True

@@ -35,7 +35,13 @@ def _mentions(ws: Workspace, line: str) -> str:
         user = ws.users.get(m.group(1))
         return f"@{user.name}" if user else m.group(0)
 
-    return MENTION.sub(name, line)
+    return _unescape(MENTION.sub(name, line))
+
+
+def _unescape(line: str) -> str:
+    """Slack shows ``&lt;``, ``&gt;`` and ``&amp;`` as ``<``, ``>`` and ``&`` (and decodes
+    no other entity): https://docs.slack.dev/messaging/formatting-message-text/#escaping"""
+    return line.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def render_blocks(blocks: list[dict[str, Any]]) -> list[str]:

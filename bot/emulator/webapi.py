@@ -14,19 +14,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import limits
 from .state import Channel, Ephemeral, Message, Workspace, ensure_block_ids
 
 JSON_PARAMS = ("blocks", "attachments", "files", "metadata")
 
 
 class ApiError(Exception):
-    """A Slack API error: ``{"ok": false, "error": error}`` with HTTP ``status``."""
+    """A Slack API error: ``{"ok": false, "error": error}`` with HTTP ``status``;
+    ``messages`` go into ``response_metadata.messages`` (as with ``invalid_blocks``)."""
 
-    def __init__(self, error: str, status: int = 200, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        error: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        messages: list[str] | None = None,
+    ):
         super().__init__(error)
         self.error = error
         self.status = status
         self.headers = headers or {}
+        self.messages = messages or []
 
 
 @dataclass
@@ -125,12 +134,25 @@ class WebApi:
 
     @staticmethod
     def _blocks(params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The call's blocks, checked against Slack's documented limits (see
+        :mod:`bot.emulator.limits`): Slack refuses the whole call with ``invalid_blocks``."""
         blocks = params.get("blocks")
         if blocks is None or blocks == "":
             return None
         if not isinstance(blocks, list):
             raise ApiError("invalid_blocks")
+        problem = limits.blocks_problem(blocks)
+        if problem:
+            raise ApiError("invalid_blocks", messages=[f"[ERROR] {problem}"])
         return copy.deepcopy(blocks)
+
+    @staticmethod
+    def _text(params: dict[str, Any], key: str = "text") -> str:
+        """A message text; Slack answers ``msg_too_long`` above 40,000 characters."""
+        text = params.get(key) or ""
+        if limits.text_too_long(text):
+            raise ApiError("msg_too_long")
+        return str(text)
 
     def _bot_message(self, chan: Channel, **kwargs: Any) -> Message:
         return Message(
@@ -160,7 +182,7 @@ class WebApi:
     def chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         """``chat.postMessage``: post as the bot (root or thread reply)."""
         chan = self._channel_for_bot(params.get("channel"))
-        text = params.get("text") or ""
+        text = self._text(params)
         blocks = self._blocks(params)
         if not text and not blocks and not params.get("attachments"):
             raise ApiError("no_text")
@@ -189,6 +211,7 @@ class WebApi:
         previous = self.ws.message_dict(msg)
         blocks = self._blocks(params)
         text = params.get("text")
+        self._text(params)
         if text is None and blocks is None and "file_ids" not in params:
             raise ApiError("no_text")
         if text is not None:
@@ -226,7 +249,7 @@ class WebApi:
             raise ApiError("user_not_found")
         if user not in chan.members:
             raise ApiError("user_not_in_channel")
-        text = params.get("text") or ""
+        text = self._text(params)
         blocks = self._blocks(params) or []
         if not text and not blocks and not params.get("attachments"):
             raise ApiError("no_text")
@@ -280,7 +303,7 @@ class WebApi:
             chan = self._channel_for_bot(channel_ref)
             msg = self._bot_message(
                 chan,
-                text=params.get("initial_comment") or "",
+                text=self._text(params, "initial_comment"),
                 blocks=self._blocks(params) or [],
                 files=files,
                 subtype="file_share",

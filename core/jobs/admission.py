@@ -49,6 +49,7 @@ class Admission:
         self.concurrency = concurrency
         self.breaker = CircuitBreaker(breaker_failures, breaker_cooloff_seconds)
         self.submitting = 0  # provider.submit calls in flight in this process
+        self.handed_back = 0  # slots released so far (see `slot`)
 
     async def check(self, job: Job) -> Wait | None:
         """None when `job` may be submitted now, else why it waits."""
@@ -68,7 +69,13 @@ class Admission:
         """Admit `job` or say why it waits. Admitted (None), it holds one of the provider's
         slots in this process until the block ends, so concurrent steps that check meanwhile
         see it taken even before the task is stored as submitted."""
-        wait = await self.check(job)
+        while True:
+            handed_back = self.handed_back
+            wait = await self.check(job)
+            # A slot handed back while the check read the database means the submit it
+            # covered is stored now, but the read may predate it: check again.
+            if wait is not None or handed_back == self.handed_back:
+                break
         if wait is not None:
             yield wait
             return
@@ -77,6 +84,7 @@ class Admission:
             yield None
         finally:
             self.submitting -= 1
+            self.handed_back += 1
 
     async def call(self, call: Awaitable[T]) -> T:
         """Await a provider call and tell the circuit breaker how it went."""
