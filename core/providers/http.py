@@ -9,12 +9,18 @@
   `X-RateLimit-Reset` (ToAPIs: epoch seconds when the window resets).
 - `redact`: remove API keys from text that goes to the log.
 - `transport_error`: httpx timeouts and connection errors → `ProviderError(UNAVAILABLE)`.
+- `check_pixels` / `result_image`: the pixel count of a result image, read from its header
+  before anything decodes it, against the `MAX_IMAGE_PIXELS` cap.
 - `download_image`: fetch a result URL at once (result URLs expire) without sending our
   Authorization header to the file host.
+- `ProviderHTTP`: the one httpx client set-up of an HTTP provider (base URL, bearer key,
+  timeouts), with errors redacted at the source.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import math
 import re
@@ -22,10 +28,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
+from PIL import Image, UnidentifiedImageError
 
-from core.providers.base import ErrorKind, GeneratedImage, ProviderError
+from core.providers.base import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ErrorKind,
+    GeneratedImage,
+    ProviderError,
+)
 
 # Things that look like API keys: OpenAI's sk-…/sk-proj-… (also the masked "sk-abc***wxyz" form
 # OpenAI echoes in 401 messages) and bearer tokens.
@@ -163,8 +176,12 @@ def parse_retry_after(
     return None
 
 
-def transport_error(exc: httpx.HTTPError, provider: str, timeout: float) -> ProviderError:
-    """A timeout or connection failure talking to `provider` → `ProviderError(UNAVAILABLE)`."""
+def transport_error(
+    exc: httpx.HTTPError, provider: str, timeout: float, *secrets: str | None
+) -> ProviderError:
+    """A timeout or connection failure talking to `provider` → `ProviderError(UNAVAILABLE)`.
+
+    `secrets` (the API key) are redacted from the exception text kept in `detail`."""
     if isinstance(exc, httpx.TimeoutException):
         message = (
             f"{provider} did not answer within {timeout:g} s. It will be retried automatically."
@@ -172,7 +189,7 @@ def transport_error(exc: httpx.HTTPError, provider: str, timeout: float) -> Prov
     else:
         message = f"Could not reach {provider}. It will be retried automatically."
     return ProviderError(
-        ErrorKind.UNAVAILABLE, message, detail=f"{type(exc).__name__}: {redact(str(exc))}"
+        ErrorKind.UNAVAILABLE, message, detail=f"{type(exc).__name__}: {redact(str(exc), *secrets)}"
     )
 
 
@@ -189,16 +206,75 @@ def sniff_mime(data: bytes, fallback: str = "image/png") -> str:
     return fallback
 
 
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.1f}".removesuffix(".0")
+
+
+def check_pixels(data: bytes, provider: str, max_pixels: int) -> tuple[int, int]:
+    """(width, height) of an encoded result image, read from its header only. Blocking.
+
+    Pillow's `Image.open` reads the header and decodes nothing; the size is compared with
+    `max_pixels` (width x height) before anyone calls `load`/`convert` on it. Pillow's own
+    guard (`Image.MAX_IMAGE_PIXELS`, about 89 M by default) may warn inside `open` for
+    images over its limit and raises `DecompressionBombError` over twice that: both are far
+    over the default cap of 40 M, and the error is refused here like any other oversize.
+
+    Raises ProviderError: INVALID_REQUEST (no retry: the same request would make the same
+    size) when the image has more than `max_pixels` pixels, giving its size and the cap;
+    TASK_FAILED when the bytes are not an image Pillow can read.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+    except Image.DecompressionBombError as exc:
+        raise _too_large(provider, max_pixels, "over Pillow's limit", str(exc)) from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ProviderError(
+            ErrorKind.TASK_FAILED,
+            f"{provider} returned a result that is not an image. Press Regenerate to try again.",
+            detail=f"result image: {type(exc).__name__}: {shorten(str(exc), _SNIPPET)}",
+        ) from exc
+    if width * height > max_pixels:
+        size = f"{width} × {height} pixels ({_megapixels(width * height)} megapixels)"
+        raise _too_large(provider, max_pixels, size, f"{width}x{height} > {max_pixels} pixels")
+    return width, height
+
+
+def _too_large(provider: str, max_pixels: int, size: str, detail: str) -> ProviderError:
+    return ProviderError(
+        ErrorKind.INVALID_REQUEST,
+        f"{provider} returned an image of {size}; images over "
+        f"{_megapixels(max_pixels)} megapixels are refused. Try a smaller size (--ar, "
+        "--quality), or ask an admin to raise MAX_IMAGE_PIXELS.",
+        detail=f"result image refused: {detail}",
+    )
+
+
+async def result_image(data: bytes, provider: str, max_pixels: int) -> GeneratedImage:
+    """A result image after `check_pixels` (run in a worker thread); MIME from its bytes.
+
+    Raises ProviderError as `check_pixels` does.
+    """
+    await asyncio.to_thread(check_pixels, data, provider, max_pixels)
+    return GeneratedImage(data=data, mime=sniff_mime(data))
+
+
 async def download_image(
-    client: httpx.AsyncClient, url: str, provider: str, read_timeout: float
+    client: httpx.AsyncClient,
+    url: str,
+    provider: str,
+    read_timeout: float,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> GeneratedImage:
     """GET a result URL and return its bytes; the Authorization header is not sent.
 
     Result URLs are signed, short-lived links on a file host (OpenAI: 60 minutes; ToAPIs:
-    `expires_at`), so they are fetched as soon as they are seen. Raises ProviderError:
-    UNAVAILABLE for timeouts, connection errors and 5xx; TASK_FAILED for other statuses
-    (the link expired or is wrong) and for a body that is not an image. `read_timeout` (the
-    client's, in seconds) is only quoted in the timeout message.
+    `expires_at`), so they are fetched as soon as they are seen. The image's pixel count is
+    checked from its header against `max_pixels` before anything decodes it. Raises
+    ProviderError: UNAVAILABLE for timeouts, connection errors and 5xx; TASK_FAILED for other
+    statuses (the link expired or is wrong) and for a body that is not an image;
+    INVALID_REQUEST for an image over `max_pixels`. `read_timeout` (the client's, in
+    seconds) is only quoted in the timeout message.
     """
     request = client.build_request("GET", url)
     request.headers.pop("Authorization", None)
@@ -223,14 +299,102 @@ async def download_image(
         )
     data = response.content
     header_mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    mime = sniff_mime(data, fallback="")
-    if not mime:
+    if not sniff_mime(data, fallback=""):
         raise ProviderError(
             ErrorKind.TASK_FAILED,
             f"{provider} returned a result that is not an image. Press Regenerate to try again.",
             detail=f"download {host}: content-type {header_mime or '?'}, {len(data)} bytes",
         )
-    return GeneratedImage(data=data, mime=mime)
+    return await result_image(data, provider, max_pixels)
+
+
+class ProviderHTTP:
+    """The httpx set-up every HTTP provider shares, and its errors redacted at the source.
+
+    One `httpx.AsyncClient` per provider instance: `base_url` (a trailing "/" added, so
+    relative paths append), `Authorization: Bearer <api_key>` on every call to it (never on
+    result downloads), read timeout `timeout` seconds and connect timeout at most 10 s.
+
+    Args:
+        provider: how messages name the provider ("OpenAI", "ToAPIs").
+        api_key: the key; it never appears in a ProviderError's message or detail.
+        base_url: the API base ("https://api.openai.com/v1", "https://toapis.com").
+        timeout: read timeout in seconds for one call.
+        max_image_pixels: the largest result image, width x height in pixels.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        api_key: str,
+        base_url: str,
+        timeout: float,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    ) -> None:
+        self.provider = provider
+        self.timeout = timeout
+        self.max_image_pixels = max_image_pixels
+        self._api_key = api_key
+        self.client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+        )
+
+    def redact(self, text: str) -> str:
+        """`text` without the API key or anything key-like (see `redact`)."""
+        return redact(text, self._api_key)
+
+    def error(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        detail: str = "",
+        retry_after: float | None = None,
+    ) -> ProviderError:
+        """A ProviderError whose message and detail are redacted (they may quote a body)."""
+        return ProviderError(
+            kind, self.redact(message), detail=self.redact(detail), retry_after=retry_after
+        )
+
+    def unreadable(
+        self, response: httpx.Response, where: str, *, status_in_message: bool = True
+    ) -> ProviderError:
+        """UNAVAILABLE for a 2xx answer that is not the documented JSON (a gateway's HTML
+        page, …); `where` ("POST /v1/…") and a redacted snippet of the body go to `detail`,
+        the HTTP status also to the message when `status_in_message`."""
+        status = f" (HTTP {response.status_code})" if status_in_message else ""
+        return self.error(
+            ErrorKind.UNAVAILABLE,
+            f"{self.provider} sent an answer that could not be read{status}. "
+            "It will be retried automatically.",
+            detail=f"{where}: HTTP {response.status_code}: {shorten(response.text, _SNIPPET)}",
+        )
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one call (`path` relative to the base URL; kwargs as httpx takes them).
+
+        Raises ProviderError(UNAVAILABLE) for timeouts and connection errors; any HTTP
+        status is returned to the caller to map."""
+        try:
+            return await self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.provider, self.timeout, self._api_key) from exc
+
+    async def download(self, url: str) -> GeneratedImage:
+        """`download_image` with this client and pixel cap (no Authorization header sent)."""
+        return await download_image(
+            self.client, url, self.provider, self.timeout, self.max_image_pixels
+        )
+
+    async def image(self, data: bytes) -> GeneratedImage:
+        """`result_image` with this provider's pixel cap (for images sent inline)."""
+        return await result_image(data, self.provider, self.max_image_pixels)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()
 
 
 @dataclass(frozen=True)
