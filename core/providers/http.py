@@ -227,7 +227,9 @@ def check_pixels(data: bytes, provider: str, max_pixels: int) -> tuple[int, int]
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
     except Image.DecompressionBombError as exc:
-        raise _too_large(provider, max_pixels, "over Pillow's limit", str(exc)) from exc
+        guard = 2 * (Image.MAX_IMAGE_PIXELS or 0)  # Pillow raises over twice its limit
+        size = f"more than {_megapixels(guard)} megapixels"
+        raise _too_large(provider, min(max_pixels, guard), size, f"Pillow: {exc}") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ProviderError(
             ErrorKind.TASK_FAILED,
@@ -241,6 +243,7 @@ def check_pixels(data: bytes, provider: str, max_pixels: int) -> tuple[int, int]
 
 
 def _too_large(provider: str, max_pixels: int, size: str, detail: str) -> ProviderError:
+    """INVALID_REQUEST for a result image of `size` (text) over `max_pixels`."""
     return ProviderError(
         ErrorKind.INVALID_REQUEST,
         f"{provider} returned an image of {size}; images over "
@@ -362,14 +365,16 @@ class ProviderHTTP:
         self, response: httpx.Response, where: str, *, status_in_message: bool = True
     ) -> ProviderError:
         """UNAVAILABLE for a 2xx answer that is not the documented JSON (a gateway's HTML
-        page, …); `where` ("POST /v1/…") and a redacted snippet of the body go to `detail`,
+        page, …); `where` ("POST /v1/…") and a redacted snippet of the body (tags stripped)
+        go to `detail`,
         the HTTP status also to the message when `status_in_message`."""
         status = f" (HTTP {response.status_code})" if status_in_message else ""
+        body = parse_error_body(response.status_code, response.content)
         return self.error(
             ErrorKind.UNAVAILABLE,
             f"{self.provider} sent an answer that could not be read{status}. "
             "It will be retried automatically.",
-            detail=f"{where}: HTTP {response.status_code}: {shorten(response.text, _SNIPPET)}",
+            detail=f"{where}: {body.describe()}",
         )
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
