@@ -24,8 +24,8 @@ from core.providers.base import (
     GenerationRequest,
     ProviderError,
 )
-from core.providers.http import check_pixels
 from core.providers.openai import OpenAIProvider
+from core.providers.results import check_pixels
 from core.providers.toapis import ToAPIsProvider
 from tests.conftest import OPENAI_KEY, TOAPIS_KEY
 from tests.fakes import FakeResponse, png_bomb, png_bytes
@@ -162,7 +162,7 @@ def test_bomb_check_keeps_peak_memory_flat(tmp_path: Path) -> None:
     script = (
         "import resource, sys\n"
         "from core.providers.base import ProviderError\n"
-        "from core.providers.http import check_pixels\n"
+        "from core.providers.results import check_pixels\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"

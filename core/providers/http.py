@@ -1,4 +1,5 @@
-"""Shared httpx plumbing for the HTTP providers (OpenAI, ToAPIs).
+"""Shared httpx plumbing for the HTTP providers (OpenAI, ToAPIs); what they do with results
+is in `core.providers.results`.
 
 - `parse_error_body`: read a provider error response defensively. Both providers document
   `{"error": {"message", "type", "param", "code"}}` (ToAPIs: `code` may be a string or an
@@ -9,8 +10,6 @@
   `X-RateLimit-Reset` (ToAPIs: epoch seconds when the window resets).
 - `redact`: remove API keys from text that goes to the log.
 - `transport_error`: httpx timeouts and connection errors → `ProviderError(UNAVAILABLE)`.
-- `check_pixels` / `result_image`: the pixel count of a result image, read from its header
-  before anything decodes it, against the `MAX_IMAGE_PIXELS` cap.
 - `download_image`: fetch a result URL at once (result URLs expire) without sending our
   Authorization header to the file host.
 - `ProviderHTTP`: the one httpx client set-up of an HTTP provider (base URL, bearer key,
@@ -19,8 +18,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import math
 import re
@@ -31,7 +28,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from PIL import Image, UnidentifiedImageError
 
 from core.providers.base import (
     DEFAULT_MAX_IMAGE_PIXELS,
@@ -39,6 +35,7 @@ from core.providers.base import (
     GeneratedImage,
     ProviderError,
 )
+from core.providers.results import result_image, sniff_mime
 
 # Things that look like API keys: OpenAI's sk-…/sk-proj-… (also the masked "sk-abc***wxyz" form
 # OpenAI echoes in 401 messages) and bearer tokens.
@@ -193,75 +190,6 @@ def transport_error(
     )
 
 
-def sniff_mime(data: bytes, fallback: str = "image/png") -> str:
-    """The image MIME type from the first bytes (PNG, JPEG, WebP, GIF), else `fallback`."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return fallback
-
-
-def _megapixels(pixels: int) -> str:
-    return f"{pixels / 1_000_000:.1f}".removesuffix(".0")
-
-
-def check_pixels(data: bytes, provider: str, max_pixels: int) -> tuple[int, int]:
-    """(width, height) of an encoded result image, read from its header only. Blocking.
-
-    Pillow's `Image.open` reads the header and decodes nothing; the size is compared with
-    `max_pixels` (width x height) before anyone calls `load`/`convert` on it. Pillow's own
-    guard (`Image.MAX_IMAGE_PIXELS`, about 89 M by default) may warn inside `open` for
-    images over its limit and raises `DecompressionBombError` over twice that: both are far
-    over the default cap of 40 M, and the error is refused here like any other oversize.
-
-    Raises ProviderError: INVALID_REQUEST (no retry: the same request would make the same
-    size) when the image has more than `max_pixels` pixels, giving its size and the cap;
-    TASK_FAILED when the bytes are not an image Pillow can read.
-    """
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-    except Image.DecompressionBombError as exc:
-        guard = 2 * (Image.MAX_IMAGE_PIXELS or 0)  # Pillow raises over twice its limit
-        size = f"more than {_megapixels(guard)} megapixels"
-        raise _too_large(provider, min(max_pixels, guard), size, f"Pillow: {exc}") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ProviderError(
-            ErrorKind.TASK_FAILED,
-            f"{provider} returned a result that is not an image. Press Regenerate to try again.",
-            detail=f"result image: {type(exc).__name__}: {shorten(str(exc), _SNIPPET)}",
-        ) from exc
-    if width * height > max_pixels:
-        size = f"{width} × {height} pixels ({_megapixels(width * height)} megapixels)"
-        raise _too_large(provider, max_pixels, size, f"{width}x{height} > {max_pixels} pixels")
-    return width, height
-
-
-def _too_large(provider: str, max_pixels: int, size: str, detail: str) -> ProviderError:
-    """INVALID_REQUEST for a result image of `size` (text) over `max_pixels`."""
-    return ProviderError(
-        ErrorKind.INVALID_REQUEST,
-        f"{provider} returned an image of {size}; images over "
-        f"{_megapixels(max_pixels)} megapixels are refused. Try a smaller size (--ar, "
-        "--quality), or ask an admin to raise MAX_IMAGE_PIXELS.",
-        detail=f"result image refused: {detail}",
-    )
-
-
-async def result_image(data: bytes, provider: str, max_pixels: int) -> GeneratedImage:
-    """A result image after `check_pixels` (run in a worker thread); MIME from its bytes.
-
-    Raises ProviderError as `check_pixels` does.
-    """
-    await asyncio.to_thread(check_pixels, data, provider, max_pixels)
-    return GeneratedImage(data=data, mime=sniff_mime(data))
-
-
 async def download_image(
     client: httpx.AsyncClient,
     url: str,
@@ -400,31 +328,3 @@ class ProviderHTTP:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
-
-
-@dataclass(frozen=True)
-class SizeChoice:
-    """A provider size picked for a requested aspect ratio.
-
-    Attributes:
-        value: what is sent to the provider ("1536x1024", "3:2").
-        ratio_text: that size's ratio as text ("3:2").
-        approximated: True when the requested ratio differs from it by more than 1 %.
-    """
-
-    value: str
-    ratio_text: str
-    approximated: bool
-
-
-def closest_size(width: int, height: int, choices: Mapping[str, tuple[int, int]]) -> SizeChoice:
-    """The choice whose aspect ratio is closest to `width:height` (distance in log ratio).
-
-    `choices` maps the provider's size value to its ratio, e.g. {"1536x1024": (3, 2)}.
-    """
-    wanted = math.log(max(1, width) / max(1, height))
-    best_value, best_ratio = min(
-        choices.items(), key=lambda item: abs(math.log(item[1][0] / item[1][1]) - wanted)
-    )
-    distance = abs(math.log(best_ratio[0] / best_ratio[1]) - wanted)
-    return SizeChoice(best_value, f"{best_ratio[0]}:{best_ratio[1]}", distance > 0.01)

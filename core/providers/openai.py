@@ -30,7 +30,6 @@ redacted of the key at the source (`ProviderHTTP.error`), whatever the response 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import uuid
@@ -51,13 +50,8 @@ from core.providers.base import (
     Submission,
     TaskStatus,
 )
-from core.providers.http import (
-    ProviderHTTP,
-    closest_size,
-    parse_error_body,
-    parse_retry_after,
-    shorten,
-)
+from core.providers.http import ProviderHTTP, parse_error_body, parse_retry_after, shorten
+from core.providers.results import build_prompt, closest_size, completed, read_input
 from core.schedule import PollSchedule
 
 DEFAULT_MODEL = "gpt-image-1"
@@ -98,14 +92,6 @@ INFO = ProviderInfo(
 
 _CONTENT_POLICY_CODES = {"moderation_blocked", "content_policy_violation"}
 _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
-
-
-def build_prompt(request: GenerationRequest) -> str:
-    """The prompt sent to OpenAI: the user's prompt plus "Do not include: …" for `--no`."""
-    prompt = request.prompt.strip()
-    if request.negative_prompt and request.negative_prompt.strip():
-        prompt = f"{prompt}\n\nDo not include: {request.negative_prompt.strip()}."
-    return prompt
 
 
 class OpenAIProvider(DeclaredProvider):
@@ -198,15 +184,7 @@ class OpenAIProvider(DeclaredProvider):
                 f"Asked for {request.aspect_ratio}; OpenAI makes {size.value} "
                 f"({size.ratio_text}), the closest size."
             )
-        usage = payload.get("usage")
-        return TaskStatus(
-            state="completed",
-            progress=100,
-            images=tuple(images),
-            note=note,
-            size=size.value,
-            usage=dict(usage) if isinstance(usage, dict) else {},
-        )
+        return completed(images, size, note, payload.get("usage"))
 
     async def _image(self, item: dict[str, Any]) -> GeneratedImage | None:
         b64 = item.get("b64_json")
@@ -291,12 +269,4 @@ class OpenAIProvider(DeclaredProvider):
 
 async def _file_part(image: ImageInput, role: str) -> tuple[str, bytes, str]:
     """(filename, bytes, mime) for one multipart part; a missing file is INVALID_REQUEST."""
-    try:
-        data = await asyncio.to_thread(image.path.read_bytes)
-    except OSError as exc:
-        raise ProviderError(
-            ErrorKind.INVALID_REQUEST,
-            f"A {role} image is no longer available. Post it in the thread again.",
-            detail=f"{image.path}: {exc}",
-        ) from exc
-    return (image.path.name, data, image.mime)
+    return (image.path.name, await read_input(image, role), image.mime)

@@ -28,7 +28,6 @@ the source (`ProviderHTTP.error`), whatever the response body says.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,11 +51,11 @@ from core.providers.base import (
 from core.providers.http import (
     ErrorBody,
     ProviderHTTP,
-    closest_size,
     parse_error_body,
     parse_retry_after,
     shorten,
 )
+from core.providers.results import build_prompt, closest_size, completed, read_input
 from core.schedule import PollSchedule
 
 DEFAULT_MODEL = "gpt-4o-image"
@@ -147,7 +146,7 @@ class ToAPIsProvider(DeclaredProvider):
         size = closest_size(request.width, request.height, SIZES)
         body: dict[str, Any] = {
             "model": request.model or self.model,
-            "prompt": _prompt(request),
+            "prompt": build_prompt(request),
             "size": size.value,
             "n": request.n,
         }
@@ -204,15 +203,7 @@ class ToAPIsProvider(DeclaredProvider):
                 f"Asked for {request.aspect_ratio}; ToAPIs makes {size.ratio_text}, "
                 "the closest ratio."
             )
-        usage = payload.get("usage")
-        return TaskStatus(
-            state="completed",
-            progress=100,
-            images=tuple(images),
-            note=note,
-            size=size.value,
-            usage=dict(usage) if isinstance(usage, dict) else {},
-        )
+        return completed(images, size, note, payload.get("usage"))
 
     async def cancel(self, task_id: str) -> bool:
         """False: ToAPIs documents no way to cancel a task."""
@@ -251,14 +242,7 @@ class ToAPIsProvider(DeclaredProvider):
 
     async def _upload(self, image: ImageInput, limit: int, role: str) -> str:
         """Upload a local file via `POST /v1/uploads/images` and return `data.url`."""
-        try:
-            data = await asyncio.to_thread(image.path.read_bytes)
-        except OSError as exc:
-            raise self._http.error(
-                ErrorKind.INVALID_REQUEST,
-                f"A {role} image is no longer available. Post it in the thread again.",
-                detail=f"{image.path}: {exc}",
-            ) from exc
+        data = await read_input(image, role)
         if len(data) > limit:
             raise self._http.error(
                 ErrorKind.INVALID_REQUEST,
@@ -387,13 +371,6 @@ def _error_kind(status: int, code: str, *, is_json: bool, poll: bool) -> ErrorKi
     if status == 404 and poll:
         return ErrorKind.TASK_FAILED
     return ErrorKind.INVALID_REQUEST
-
-
-def _prompt(request: GenerationRequest) -> str:
-    prompt = request.prompt.strip()
-    if request.negative_prompt and request.negative_prompt.strip():
-        prompt = f"{prompt}\n\nDo not include: {request.negative_prompt.strip()}."
-    return prompt
 
 
 def _progress(value: object) -> int:
