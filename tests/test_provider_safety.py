@@ -284,3 +284,20 @@ async def test_echoing_gateway_end_to_end_puts_the_key_nowhere(
         assert _leaks(OPENAI_KEY, caplog.records, sent_to_slack, stored) == []
     finally:
         await harness.close()
+
+
+async def test_a_key_cut_short_by_truncation_is_still_redacted(
+    toapis_fake: FakeToAPIs, toapis: ToAPIsProvider
+) -> None:
+    # Messages are cut to 200 characters for the user: the cut must not leave half a key.
+    said = "x" * 190 + " " + TOAPIS_KEY + " was rejected"
+    toapis_fake.enqueue("submit", FakeResponse.error(400, "invalid_request", said))
+    with pytest.raises(ProviderError) as info:
+        await toapis.submit(req())
+    assert info.value.kind is ErrorKind.INVALID_REQUEST and "xxx" in info.value.message
+    toapis_fake.task_script = (TaskStep("failed", 0, "server_error", said),)
+    submission = await toapis.submit(req())
+    status = await toapis.poll(submission.task_id, req())
+    assert status.error is not None and "xxx" in status.error.message
+    for err in (info.value, status.error):
+        assert [t for t in _error_texts(err) if TOAPIS_KEY[:6] in t] == []

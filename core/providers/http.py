@@ -289,6 +289,16 @@ class ProviderHTTP:
             kind, self.redact(message), detail=self.redact(detail), retry_after=retry_after
         )
 
+    def parse_error(self, response: httpx.Response, status: int | None = None) -> ErrorBody:
+        """`parse_error_body` of the response, redacted before anything is cut short (a key
+        cut in half would no longer be recognised); `status` overrides the HTTP status."""
+        text = self.redact(response.content.decode("utf-8", errors="replace"))
+        return parse_error_body(status or response.status_code, text.encode("utf-8"))
+
+    def snippet(self, value: object, limit: int = _SNIPPET) -> str:
+        """`str(value)` redacted, then shortened to one line of at most `limit` characters."""
+        return shorten(self.redact(str(value)), limit)
+
     def unreadable(
         self, response: httpx.Response, where: str, *, status_in_message: bool = True
     ) -> ProviderError:
@@ -297,7 +307,7 @@ class ProviderHTTP:
         go to `detail`,
         the HTTP status also to the message when `status_in_message`."""
         status = f" (HTTP {response.status_code})" if status_in_message else ""
-        body = parse_error_body(response.status_code, response.content)
+        body = self.parse_error(response)
         return self.error(
             ErrorKind.UNAVAILABLE,
             f"{self.provider} sent an answer that could not be read{status}. "

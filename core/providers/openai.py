@@ -50,7 +50,7 @@ from core.providers.base import (
     Submission,
     TaskStatus,
 )
-from core.providers.http import ProviderHTTP, parse_error_body, parse_retry_after, shorten
+from core.providers.http import ProviderHTTP, parse_retry_after, shorten
 from core.providers.results import build_prompt, closest_size, completed, read_input
 from core.schedule import PollSchedule
 
@@ -212,7 +212,7 @@ class OpenAIProvider(DeclaredProvider):
         INVALID_REQUEST (unknown model); 429 insufficient_quota → QUOTA_EXHAUSTED; other 429
         → RATE_LIMITED; 408/409/5xx and unreadable bodies → UNAVAILABLE.
         """
-        body = parse_error_body(response.status_code, response.content)
+        body = self._http.parse_error(response)
         status = body.status
         detail = body.describe()
         retry_after = parse_retry_after(response.headers)

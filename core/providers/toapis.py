@@ -51,7 +51,6 @@ from core.providers.base import (
 from core.providers.http import (
     ErrorBody,
     ProviderHTTP,
-    parse_error_body,
     parse_retry_after,
     shorten,
 )
@@ -163,7 +162,7 @@ class ToAPIsProvider(DeclaredProvider):
                 ErrorKind.UNAVAILABLE,
                 "ToAPIs accepted the request but sent no task id. "
                 "It will be retried automatically.",
-                detail=f"no id in {shorten(str(payload), 300)}",
+                detail=f"no id in {self._http.snippet(payload)}",
             )
         return Submission(task_id=str(task_id))
 
@@ -237,7 +236,7 @@ class ToAPIsProvider(DeclaredProvider):
             # An error inside a 2xx answer: use an integer code as the status when there is one.
             code = error.get("code")
             status = code if isinstance(code, int) and 400 <= code < 600 else 400
-            raise self._map(parse_error_body(status, response.content), response.headers, poll=poll)
+            raise self._map(self._http.parse_error(response, status), response.headers, poll=poll)
         return payload
 
     async def _upload(self, image: ImageInput, limit: int, role: str) -> str:
@@ -259,7 +258,7 @@ class ToAPIsProvider(DeclaredProvider):
             raise self._http.error(
                 ErrorKind.UNAVAILABLE,
                 "ToAPIs accepted an upload but returned no URL. It will be retried automatically.",
-                detail=f"upload: {shorten(str(payload), 300)}",
+                detail=f"upload: {self._http.snippet(payload)}",
             )
         return url
 
@@ -278,7 +277,7 @@ class ToAPIsProvider(DeclaredProvider):
         - rate_limit_unavailable / 5xx / non-JSON bodies (gateway pages) → UNAVAILABLE;
         - task_not_found / 404 while polling → TASK_FAILED.
         """
-        body = parse_error_body(response.status_code, response.content)
+        body = self._http.parse_error(response)
         return self._map(body, response.headers, poll=poll)
 
     def _map(self, body: ErrorBody, headers: Mapping[str, str], *, poll: bool) -> ProviderError:
@@ -321,6 +320,7 @@ class ToAPIsProvider(DeclaredProvider):
             message = str(error.get("message") or "")
         elif isinstance(error, str):
             message = error
+        message = self._http.redact(message)  # before anything cuts it short
         said = shorten(message) if message else ""
         detail = f"task failed: code={code or '?'} {shorten(message, 300)}"
         if code in _CONTENT_POLICY_CODES:
