@@ -33,6 +33,7 @@ from typing import Any
 
 from PIL import Image
 
+from core.providers.registry import PROVIDERS
 from core.store import NotAnImage, inspect_image
 
 MB = 1024 * 1024
@@ -164,25 +165,14 @@ class ImageLimits:
 
 
 LIMITS: dict[str, ImageLimits] = {
-    "local": ImageLimits(
-        max_bytes=20 * MB,
-        mimes=frozenset({"image/png", "image/jpeg", "image/webp"}),
-        mask_max_bytes=20 * MB,
-    ),
-    # OpenAI Images API, POST /v1/images/edits: each image a PNG, WebP or JPEG under 50 MB;
-    # `mask` a PNG under 4 MB, same dimensions as the image.
-    "openai": ImageLimits(
-        max_bytes=50 * MB,
-        mimes=frozenset({"image/png", "image/jpeg", "image/webp"}),
-        mask_max_bytes=4 * MB,
-    ),
-    # ToAPIs POST /v1/uploads/images: JPEG/PNG/WebP/GIF up to 10 MB; a mask PNG up to 4 MB.
-    "toapis": ImageLimits(
-        max_bytes=10 * MB,
-        mimes=frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"}),
-        mask_max_bytes=4 * MB,
-    ),
+    name: ImageLimits(
+        max_bytes=cls.info.limits.max_bytes,
+        mimes=cls.info.limits.mimes,
+        mask_max_bytes=cls.info.limits.mask_max_bytes,
+    )
+    for name, cls in PROVIDERS.items()
 }
+"""Input-image limits by provider, as each provider declares them (`ProviderInfo.limits`)."""
 
 
 def limits_for(provider: str, *, max_pixels: int | None = None) -> ImageLimits:

@@ -6,9 +6,10 @@ wins over "*". Sizes are the provider's size values ("1024x1024", "1536x1024", o
 "1:1"); quality is "low" | "medium" | "high", and None (provider default) is looked up as
 "auto", then "*".
 
-`DEFAULT_PRICES` holds OpenAI's published per-image prices for gpt-image-1 (OpenAI pricing
-page, "Image generation": low/medium/high at 1024x1024 $0.011/$0.042/$0.167, at 1536x1024 and
-1024x1536 $0.016/$0.063/$0.25) and the free local renderer. OpenAI's default quality "auto"
+`DEFAULT_PRICES` holds the prices the providers declare (`core.providers.registry`): OpenAI's
+published per-image prices for gpt-image-1 (OpenAI pricing page, "Image generation":
+low/medium/high at 1024x1024 $0.011/$0.042/$0.167, at 1536x1024 and 1024x1536
+$0.016/$0.063/$0.25) and the free local renderer. OpenAI's default quality "auto"
 has no published price, so a request without `--quality` has an unknown cost (None) unless
 the configured table prices "auto" or "*".
 """
@@ -17,21 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-PriceTable = Mapping[str, Mapping[str, Mapping[str, float]]]
+from core.providers.base import PriceTable
+from core.providers.registry import default_prices
+
+__all__ = ["DEFAULT_PRICES", "WILDCARD", "PriceTable", "estimate_cost", "unit_price"]
 
 WILDCARD = "*"
 
-_GPT_IMAGE_1_SQUARE = {"low": 0.011, "medium": 0.042, "high": 0.167}
-_GPT_IMAGE_1_WIDE = {"low": 0.016, "medium": 0.063, "high": 0.25}
-
-DEFAULT_PRICES: dict[str, dict[str, dict[str, float]]] = {
-    "gpt-image-1": {
-        "1024x1024": dict(_GPT_IMAGE_1_SQUARE),
-        "1536x1024": dict(_GPT_IMAGE_1_WIDE),
-        "1024x1536": dict(_GPT_IMAGE_1_WIDE),
-    },
-    "local": {WILDCARD: {WILDCARD: 0.0}},
-}
+DEFAULT_PRICES: PriceTable = default_prices()
+"""The providers' own published prices (each declares them in `ProviderInfo.default_prices`)."""
 
 
 def _keys(value: str | None, fallbacks: tuple[str, ...] = ()) -> list[str]:

@@ -10,7 +10,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from core.providers.base import ErrorKind, GenerationRequest, ImageInput, ProviderError
 from core.providers.local import LocalProvider
-from core.render import render_png
+from core.providers.local.render import render_png
 
 W, H = 240, 160  # small 3:2 images keep the file fast
 

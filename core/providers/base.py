@@ -12,10 +12,17 @@ decides on retries from the kind alone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
+
+from core.schedule import PollSchedule
+
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+"""Largest result image (width x height, pixels) a provider hands on, unless configured
+(the `MAX_IMAGE_PIXELS` setting). Checked from the image header before anything decodes it."""
 
 
 class ErrorKind(StrEnum):
@@ -141,17 +148,110 @@ class Submission:
     status: TaskStatus | None = None
 
 
-class ImageProvider(Protocol):
-    """An image provider. Implementations live in `core.providers.<name>`.
+PriceTable = Mapping[str, Mapping[str, Mapping[str, float]]]
+"""USD per image by model, size and quality: `{"model": {"size": {"quality": usd}}}`, with
+"*" matching anything at a level (see `core.pricing`)."""
 
-    `name` is the IMAGE_PROVIDER value; `label` is how the UI names it
-    ("local preview renderer", "OpenAI gpt-image-1", …); `allowed_n` lists the image
-    counts one task can make (flags asking for others are refused before queueing).
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What a provider accepts as input images (reference images and a mask).
+
+    Attributes:
+        max_references: most reference images one generation may send.
+        max_bytes: largest reference image, in bytes.
+        mimes: accepted reference image types, judged by content ("image/png", …).
+        mask_max_bytes: largest mask PNG, in bytes.
+    """
+
+    max_references: int
+    max_bytes: int
+    mimes: frozenset[str]
+    mask_max_bytes: int
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """How a provider declares itself, once, on its class (`ProviderClass.info`).
+
+    Attributes:
+        name: the IMAGE_PROVIDER value ("local", "openai", "toapis").
+        title: how the UI names the provider ("OpenAI"); with a model it becomes the label.
+        default_model: the model sent when neither the request nor IMAGE_MODEL names one;
+            None for a provider without models (its label never names a model).
+        allowed_n: the image counts one task can make (other `--n` are refused before
+            queueing).
+        limits: the input images it takes (count, bytes, types; mask bytes).
+        poll_schedule: the default delays (seconds) between polls of one task.
+        default_prices: the provider's published prices, USD per image (`PriceTable`); {}
+            when it publishes none in a form we can use.
     """
 
     name: str
+    title: str
+    default_model: str | None
+    allowed_n: tuple[int, ...]
+    limits: InputLimits
+    poll_schedule: PollSchedule
+    default_prices: PriceTable = field(default_factory=dict)
+
+    def label(self, model: str | None) -> str:
+        """How the UI names the provider running `model`: "OpenAI gpt-image-1", or the title
+        alone for no model or a provider without models ("local preview renderer")."""
+        if model and self.default_model is not None:
+            return f"{self.title} {model}"
+        return self.title
+
+
+class DeclaredProvider:
+    """Base class of the providers: turns the class's `info` into the attributes the
+    `ImageProvider` protocol declares.
+
+    A subclass sets `info = ProviderInfo(...)`; its class then has `name` and `allowed_n`
+    from it, and each instance `model` (the configured one, else `info.default_model`),
+    `label` and `poll_schedule`.
+    """
+
+    info: ClassVar[ProviderInfo]
+    name: ClassVar[str]
+    allowed_n: ClassVar[tuple[int, ...]]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.info.name
+        cls.allowed_n = cls.info.allowed_n
+
+    def __init__(self, model: str | None = None) -> None:
+        """Args: model: the model to send when a request names none (IMAGE_MODEL), or None
+        for `info.default_model`."""
+        self.model: str | None = model or self.info.default_model
+        self.label: str = self.info.label(self.model)
+        self.poll_schedule: PollSchedule = self.info.poll_schedule
+
+
+class ImageProvider(Protocol):
+    """An image provider. Implementations live in `core.providers.<name>` and are listed in
+    `core.providers.registry`.
+
+    Everything the rest of the code reads from a provider is declared here:
+
+    - `info`: the class-level declaration (`ProviderInfo`); the attributes below are its
+      per-instance view.
+    - `name`: the IMAGE_PROVIDER value (`info.name`).
+    - `label`: how the UI names it ("local preview renderer", "OpenAI gpt-image-1", …).
+    - `allowed_n`: the image counts one task can make (`info.allowed_n`).
+    - `model`: the model sent when the request names none (IMAGE_MODEL or
+      `info.default_model`); None for a provider without models.
+    - `poll_schedule`: when the engine polls a submitted task (seconds); starts as
+      `info.poll_schedule`, tests may replace it.
+    """
+
+    info: ClassVar[ProviderInfo]
+    name: str
     label: str
     allowed_n: tuple[int, ...]
+    model: str | None
+    poll_schedule: PollSchedule
 
     async def submit(self, request: GenerationRequest) -> Submission:
         """Start a task. Raises ProviderError."""

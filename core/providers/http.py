@@ -1,4 +1,5 @@
-"""Shared httpx plumbing for the HTTP providers (OpenAI, ToAPIs).
+"""Shared httpx plumbing for the HTTP providers (OpenAI, ToAPIs); what they do with results
+is in `core.providers.results`.
 
 - `parse_error_body`: read a provider error response defensively. Both providers document
   `{"error": {"message", "type", "param", "code"}}` (ToAPIs: `code` may be a string or an
@@ -11,6 +12,8 @@
 - `transport_error`: httpx timeouts and connection errors → `ProviderError(UNAVAILABLE)`.
 - `download_image`: fetch a result URL at once (result URLs expire) without sending our
   Authorization header to the file host.
+- `ProviderHTTP`: the one httpx client set-up of an HTTP provider (base URL, bearer key,
+  timeouts), with errors redacted at the source.
 """
 
 from __future__ import annotations
@@ -22,10 +25,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
-from core.providers.base import ErrorKind, GeneratedImage, ProviderError
+from core.providers.base import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ErrorKind,
+    GeneratedImage,
+    ProviderError,
+)
+from core.providers.results import result_image, sniff_mime
 
 # Things that look like API keys: OpenAI's sk-…/sk-proj-… (also the masked "sk-abc***wxyz" form
 # OpenAI echoes in 401 messages) and bearer tokens.
@@ -163,8 +173,12 @@ def parse_retry_after(
     return None
 
 
-def transport_error(exc: httpx.HTTPError, provider: str, timeout: float) -> ProviderError:
-    """A timeout or connection failure talking to `provider` → `ProviderError(UNAVAILABLE)`."""
+def transport_error(
+    exc: httpx.HTTPError, provider: str, timeout: float, *secrets: str | None
+) -> ProviderError:
+    """A timeout or connection failure talking to `provider` → `ProviderError(UNAVAILABLE)`.
+
+    `secrets` (the API key) are redacted from the exception text kept in `detail`."""
     if isinstance(exc, httpx.TimeoutException):
         message = (
             f"{provider} did not answer within {timeout:g} s. It will be retried automatically."
@@ -172,33 +186,26 @@ def transport_error(exc: httpx.HTTPError, provider: str, timeout: float) -> Prov
     else:
         message = f"Could not reach {provider}. It will be retried automatically."
     return ProviderError(
-        ErrorKind.UNAVAILABLE, message, detail=f"{type(exc).__name__}: {redact(str(exc))}"
+        ErrorKind.UNAVAILABLE, message, detail=f"{type(exc).__name__}: {redact(str(exc), *secrets)}"
     )
 
 
-def sniff_mime(data: bytes, fallback: str = "image/png") -> str:
-    """The image MIME type from the first bytes (PNG, JPEG, WebP, GIF), else `fallback`."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return fallback
-
-
 async def download_image(
-    client: httpx.AsyncClient, url: str, provider: str, read_timeout: float
+    client: httpx.AsyncClient,
+    url: str,
+    provider: str,
+    read_timeout: float,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> GeneratedImage:
     """GET a result URL and return its bytes; the Authorization header is not sent.
 
     Result URLs are signed, short-lived links on a file host (OpenAI: 60 minutes; ToAPIs:
-    `expires_at`), so they are fetched as soon as they are seen. Raises ProviderError:
-    UNAVAILABLE for timeouts, connection errors and 5xx; TASK_FAILED for other statuses
-    (the link expired or is wrong) and for a body that is not an image. `read_timeout` (the
-    client's, in seconds) is only quoted in the timeout message.
+    `expires_at`), so they are fetched as soon as they are seen. The image's pixel count is
+    checked from its header against `max_pixels` before anything decodes it. Raises
+    ProviderError: UNAVAILABLE for timeouts, connection errors and 5xx; TASK_FAILED for other
+    statuses (the link expired or is wrong) and for a body that is not an image;
+    INVALID_REQUEST for an image over `max_pixels`. `read_timeout` (the client's, in
+    seconds) is only quoted in the timeout message.
     """
     request = client.build_request("GET", url)
     request.headers.pop("Authorization", None)
@@ -223,39 +230,111 @@ async def download_image(
         )
     data = response.content
     header_mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    mime = sniff_mime(data, fallback="")
-    if not mime:
+    if not sniff_mime(data, fallback=""):
         raise ProviderError(
             ErrorKind.TASK_FAILED,
             f"{provider} returned a result that is not an image. Press Regenerate to try again.",
             detail=f"download {host}: content-type {header_mime or '?'}, {len(data)} bytes",
         )
-    return GeneratedImage(data=data, mime=mime)
+    return await result_image(data, provider, max_pixels)
 
 
-@dataclass(frozen=True)
-class SizeChoice:
-    """A provider size picked for a requested aspect ratio.
+class ProviderHTTP:
+    """The httpx set-up every HTTP provider shares, and its errors redacted at the source.
 
-    Attributes:
-        value: what is sent to the provider ("1536x1024", "3:2").
-        ratio_text: that size's ratio as text ("3:2").
-        approximated: True when the requested ratio differs from it by more than 1 %.
+    One `httpx.AsyncClient` per provider instance: `base_url` (a trailing "/" added, so
+    relative paths append), `Authorization: Bearer <api_key>` on every call to it (never on
+    result downloads), read timeout `timeout` seconds and connect timeout at most 10 s.
+
+    Args:
+        provider: how messages name the provider ("OpenAI", "ToAPIs").
+        api_key: the key; it never appears in a ProviderError's message or detail.
+        base_url: the API base ("https://api.openai.com/v1", "https://toapis.com").
+        timeout: read timeout in seconds for one call.
+        max_image_pixels: the largest result image, width x height in pixels.
     """
 
-    value: str
-    ratio_text: str
-    approximated: bool
+    def __init__(
+        self,
+        provider: str,
+        api_key: str,
+        base_url: str,
+        timeout: float,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    ) -> None:
+        self.provider = provider
+        self.timeout = timeout
+        self.max_image_pixels = max_image_pixels
+        self._api_key = api_key
+        self.client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+        )
 
+    def redact(self, text: str) -> str:
+        """`text` without the API key or anything key-like (see `redact`)."""
+        return redact(text, self._api_key)
 
-def closest_size(width: int, height: int, choices: Mapping[str, tuple[int, int]]) -> SizeChoice:
-    """The choice whose aspect ratio is closest to `width:height` (distance in log ratio).
+    def error(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        detail: str = "",
+        retry_after: float | None = None,
+    ) -> ProviderError:
+        """A ProviderError whose message and detail are redacted (they may quote a body)."""
+        return ProviderError(
+            kind, self.redact(message), detail=self.redact(detail), retry_after=retry_after
+        )
 
-    `choices` maps the provider's size value to its ratio, e.g. {"1536x1024": (3, 2)}.
-    """
-    wanted = math.log(max(1, width) / max(1, height))
-    best_value, best_ratio = min(
-        choices.items(), key=lambda item: abs(math.log(item[1][0] / item[1][1]) - wanted)
-    )
-    distance = abs(math.log(best_ratio[0] / best_ratio[1]) - wanted)
-    return SizeChoice(best_value, f"{best_ratio[0]}:{best_ratio[1]}", distance > 0.01)
+    def parse_error(self, response: httpx.Response, status: int | None = None) -> ErrorBody:
+        """`parse_error_body` of the response, redacted before anything is cut short (a key
+        cut in half would no longer be recognised); `status` overrides the HTTP status."""
+        text = self.redact(response.content.decode("utf-8", errors="replace"))
+        return parse_error_body(status or response.status_code, text.encode("utf-8"))
+
+    def snippet(self, value: object, limit: int = _SNIPPET) -> str:
+        """`str(value)` redacted, then shortened to one line of at most `limit` characters."""
+        return shorten(self.redact(str(value)), limit)
+
+    def unreadable(
+        self, response: httpx.Response, where: str, *, status_in_message: bool = True
+    ) -> ProviderError:
+        """UNAVAILABLE for a 2xx answer that is not the documented JSON (a gateway's HTML
+        page, …); `where` ("POST /v1/…") and a redacted snippet of the body (tags stripped)
+        go to `detail`,
+        the HTTP status also to the message when `status_in_message`."""
+        status = f" (HTTP {response.status_code})" if status_in_message else ""
+        body = self.parse_error(response)
+        return self.error(
+            ErrorKind.UNAVAILABLE,
+            f"{self.provider} sent an answer that could not be read{status}. "
+            "It will be retried automatically.",
+            detail=f"{where}: {body.describe()}",
+        )
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one call (`path` relative to the base URL; kwargs as httpx takes them).
+
+        Raises ProviderError(UNAVAILABLE) for timeouts and connection errors; any HTTP
+        status is returned to the caller to map."""
+        try:
+            return await self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.provider, self.timeout, self._api_key) from exc
+
+    async def download(self, url: str) -> GeneratedImage:
+        """`download_image` with this client and pixel cap (no Authorization header sent)."""
+        return await download_image(
+            self.client, url, self.provider, self.timeout, self.max_image_pixels
+        )
+
+    async def image(self, data: bytes) -> GeneratedImage:
+        """`result_image` with this provider's pixel cap (for images sent inline)."""
+        return await result_image(data, self.provider, self.max_image_pixels)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()

@@ -22,11 +22,14 @@ Sizes: OpenAI makes `1024x1024`, `1536x1024` and `1024x1536`; the requested aspe
 mapped to the closest, with a note in `TaskStatus.note` when it had to be approximated. The
 negative prompt becomes an explicit "Do not include: …" sentence (no negative-prompt field).
 Seeds are not supported by the API and are ignored.
+
+Every result image (inline `b64_json` or downloaded `url`) has its pixel count checked from
+its header against `max_image_pixels` before anything decodes it. Every error text is
+redacted of the key at the source (`ProviderHTTP.error`), whatever the response body says.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import uuid
@@ -35,27 +38,24 @@ from typing import Any
 import httpx
 
 from core.providers.base import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DeclaredProvider,
     ErrorKind,
     GeneratedImage,
     GenerationRequest,
     ImageInput,
+    InputLimits,
     ProviderError,
+    ProviderInfo,
     Submission,
     TaskStatus,
 )
-from core.providers.http import (
-    closest_size,
-    download_image,
-    parse_error_body,
-    parse_retry_after,
-    redact,
-    shorten,
-    sniff_mime,
-    transport_error,
-)
+from core.providers.http import ProviderHTTP, parse_retry_after, shorten
+from core.providers.results import build_prompt, closest_size, completed, read_input
 from core.schedule import PollSchedule
 
 DEFAULT_MODEL = "gpt-image-1"
+MB = 1024 * 1024
 
 # Sizes the GPT image models accept (besides "auto"), with their aspect ratios.
 SIZES: dict[str, tuple[int, int]] = {
@@ -64,46 +64,62 @@ SIZES: dict[str, tuple[int, int]] = {
     "1024x1536": (2, 3),
 }
 
+# OpenAI's published per-image prices for gpt-image-1, USD (pricing page, "Image generation").
+# Its default quality "auto" has no published price, so a request without --quality has an
+# unknown cost unless IMAGE_PRICES prices "auto" or "*".
+_SQUARE = {"low": 0.011, "medium": 0.042, "high": 0.167}
+_WIDE = {"low": 0.016, "medium": 0.063, "high": 0.25}
+PRICES = {"gpt-image-1": {"1024x1024": _SQUARE, "1536x1024": _WIDE, "1024x1536": _WIDE}}
+
+INFO = ProviderInfo(
+    name="openai",
+    title="OpenAI",
+    default_model=DEFAULT_MODEL,
+    allowed_n=(1, 2, 3, 4),  # images one call makes (our --n range)
+    # POST /v1/images/edits: up to 16 images (gpt-image-1), each a PNG, WebP or JPEG under
+    # 50 MB; `mask` a PNG under 4 MB, the size of the first image.
+    limits=InputLimits(
+        max_references=16,
+        max_bytes=50 * MB,
+        mimes=frozenset({"image/png", "image/jpeg", "image/webp"}),
+        mask_max_bytes=4 * MB,
+    ),
+    # Only used after a restart (the result of the synchronous call was lost): poll re-runs
+    # the request at once, and retries are spaced by the engine's retry_delay.
+    poll_schedule=PollSchedule(first=0.0, interval=1.0, factor=2.0, cap=10.0),
+    default_prices=PRICES,
+)
+
 _CONTENT_POLICY_CODES = {"moderation_blocked", "content_policy_violation"}
 _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
 
 
-def build_prompt(request: GenerationRequest) -> str:
-    """The prompt sent to OpenAI: the user's prompt plus "Do not include: …" for `--no`."""
-    prompt = request.prompt.strip()
-    if request.negative_prompt and request.negative_prompt.strip():
-        prompt = f"{prompt}\n\nDo not include: {request.negative_prompt.strip()}."
-    return prompt
-
-
-class OpenAIProvider:
-    """The OpenAI Images API as an `ImageProvider`.
+class OpenAIProvider(DeclaredProvider):
+    """The OpenAI Images API as an `ImageProvider` (declared by `INFO`).
 
     Args:
         api_key: the OpenAI API key (sent as `Authorization: Bearer`; never logged).
         base_url: API base, e.g. "https://api.openai.com/v1" (paths are appended to it).
         model: model to send when the request names none; None → "gpt-image-1".
         timeout: read timeout in seconds for one call (generation can take a minute).
+        max_image_pixels: largest result image accepted, width x height in pixels
+            (the MAX_IMAGE_PIXELS setting).
     """
 
-    name = "openai"
-    allowed_n: tuple[int, ...] = (1, 2, 3, 4)  # images one call makes (our --n range)
+    info = INFO
 
     def __init__(
-        self, api_key: str, base_url: str, model: str | None = None, timeout: float = 180.0
+        self,
+        api_key: str,
+        base_url: str,
+        model: str | None = None,
+        timeout: float = 180.0,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
-        self.model = model or DEFAULT_MODEL
-        self.label = f"OpenAI {self.model}"
+        super().__init__(model)
         self.timeout = timeout
-        # Only used after a restart (the result of the synchronous call was lost): poll re-runs
-        # the request at once, and retries are spaced by the engine's retry_delay.
-        self.poll_schedule = PollSchedule(first=0.0, interval=1.0, factor=2.0, cap=10.0)
-        self._api_key = api_key
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-        )
+        self.max_image_pixels = max_image_pixels
+        self._http = ProviderHTTP("OpenAI", api_key, base_url, timeout, max_image_pixels)
 
     async def submit(self, request: GenerationRequest) -> Submission:
         """Run the generation (or edit) and return it finished. Raises ProviderError."""
@@ -121,7 +137,7 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
-        await self._client.aclose()
+        await self._http.aclose()
 
     # -- the call ------------------------------------------------------------------------
 
@@ -136,17 +152,14 @@ class OpenAIProvider:
         }
         if request.quality:
             fields["quality"] = request.quality
-        try:
-            if request.references or request.mask:
-                files = [("image[]", await _file_part(ref, "image")) for ref in request.references]
-                if request.mask is not None:
-                    files.append(("mask", await _file_part(request.mask, "mask")))
-                data = {key: str(value) for key, value in fields.items()}
-                response = await self._client.post("images/edits", data=data, files=files)
-            else:
-                response = await self._client.post("images/generations", json=fields)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, "OpenAI", self.timeout) from exc
+        if request.references or request.mask:
+            files = [("image[]", await _file_part(ref, "image")) for ref in request.references]
+            if request.mask is not None:
+                files.append(("mask", await _file_part(request.mask, "mask")))
+            data = {key: str(value) for key, value in fields.items()}
+            response = await self._http.request("POST", "images/edits", data=data, files=files)
+        else:
+            response = await self._http.request("POST", "images/generations", json=fields)
         if response.status_code >= 400:
             raise self._map_error(response, model)
         try:
@@ -154,15 +167,13 @@ class OpenAIProvider:
         except ValueError:
             payload = None
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-            raise ProviderError(
-                ErrorKind.UNAVAILABLE,
-                "OpenAI sent an answer that could not be read. It will be retried automatically.",
-                detail=f"HTTP {response.status_code}: {shorten(response.text, 300)}",
+            raise self._http.unreadable(
+                response, f"POST {response.request.url.path}", status_in_message=False
             )
         images = [await self._image(item) for item in payload["data"] if isinstance(item, dict)]
         images = [image for image in images if image is not None]
         if not images:
-            raise ProviderError(
+            raise self._http.error(
                 ErrorKind.TASK_FAILED,
                 "OpenAI finished without returning an image. Press Regenerate to try again.",
                 detail=f"HTTP {response.status_code}: no b64_json or url in data",
@@ -173,15 +184,7 @@ class OpenAIProvider:
                 f"Asked for {request.aspect_ratio}; OpenAI makes {size.value} "
                 f"({size.ratio_text}), the closest size."
             )
-        usage = payload.get("usage")
-        return TaskStatus(
-            state="completed",
-            progress=100,
-            images=tuple(images),
-            note=note,
-            size=size.value,
-            usage=dict(usage) if isinstance(usage, dict) else {},
-        )
+        return completed(images, size, note, payload.get("usage"))
 
     async def _image(self, item: dict[str, Any]) -> GeneratedImage | None:
         b64 = item.get("b64_json")
@@ -189,16 +192,16 @@ class OpenAIProvider:
             try:
                 data = base64.b64decode(b64, validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise ProviderError(
+                raise self._http.error(
                     ErrorKind.UNAVAILABLE,
                     "OpenAI sent an image that could not be decoded. "
                     "It will be retried automatically.",
                     detail=f"b64_json: {exc}",
                 ) from exc
-            return GeneratedImage(data=data, mime=sniff_mime(data))
+            return await self._http.image(data)
         url = item.get("url")
         if isinstance(url, str) and url:
-            return await download_image(self._client, url, "OpenAI", self.timeout)
+            return await self._http.download(url)
         return None
 
     def _map_error(self, response: httpx.Response, model: str) -> ProviderError:
@@ -209,14 +212,14 @@ class OpenAIProvider:
         INVALID_REQUEST (unknown model); 429 insufficient_quota → QUOTA_EXHAUSTED; other 429
         → RATE_LIMITED; 408/409/5xx and unreadable bodies → UNAVAILABLE.
         """
-        body = parse_error_body(response.status_code, response.content)
+        body = self._http.parse_error(response)
         status = body.status
-        detail = redact(body.describe(), self._api_key)
+        detail = body.describe()
         retry_after = parse_retry_after(response.headers)
-        said = redact(shorten(body.message), self._api_key) if body.message else ""
+        said = shorten(body.message) if body.message else ""
 
         def err(kind: ErrorKind, message: str, hint: float | None = None) -> ProviderError:
-            return ProviderError(kind, message, detail=detail, retry_after=hint)
+            return self._http.error(kind, message, detail=detail, retry_after=hint)
 
         if body.code in _CONTENT_POLICY_CODES:
             return err(
@@ -266,12 +269,4 @@ class OpenAIProvider:
 
 async def _file_part(image: ImageInput, role: str) -> tuple[str, bytes, str]:
     """(filename, bytes, mime) for one multipart part; a missing file is INVALID_REQUEST."""
-    try:
-        data = await asyncio.to_thread(image.path.read_bytes)
-    except OSError as exc:
-        raise ProviderError(
-            ErrorKind.INVALID_REQUEST,
-            f"A {role} image is no longer available. Post it in the thread again.",
-            detail=f"{image.path}: {exc}",
-        ) from exc
-    return (image.path.name, data, image.mime)
+    return (image.path.name, await read_input(image, role), image.mime)

@@ -20,11 +20,14 @@ Wire protocol (ToAPIs docs, "gpt-4o-image"):
 
 The provider keeps no state between calls: after a restart a new instance polls an old id.
 There is no documented cancel, so `cancel` returns False. Retries are the engine's job.
+
+Downloaded result images have their pixel count checked from the header against
+`max_image_pixels` before anything decodes them. Every error text is redacted of the key at
+the source (`ProviderHTTP.error`), whatever the response body says.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -33,34 +36,53 @@ from urllib.parse import quote
 import httpx
 
 from core.providers.base import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DeclaredProvider,
     ErrorKind,
     GeneratedImage,
     GenerationRequest,
     ImageInput,
+    InputLimits,
     ProviderError,
+    ProviderInfo,
     Submission,
     TaskStatus,
 )
 from core.providers.http import (
     ErrorBody,
-    closest_size,
-    download_image,
-    parse_error_body,
+    ProviderHTTP,
     parse_retry_after,
-    redact,
     shorten,
-    transport_error,
 )
+from core.providers.results import build_prompt, closest_size, completed, read_input
 from core.schedule import PollSchedule
 
 DEFAULT_MODEL = "gpt-4o-image"
+MB = 1024 * 1024
 
 # The aspect ratios ToAPIs accepts for gpt-4o-image.
 SIZES: dict[str, tuple[int, int]] = {"1:1": (1, 1), "3:2": (3, 2), "2:3": (2, 3)}
-ALLOWED_N = (1, 2, 4)
-MAX_REFERENCES = 5
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-MAX_MASK_BYTES = 4 * 1024 * 1024
+
+INFO = ProviderInfo(
+    name="toapis",
+    title="ToAPIs",
+    default_model=DEFAULT_MODEL,
+    allowed_n=(1, 2, 4),  # ToAPIs documents n = 1, 2 or 4
+    # POST /v1/uploads/images: JPEG/PNG/WebP/GIF up to 10 MB, a mask PNG up to 4 MB;
+    # a generation takes at most 5 image_urls.
+    limits=InputLimits(
+        max_references=5,
+        max_bytes=10 * MB,
+        mimes=frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"}),
+        mask_max_bytes=4 * MB,
+    ),
+    # First poll about 5 s after submit, then every 5-10 s with ±20 % jitter (issue 3).
+    poll_schedule=PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0),
+)
+ALLOWED_N = INFO.allowed_n
+MAX_REFERENCES = INFO.limits.max_references
+MAX_IMAGE_BYTES = INFO.limits.max_bytes
+MAX_MASK_BYTES = INFO.limits.mask_max_bytes
 
 RUNNING_STATES = {"queued", "submitted", "in_progress", "processing", "pending", "running"}
 _CONTENT_POLICY_CODES = {
@@ -72,8 +94,8 @@ _CONTENT_POLICY_CODES = {
 }
 
 
-class ToAPIsProvider:
-    """The ToAPIs task API as an `ImageProvider`.
+class ToAPIsProvider(DeclaredProvider):
+    """The ToAPIs task API as an `ImageProvider` (declared by `INFO`).
 
     Args:
         api_key: the ToAPIs key (sent as `Authorization: Bearer`; never logged).
@@ -81,10 +103,11 @@ class ToAPIsProvider:
         model: model to send when the request names none; None → "gpt-4o-image".
         timeout: read timeout in seconds for one HTTP call.
         clock: epoch-seconds clock used to turn `X-RateLimit-Reset` into a delay (tests).
+        max_image_pixels: largest result image accepted, width x height in pixels
+            (the MAX_IMAGE_PIXELS setting).
     """
 
-    name = "toapis"
-    allowed_n: tuple[int, ...] = (1, 2, 4)  # ToAPIs documents n = 1, 2 or 4
+    info = INFO
 
     def __init__(
         self,
@@ -93,33 +116,27 @@ class ToAPIsProvider:
         model: str | None = None,
         timeout: float = 180.0,
         clock: Callable[[], float] = time.time,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
-        self.model = model or DEFAULT_MODEL
-        self.label = f"ToAPIs {self.model}"
+        super().__init__(model)
         self.timeout = timeout
-        # First poll about 5 s after submit, then every 5-10 s with ±20 % jitter (issue 3).
-        self.poll_schedule = PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0)
-        self._api_key = api_key
+        self.max_image_pixels = max_image_pixels
         self._clock = clock
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-        )
+        self._http = ProviderHTTP("ToAPIs", api_key, base_url, timeout, max_image_pixels)
 
     # -- ImageProvider --------------------------------------------------------------------
 
     async def submit(self, request: GenerationRequest) -> Submission:
         """Upload references/mask, create the task, return its id. Raises ProviderError."""
         if request.n not in ALLOWED_N:
-            raise ProviderError(
+            raise self._http.error(
                 ErrorKind.INVALID_REQUEST,
                 f"ToAPIs makes 1, 2 or 4 images per request, not {request.n}. "
                 "Use --n 1, --n 2 or --n 4.",
                 detail=f"n={request.n} not in {ALLOWED_N}",
             )
         if len(request.references) > MAX_REFERENCES:
-            raise ProviderError(
+            raise self._http.error(
                 ErrorKind.INVALID_REQUEST,
                 f"ToAPIs takes at most {MAX_REFERENCES} reference images; "
                 f"this request has {len(request.references)}. Remove some and try again.",
@@ -128,7 +145,7 @@ class ToAPIsProvider:
         size = closest_size(request.width, request.height, SIZES)
         body: dict[str, Any] = {
             "model": request.model or self.model,
-            "prompt": _prompt(request),
+            "prompt": build_prompt(request),
             "size": size.value,
             "n": request.n,
         }
@@ -141,11 +158,11 @@ class ToAPIsProvider:
         payload = await self._call("POST", "v1/images/generations", json=body)
         task_id = payload.get("id")
         if not isinstance(task_id, str | int) or task_id == "":
-            raise ProviderError(
+            raise self._http.error(
                 ErrorKind.UNAVAILABLE,
                 "ToAPIs accepted the request but sent no task id. "
                 "It will be retried automatically.",
-                detail=f"no id in {shorten(str(payload), 300)}",
+                detail=f"no id in {self._http.snippet(payload)}",
             )
         return Submission(task_id=str(task_id))
 
@@ -161,7 +178,7 @@ class ToAPIsProvider:
         if status == "failed":
             return TaskStatus(state="failed", progress=progress, error=self._task_error(payload))
         if status != "completed":
-            raise ProviderError(
+            raise self._http.error(
                 ErrorKind.UNAVAILABLE,
                 f"ToAPIs reported an unknown task status {status!r}. Checking again shortly.",
                 detail=f"task {task_id}: status={status!r}",
@@ -171,15 +188,13 @@ class ToAPIsProvider:
             return TaskStatus(
                 state="failed",
                 progress=100,
-                error=ProviderError(
+                error=self._http.error(
                     ErrorKind.TASK_FAILED,
                     "ToAPIs finished the task without any image. Press Regenerate to try again.",
                     detail=f"task {task_id}: completed without result URLs",
                 ),
             )
-        images: list[GeneratedImage] = [
-            await download_image(self._client, url, "ToAPIs", self.timeout) for url in urls
-        ]
+        images: list[GeneratedImage] = [await self._http.download(url) for url in urls]
         size = closest_size(request.width, request.height, SIZES)
         note = None
         if size.approximated:
@@ -187,15 +202,7 @@ class ToAPIsProvider:
                 f"Asked for {request.aspect_ratio}; ToAPIs makes {size.ratio_text}, "
                 "the closest ratio."
             )
-        usage = payload.get("usage")
-        return TaskStatus(
-            state="completed",
-            progress=100,
-            images=tuple(images),
-            note=note,
-            size=size.value,
-            usage=dict(usage) if isinstance(usage, dict) else {},
-        )
+        return completed(images, size, note, payload.get("usage"))
 
     async def cancel(self, task_id: str) -> bool:
         """False: ToAPIs documents no way to cancel a task."""
@@ -203,17 +210,14 @@ class ToAPIsProvider:
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
-        await self._client.aclose()
+        await self._http.aclose()
 
     # -- HTTP ------------------------------------------------------------------------------
 
     async def _call(
         self, method: str, path: str, *, poll: bool = False, **kwargs: Any
     ) -> dict[str, Any]:
-        try:
-            response = await self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, "ToAPIs", self.timeout) from exc
+        response = await self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
             raise self.map_error(response, poll=poll)
         try:
@@ -221,12 +225,7 @@ class ToAPIsProvider:
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
-            raise ProviderError(
-                ErrorKind.UNAVAILABLE,
-                f"ToAPIs sent an answer that could not be read (HTTP {response.status_code}). "
-                "It will be retried automatically.",
-                detail=f"{method} /{path}: {shorten(response.text, 300)}",
-            )
+            raise self._http.unreadable(response, f"{method} /{path}")
         error = payload.get("error")
         if (
             isinstance(error, dict)
@@ -237,21 +236,14 @@ class ToAPIsProvider:
             # An error inside a 2xx answer: use an integer code as the status when there is one.
             code = error.get("code")
             status = code if isinstance(code, int) and 400 <= code < 600 else 400
-            raise self._map(parse_error_body(status, response.content), response.headers, poll=poll)
+            raise self._map(self._http.parse_error(response, status), response.headers, poll=poll)
         return payload
 
     async def _upload(self, image: ImageInput, limit: int, role: str) -> str:
         """Upload a local file via `POST /v1/uploads/images` and return `data.url`."""
-        try:
-            data = await asyncio.to_thread(image.path.read_bytes)
-        except OSError as exc:
-            raise ProviderError(
-                ErrorKind.INVALID_REQUEST,
-                f"A {role} image is no longer available. Post it in the thread again.",
-                detail=f"{image.path}: {exc}",
-            ) from exc
+        data = await read_input(image, role)
         if len(data) > limit:
-            raise ProviderError(
+            raise self._http.error(
                 ErrorKind.INVALID_REQUEST,
                 f"The {role} image is {len(data) / 1048576:.1f} MB; ToAPIs accepts at most "
                 f"{limit // 1048576} MB. Post a smaller image.",
@@ -263,10 +255,10 @@ class ToAPIsProvider:
         inner = payload.get("data")
         url = inner.get("url") if isinstance(inner, dict) else payload.get("url")
         if not isinstance(url, str) or not url:
-            raise ProviderError(
+            raise self._http.error(
                 ErrorKind.UNAVAILABLE,
                 "ToAPIs accepted an upload but returned no URL. It will be retried automatically.",
-                detail=f"upload: {shorten(str(payload), 300)}",
+                detail=f"upload: {self._http.snippet(payload)}",
             )
         return url
 
@@ -285,14 +277,14 @@ class ToAPIsProvider:
         - rate_limit_unavailable / 5xx / non-JSON bodies (gateway pages) → UNAVAILABLE;
         - task_not_found / 404 while polling → TASK_FAILED.
         """
-        body = parse_error_body(response.status_code, response.content)
+        body = self._http.parse_error(response)
         return self._map(body, response.headers, poll=poll)
 
     def _map(self, body: ErrorBody, headers: Mapping[str, str], *, poll: bool) -> ProviderError:
         status = body.status
         code = body.code or ""
-        detail = redact(body.describe(), self._api_key)
-        said = redact(shorten(body.message), self._api_key) if body.message else ""
+        detail = body.describe()
+        said = shorten(body.message) if body.message else ""
         retry_after = parse_retry_after(headers, now=self._clock)
 
         kind = _error_kind(status, code, is_json=body.is_json, poll=poll)
@@ -312,7 +304,7 @@ class ToAPIsProvider:
             ErrorKind.INVALID_REQUEST: f"ToAPIs rejected the request: {said or f'HTTP {status}'}. "
             "Change that and try again.",
         }
-        return ProviderError(
+        return self._http.error(
             kind,
             messages[kind],
             detail=detail,
@@ -328,17 +320,18 @@ class ToAPIsProvider:
             message = str(error.get("message") or "")
         elif isinstance(error, str):
             message = error
-        said = redact(shorten(message), self._api_key) if message else ""
-        detail = redact(f"task failed: code={code or '?'} {shorten(message, 300)}", self._api_key)
+        message = self._http.redact(message)  # before anything cuts it short
+        said = shorten(message) if message else ""
+        detail = f"task failed: code={code or '?'} {shorten(message, 300)}"
         if code in _CONTENT_POLICY_CODES:
-            return ProviderError(
+            return self._http.error(
                 ErrorKind.CONTENT_POLICY,
                 "ToAPIs refused this request under its content policy"
                 + (f" ({said})" if said else "")
                 + ". Rephrase the prompt and try again.",
                 detail=detail,
             )
-        return ProviderError(
+        return self._http.error(
             ErrorKind.TASK_FAILED,
             "ToAPIs could not generate the image"
             + (f": {said}" if said else "")
@@ -378,13 +371,6 @@ def _error_kind(status: int, code: str, *, is_json: bool, poll: bool) -> ErrorKi
     if status == 404 and poll:
         return ErrorKind.TASK_FAILED
     return ErrorKind.INVALID_REQUEST
-
-
-def _prompt(request: GenerationRequest) -> str:
-    prompt = request.prompt.strip()
-    if request.negative_prompt and request.negative_prompt.strip():
-        prompt = f"{prompt}\n\nDo not include: {request.negative_prompt.strip()}."
-    return prompt
 
 
 def _progress(value: object) -> int:

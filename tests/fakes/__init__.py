@@ -8,6 +8,8 @@ when the queue is empty the fake answers normally. Common scripted answers:
     FakeResponse.error(429, "rate_limit_exceeded", "Slow down", headers={"Retry-After": "3"})
     FakeResponse.html(504)              # a gateway's HTML error page
     FakeResponse.slow(1.0)              # the normal answer, after a delay (seconds)
+    FakeResponse.echo_gateway()         # 200 text/html echoing the request headers (a proxy
+                                        # debug page), Authorization included
     FakeResponse(status=200, body=b"not json")
 
 Usage:
@@ -23,8 +25,11 @@ See `openai_server.FakeOpenAI` and `toapis_server.FakeToAPIs` for their routes.
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import json
+import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +46,28 @@ def png_bytes(
     buffer = io.BytesIO()
     Image.new("RGBA", (width, height), color).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def png_bomb(width: int, height: int, *, pixels: bool = True) -> bytes:
+    """A small PNG that claims `width` x `height` pixels (1-bit grey, all black).
+
+    With `pixels` the image data is complete and valid (decoding it needs width x height
+    bytes of memory: 13,000 x 13,000 is about 20 KB on disk, 169 MB decoded); without, only
+    the header is right (enough for anything that reads the size and decodes nothing).
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte 0, then the packed pixels
+    data = b"".join(packer.compress(row) for _ in range(height if pixels else 1))
+    data += packer.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
 
 
 @dataclass
@@ -103,6 +130,7 @@ class FakeResponse:
     delay: float = 0.0
     content_type: str | None = None
     passthrough: bool = False
+    echo: bool = False
 
     @classmethod
     def error(
@@ -134,12 +162,26 @@ class FakeResponse:
         return cls(status=status, body=page.encode(), content_type="text/html")
 
     @classmethod
+    def echo_gateway(cls, status: int = 200) -> FakeResponse:
+        """A misconfigured gateway's debug page: `status` (200 by default) and text/html that
+        echoes every request header, Authorization included (see `to_web`)."""
+        return cls(status=status, content_type="text/html", echo=True)
+
+    @classmethod
     def slow(cls, seconds: float) -> FakeResponse:
         """The fake's normal answer, after `seconds`."""
         return cls(delay=seconds, passthrough=True)
 
-    def to_web(self) -> web.Response:
-        """This scripted answer as an aiohttp response."""
+    def to_web(self, request: RecordedRequest | None = None) -> web.Response:
+        """This scripted answer as an aiohttp response (an `echo` answer lists the headers
+        of `request`)."""
+        if self.echo and request is not None:
+            lines = "".join(
+                f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+                for k, v in request.headers.items()
+            )
+            page = f"<html><body><h1>Request headers</h1><table>{lines}</table></body></html>"
+            return web.Response(status=self.status, text=page, content_type="text/html")
         if self.json is not None:
             return web.json_response(self.json, status=self.status, headers=self.headers)
         return web.Response(
@@ -206,7 +248,7 @@ class FakeServer:
             if scripted is not None and scripted.delay:
                 await asyncio.sleep(scripted.delay)
             if scripted is not None and not scripted.passthrough:
-                return scripted.to_web()
+                return scripted.to_web(recorded)
             if auth and not self._authorized(recorded):
                 return self._unauthorized(recorded)
             return await handler(recorded, request)

@@ -3,7 +3,7 @@
 It needs no network and no API key, yet behaves like a task API so the job engine
 runs the same code path as for a remote provider: `submit` returns a task id at
 once, `poll` reports progress rising from 0 to 99 over `render_seconds`, then
-renders the images with Pillow (`core.render`, in a worker thread) and reports the
+renders the images with Pillow (`core.providers.local.render`, in a worker thread) and reports the
 task completed.
 
 The provider is stateless across restarts: the submit time is encoded in the task
@@ -21,36 +21,57 @@ import uuid
 from collections.abc import Callable
 
 from core.providers.base import (
+    DeclaredProvider,
     ErrorKind,
     GeneratedImage,
     GenerationRequest,
+    InputLimits,
     ProviderError,
+    ProviderInfo,
     Submission,
     TaskStatus,
 )
-from core.render import RenderInputError, render_png
+from core.providers.local.render import RenderInputError, render_png
 from core.schedule import PollSchedule
 
-__all__ = ["LocalProvider"]
+__all__ = ["INFO", "LocalProvider"]
+
+MB = 1024 * 1024
+
+INFO = ProviderInfo(
+    name="local",
+    title="local preview renderer",
+    default_model=None,  # one renderer, no models: the label never names one
+    allowed_n=(1, 2, 3, 4),  # images one task can make
+    # Kept modest because it decodes everything in-process. References: the product's cap
+    # (DESIGN.md: at most 5 per generation); the renderer composites any number.
+    limits=InputLimits(
+        max_references=5,
+        max_bytes=20 * MB,
+        mimes=frozenset({"image/png", "image/jpeg", "image/webp"}),
+        mask_max_bytes=20 * MB,
+    ),
+    # Fast polling: first poll 0.5 s after submit, then every 0.5-1 s.
+    poll_schedule=PollSchedule(first=0.5, interval=0.5, factor=1.25, cap=1.0),
+    default_prices={"local": {"*": {"*": 0.0}}},  # free; priced under its provider name
+)
 
 _TASK_ID = re.compile(r"^local-(?P<uid>[0-9a-f]{32})-(?P<ms>\d{1,16})$")
 
 
-class LocalProvider:
+class LocalProvider(DeclaredProvider):
     """Renders preview images offline with Pillow, deterministic for prompt and seed.
 
+    Declared by `INFO` (name "local", label "local preview renderer", `model` None, fast
+    `poll_schedule`).
+
     Attributes:
-        name: "local" (the IMAGE_PROVIDER value).
-        label: "local preview renderer" (how the UI names it).
-        poll_schedule: fast polling: first poll 0.5 s after submit, then every 0.5-1 s.
         render_seconds: simulated render time in seconds, from submit to completion.
         submitted_task_ids: the task ids this instance submitted, oldest first (an
             instance created after a restart starts with an empty list).
     """
 
-    name = "local"
-    allowed_n: tuple[int, ...] = (1, 2, 3, 4)  # images one task can make
-    label = "local preview renderer"
+    info = INFO
 
     def __init__(self, render_seconds: float = 3.0, clock: Callable[[], float] = time.time) -> None:
         """Create the provider.
@@ -63,8 +84,8 @@ class LocalProvider:
         """
         if render_seconds < 0:
             raise ValueError("render_seconds must be >= 0")
+        super().__init__(model=None)
         self.render_seconds = float(render_seconds)
-        self.poll_schedule = PollSchedule(first=0.5, interval=0.5, factor=1.25, cap=1.0)
         self.submitted_task_ids: list[str] = []
         self._clock = clock
         self._cancelled: set[str] = set()
