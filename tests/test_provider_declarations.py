@@ -142,7 +142,7 @@ def test_the_renderer_lives_beside_the_local_provider() -> None:
 # `provider.x`, `self._provider.x`, `runtime.provider.x`, `getattr(provider, "x"…)` outside
 # the providers (not `row.provider`, a stored name, nor str methods on a name).
 _READS = re.compile(
-    r"(?:(?<![\w.])|\bself\.|\bruntime\.|\bjobs\.)_?provider\.(\w+)"
+    r"(?:(?<![\w.])|\bself\.|\bruntime\.|\bjobs\.|\bctx\.)_?provider\.(\w+)"
     r"|getattr\(\s*(?:self\.)?_?provider\s*,\s*\"(\w+)\""
 )
 

@@ -16,18 +16,11 @@ from core.db import jobs as jobs_db
 from core.flags import Params
 from core.models import ApprovalRow, GenerationRow, ImageRow, SessionRow
 from core.ports import Failure, GenerationView, ImageView
-
-PROVIDER_LABELS = {"local": "local preview renderer", "openai": "OpenAI", "toapis": "ToAPIs"}
+from core.providers.registry import provider_label
 
 
 class GenerationGone(LookupError):
     """The generation (or its image) no longer exists."""
-
-
-def provider_label(provider: str, model: str | None) -> str:
-    """How the UI names a provider: "local preview renderer", "OpenAI gpt-image-1", …"""
-    base = PROVIDER_LABELS.get(provider, provider)
-    return f"{base} {model}" if model and provider != "local" else base
 
 
 def params_of(row: GenerationRow) -> Params:

@@ -54,4 +54,4 @@ class JobContext:
 
     def model(self, job_model: str | None) -> str | None:
         """The model a job uses: its own (--model, IMAGE_MODEL) or the provider's default."""
-        return job_model or getattr(self.provider, "model", None)
+        return job_model or self.provider.model

@@ -18,7 +18,6 @@ from core.jobs.steps import run_step
 from core.models import GenerationState
 from core.ports import Publisher
 from core.providers.base import ImageProvider
-from core.schedule import PollSchedule
 from core.store import ImageStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class JobEngine:
                 config.breaker_failures,
                 config.breaker_cooloff_seconds,
             ),
-            schedule=getattr(provider, "poll_schedule", PollSchedule()),
+            schedule=provider.poll_schedule,
         )
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None

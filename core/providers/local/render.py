@@ -336,24 +336,40 @@ def _font(size_px: int) -> _Font:
         return ImageFont.load_default()
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font: _Font, max_width: float) -> list[str]:
-    """Greedy word wrap of `text` to lines no wider than `max_width` pixels."""
+def _wrap(
+    draw: ImageDraw.ImageDraw,
+    text: str,
+    font: _Font,
+    max_width: float,
+    max_lines: int | None = None,
+) -> list[str]:
+    """Greedy word wrap of `text` to lines no wider than `max_width` pixels; stops after
+    `max_lines` + 1 lines (the caller shows at most `max_lines`), so a long text costs no
+    more than what is drawn. A word wider than a line is cut where it fits (binary search:
+    O(log n) measurements per cut, whatever the word's length)."""
     lines: list[str] = []
     line = ""
     for word in text.split():
+        if max_lines is not None and len(lines) > max_lines:
+            break
         candidate = f"{line} {word}".strip()
         if draw.textlength(candidate, font=font) <= max_width or not line:
             line = candidate
         else:
             lines.append(line)
             line = word
-        while draw.textlength(line, font=font) > max_width and len(line) > 1:
-            # A single word wider than the line: break it.
-            cut = len(line) - 1
-            while cut > 1 and draw.textlength(line[:cut], font=font) > max_width:
-                cut -= 1
-            lines.append(line[:cut])
-            line = line[cut:]
+        while len(line) > 1 and draw.textlength(line, font=font) > max_width:
+            if max_lines is not None and len(lines) > max_lines:
+                break
+            low, high = 1, len(line) - 1  # the longest prefix that fits, at least 1 char
+            while low < high:
+                mid = (low + high + 1) // 2
+                if draw.textlength(line[:mid], font=font) <= max_width:
+                    low = mid
+                else:
+                    high = mid - 1
+            lines.append(line[:low])
+            line = line[low:]
     if line:
         lines.append(line)
     return lines
@@ -371,7 +387,7 @@ def _draw_prompt(canvas: Image.Image, prompt: str, unit: int) -> None:
     text_width = width * 0.8
     while True:
         font = _font(font_px)
-        lines = _wrap(measure, text, font, text_width)
+        lines = _wrap(measure, text, font, text_width, max_lines)
         if len(lines) <= max_lines or font_px <= 10:
             break
         font_px = max(10, int(font_px * 0.85))
