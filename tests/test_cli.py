@@ -26,7 +26,7 @@ def test_demo_runs_the_main_job_offline(
     assert "[ Approve ]" in printed and "[ Regenerate ]" in printed
     assert "📎 v1-1.png" in printed and "from v1 image 1: _make it stormy_" in printed
     for version in (1, 2):
-        image = Image.open(out / f"v{version}-image1.png")
+        image = Image.open(out / f"v{version}-1.png")
         assert image.format == "PNG" and image.size[0] * 2 == image.size[1] * 3
 
 
