@@ -1,4 +1,4 @@
-"""The `imagine-bot` command line: `serve` and `demo`."""
+"""The `imagine-bot` command line: `serve`, `demo` and `doctor`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bot.doctor import StartupError
 from core.config import SettingsError, load_settings
 from core.logs import configure_logging
 
@@ -16,26 +17,22 @@ from core.logs import configure_logging
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
-    if args.socket_mode:
-        # Socket Mode: deliveries come over a WebSocket opened with the app-level token;
-        # nothing is signed, so SLACK_SIGNING_SECRET is not needed.
-        if settings.slack_app_token is None:
-            raise SettingsError(
-                "SLACK_APP_TOKEN is required for --socket-mode "
-                "(an app-level token xapp-… with connections:write)"
-            )
-        settings.require("slack_bot_token")
-    else:
-        settings.require("slack_bot_token", "slack_signing_secret")
+    # Socket Mode: deliveries come over a WebSocket opened with the app-level token;
+    # nothing is signed, so SLACK_SIGNING_SECRET is not needed.
+    settings.require(
+        "slack_bot_token", "slack_app_token" if args.socket_mode else "slack_signing_secret"
+    )
     from sqlalchemy.engine import make_url
 
     from bot.app import build_runtime, start_server, start_socket_mode
+    from bot.doctor import preflight
     from core import db
 
     async def main() -> None:
         if make_url(settings.database_url).get_backend_name() == "sqlite":
             await db.upgrade_to_head(settings.database_url)
-        runtime = build_runtime(settings, socket_mode=args.socket_mode)
+        auth_test = await preflight(settings)
+        runtime = build_runtime(settings, socket_mode=args.socket_mode, auth_test=auth_test)
         log = logging.getLogger("imagine")
         if args.socket_mode:
             try:
@@ -73,6 +70,32 @@ def _demo(args: argparse.Namespace) -> int:
     )
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import doctor
+
+    return doctor(args.channel)
+
+
+REQUIRED = {
+    "slack_bot_token": "required",
+    "slack_signing_secret": "required over HTTP",
+    "slack_app_token": "required with --socket-mode",
+}
+
+
+def _settings_help() -> str:
+    """The environment variables `serve` reads, one a line, from the Settings model."""
+    from core.config import Settings
+
+    lines = ["settings (environment variables, or a .env file in the working folder):"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "unset" if default is None else str(default)
+        shown = REQUIRED.get(name, shown)
+        lines.append(f"  {name.upper():34} {shown}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `imagine-bot` / `python -m bot`; returns the exit code."""
     parser = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
@@ -80,7 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         "-v", "--verbose", action="store_true", help="demo: log at LOG_LEVEL (default INFO)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the Slack app (HTTP, or Socket Mode)",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument(
         "--socket-mode",
         action="store_true",
@@ -99,12 +127,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
     demo.set_defaults(run=_demo)
+    doctor = sub.add_parser(
+        "doctor",
+        help="check settings, database, image store, Slack token and scopes, provider",
+        description="Print a checklist; exit 0 only when every check passes.",
+    )
+    doctor.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        metavar="C…",
+        help="also check that the bot is a member of this channel id (repeatable)",
+    )
+    doctor.set_defaults(run=_doctor)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
     except SettingsError as err:
-        print(f"imagine-bot: configuration error: {err}", file=sys.stderr)
+        for line in str(err).splitlines():
+            print(f"imagine-bot: configuration error: {line}", file=sys.stderr)
         return 2
+    except StartupError as err:
+        print(f"imagine-bot: cannot start: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -16,9 +16,12 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.authorization.async_single_team_authorization import (
+    AsyncSingleTeamAuthorization,
+)
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot import listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
@@ -41,6 +44,7 @@ def build_runtime(
     provider: ImageProvider | None = None,
     owner: str | None = None,
     socket_mode: bool = False,
+    auth_test: AsyncSlackResponse | None = None,
 ) -> Runtime:
     """Wire the parts from `settings`. Requires SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET.
 
@@ -49,6 +53,10 @@ def build_runtime(
     required instead of SLACK_SIGNING_SECRET: Socket Mode envelopes are not signed (the
     WebSocket itself was opened with the app-level token), so the runtime then refuses
     to serve `POST /slack/events`.
+
+    `auth_test` is Slack's answer to the `auth.test` made at start (`bot.doctor.preflight`):
+    Bolt then authorizes every request with it instead of calling `auth.test` itself on the
+    first request (which, when Slack is unreachable, would fail that request with a 500).
     """
     if socket_mode:
         settings.require("slack_bot_token", "slack_app_token")
@@ -60,9 +68,18 @@ def build_runtime(
     sm = db.sessionmaker(engine)
     store = ImageStore(settings.image_store_dir)
     provider = provider or build_provider(settings)
-    client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    bolt = AsyncApp(
+        # The token, not a ready client: given a client, Bolt warns "'token' will be unused"
+        # whenever SLACK_BOT_TOKEN is in the environment. Its client then gets our base URL.
+        token=settings.slack_bot_token.get_secret_value(),
+        # Bolt skips signature checks for Socket Mode requests by itself.
+        signing_secret=secret.get_secret_value() if secret else "",
+        process_before_response=False,
     )
+    client = bolt.client
+    client.base_url = settings.slack_api_url
+    if auth_test is not None:
+        _trust_auth_test(bolt, auth_test)
     publisher = SlackPublisher(client)
     jobs = JobEngine(
         sm,
@@ -80,12 +97,6 @@ def build_runtime(
         ),
         owner=owner,
     )
-    bolt = AsyncApp(
-        client=client,
-        # Bolt skips signature checks for Socket Mode requests by itself.
-        signing_secret=secret.get_secret_value() if secret else "",
-        process_before_response=False,
-    )
     runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
 
     @bolt.middleware
@@ -100,6 +111,14 @@ def build_runtime(
 
     listeners.register(bolt, runtime)
     return runtime
+
+
+def _trust_auth_test(bolt: AsyncApp, auth_test: AsyncSlackResponse) -> None:
+    """Hand Bolt's single-workspace authorization the start-up `auth.test` answer, which it
+    would otherwise fetch (and cache) on the first request."""
+    for middleware in bolt._async_middleware_list:  # Bolt has no public hook for this
+        if isinstance(middleware, AsyncSingleTeamAuthorization):
+            middleware.auth_test_result = auth_test
 
 
 def web_app(

@@ -8,6 +8,7 @@ as a transcript and writes the images Slack received to a folder.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import tempfile
 import time
@@ -31,6 +32,7 @@ async def run_demo(
 ) -> int:
     """Run `/imagine <text>` (then each reply in the thread) through the stand-in;
     return the process exit code (0 when every version was posted)."""
+    await asyncio.to_thread(clear_images, out_dir)  # no images of an earlier run stay
     signing_secret = secrets.token_hex(16)
     bot_token = f"xoxb-demo-{secrets.token_hex(8)}"
     emulator = SlackEmulator(signing_secret, bot_token)
@@ -140,12 +142,31 @@ class _Demo:
                 )
             ).all()
         written = []
-        for version, image in rows:
-            data = self.emulator.file_bytes(image.slack_file_id) if image.slack_file_id else b""
-            path = out_dir / f"v{version}-image{image.index + 1}{Path(image.path).suffix}"
+        for _version, image in rows:
+            if not image.slack_file_id:
+                continue
+            slack_file = self.emulator.file(image.slack_file_id)
+            # The name Slack shows in the transcript (📎 v1-1.png) is the name on disk.
+            path = out_dir / Path(slack_file.name).name
+            data = self.emulator.file_bytes(image.slack_file_id)
             await asyncio.to_thread(_write, path, data)
             written.append(f"{path} ({image.width}×{image.height} px, {len(data)} bytes)")
         return written
+
+
+DEMO_IMAGE = re.compile(r"v\d+-(?:image)?\d+\.(?:png|jpe?g|webp|gif)", re.IGNORECASE)
+"""Names of the images a demo run writes (`v2-1.png`; `v2-image1.png` from older runs)."""
+
+
+def clear_images(out_dir: Path) -> list[Path]:
+    """Delete the images an earlier demo run wrote to `out_dir` (only those: other files
+    stay); returns what was deleted."""
+    if not out_dir.is_dir():
+        return []
+    removed = [p for p in out_dir.iterdir() if p.is_file() and DEMO_IMAGE.fullmatch(p.name)]
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 def _write(path: Path, data: bytes) -> None:

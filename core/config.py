@@ -7,6 +7,7 @@ variable, so the CLI can print it without a traceback.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class SettingsError(Exception):
@@ -42,6 +45,36 @@ def parse_origin(url: str) -> Origin:
         raise ValueError(f"{url!r} is not an http(s) origin such as https://files.slack.com")
     port = parts.port  # raises ValueError for a malformed port
     return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+ASYNC_DRIVERS = {"sqlite": ("aiosqlite", None), "postgresql": ("asyncpg", "postgres")}
+"""Backend → (the async driver we support, the package extra that installs it)."""
+
+
+def database_url_problem(value: str) -> str | None:
+    """Why `value` cannot be DATABASE_URL (one sentence saying what to use), or None.
+
+    The URL must be a SQLAlchemy URL naming an async driver (`sqlite+aiosqlite://…`,
+    `postgresql+asyncpg://…`) that is installed. Nothing is connected to or created here.
+    The password of the URL never appears in the answer.
+    """
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        return "must be a SQLAlchemy URL such as sqlite+aiosqlite:///./data/imagine.db"
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    if backend not in ASYNC_DRIVERS:
+        return (
+            f"the {backend} database is not supported; use sqlite+aiosqlite or postgresql+asyncpg"
+        )
+    wanted, extra = ASYNC_DRIVERS[backend]
+    if driver != wanted:
+        fixed = url.set(drivername=f"{backend}+{wanted}").render_as_string(hide_password=True)
+        return f"needs the async driver {wanted}: use {fixed}"
+    if importlib.util.find_spec(wanted) is None:
+        install = f"pip install 'slack-imagine[{extra}]'" if extra else f"pip install {wanted}"
+        return f"the {wanted} driver is not installed: {install}"
+    return None
 
 
 class Settings(BaseSettings):
@@ -134,10 +167,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
-        if "://" not in value:
-            raise ValueError(
-                "must be a SQLAlchemy URL such as sqlite+aiosqlite:///./data/imagine.db"
-            )
+        problem = database_url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def file_origins(self) -> frozenset[Origin]:
@@ -169,10 +201,14 @@ class Settings(BaseSettings):
         return values
 
     def require(self, *names: str) -> None:
-        """Raise `SettingsError` naming the first of `names` that is unset."""
-        for name in names:
-            if getattr(self, name) is None:
-                raise SettingsError(f"{name.upper()} is required but not set")
+        """Raise `SettingsError` naming every one of `names` that is unset (one line each)."""
+        missing = [
+            f"{name.upper()} is required but not set"
+            for name in names
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise SettingsError("\n".join(missing))
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -183,5 +219,6 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for error in err.errors():
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-            lines.append(f"{name}: {error['msg']}")
-        raise SettingsError("; ".join(lines)) from None
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name}: {message}")
+        raise SettingsError("\n".join(lines)) from None

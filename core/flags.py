@@ -113,7 +113,8 @@ def _parse_ratio(value: str) -> str:
     if w == 0 or h == 0:
         raise FlagError(f"`--ar {value}` has a zero side. {allowed}")
     if max(w, h) / min(w, h) > MAX_RATIO_SIDE:
-        raise FlagError(f"`--ar {value}` is too narrow. {allowed}")
+        shape = "wide" if w > h else "tall"
+        raise FlagError(f"`--ar {value}` is too {shape}. {allowed}")
     g = math.gcd(w, h)
     return f"{w // g}:{h // g}"
 

@@ -39,6 +39,21 @@ LOGIN_PAGE = """<!DOCTYPE html>
 """
 
 
+DEFAULT_BOT_SCOPES = (
+    "app_mentions:read",
+    "channels:history",
+    "channels:read",
+    "chat:write",
+    "commands",
+    "files:read",
+    "files:write",
+    "groups:history",
+    "groups:read",
+    "users:read",
+)
+"""What a bot token is granted unless a test says otherwise (``SlackEmulator.scopes``)."""
+
+
 class SlackEmulator:
     """A local stand-in for Slack: Web API + signed deliveries to ``request_url``.
 
@@ -85,6 +100,10 @@ class SlackEmulator:
         self.deliveries: list[dl.Delivery] = []
         self.delivery_errors: list[BaseException] = []
         self.events: dict[str, bytes] = {}
+        self.scopes: dict[str, list[str]] = {bot_token: list(DEFAULT_BOT_SCOPES)}
+        """Scopes granted to each token, sent back in ``x-oauth-scopes`` (edit to remove one)."""
+        if app_token is not None:
+            self.scopes[app_token] = ["connections:write"]
         self._response_urls: dict[str, dl.ResponseUrl] = {}
         self._injected: dict[str, list[ApiError]] = {}
         self._seq = itertools.count(1)
@@ -311,10 +330,17 @@ class SlackEmulator:
         if not self._is_app_token(token):
             raise ApiError("invalid_auth")
 
+    def _token_or_none(self, request: web.Request, params: dict[str, Any]) -> str:
+        try:
+            return self._token(request, params)
+        except ApiError:
+            return ""
+
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         call = ApiCall(method, {}, now())
         self.calls.append(call)
+        raw: dict[str, Any] = {}
         try:
             socket_open = method == "apps.connections.open"
             if method not in self.api.methods and not socket_open:
@@ -338,8 +364,13 @@ class SlackEmulator:
             body = {"ok": False, "error": err.error}
             if err.messages:
                 body["response_metadata"] = {"messages": err.messages}
-            status, headers = err.status, err.headers
+            status, headers = err.status, dict(err.headers)
         call.response = body
+        # Slack names the calling token's scopes in `x-oauth-scopes` on every Web API answer
+        # to a valid token (https://docs.slack.dev/authentication/tokens#scopes).
+        granted = self.scopes.get(self._token_or_none(request, raw))
+        if granted is not None:
+            headers["x-oauth-scopes"] = ",".join(granted)
         return web.json_response(body, status=status, headers=headers)
 
     # -- HTTP: files -----------------------------------------------------------------

@@ -6,6 +6,9 @@ Routes (base URL returned by `start()` ends in `/v1`, like `OPENAI_BASE_URL`):
   `{"created", "data": [{"b64_json"}] * n, "usage"}`.
 - `POST /v1/images/edits` (route "edits"): multipart with `image[]` parts, optional `mask`
   and form fields → same answer.
+- `GET /v1/models/{model}` (route "model"): the model object `{id, object: "model", created,
+  owned_by}` plus whatever `models[model]` adds (e.g. `shutdown_date`); a model not in
+  `models` → 404 `model_not_found`.
 - `GET /files/{name}` (route "file"): the image for `result_mode="url"` answers (no auth,
   like OpenAI's signed blob links).
 
@@ -36,6 +39,7 @@ class FakeOpenAI(FakeServer):
         result_mode: "b64" → `data[].b64_json`; "url" → `data[].url` served by this fake.
         image: PNG bytes returned for every generated image.
         usage: the `usage` object in successful answers (None to omit it).
+        models: the models `GET /v1/models/{model}` knows, with extra fields of each.
     """
 
     prefix = "/v1"
@@ -50,6 +54,8 @@ class FakeOpenAI(FakeServer):
             "output_tokens": 50,
             "input_tokens_details": {"text_tokens": 10, "image_tokens": 40},
         }
+        self.models: dict[str, dict[str, Any]] = {"gpt-image-1": {}, "dall-e-3": {}}
+        self._route("GET", "/v1/models/{model}", "model", self._model)
         self._route("POST", "/v1/images/generations", "generations", self._generate)
         self._route("POST", "/v1/images/edits", "edits", self._generate)
         self._route("GET", "/files/{name}", "file", self._file, auth=False)
@@ -126,6 +132,18 @@ class FakeOpenAI(FakeServer):
         if self.usage is not None:
             payload["usage"] = self.usage
         return web.json_response(payload, headers={"x-request-id": f"req_{len(self.requests)}"})
+
+    async def _model(self, recorded: RecordedRequest, request: web.Request) -> web.Response:
+        model = request.match_info["model"]
+        if model not in self.models:
+            return FakeResponse.error(
+                404,
+                "model_not_found",
+                f"The model `{model}` does not exist or you do not have access to it.",
+                type="invalid_request_error",
+            ).to_web()
+        body = {"id": model, "object": "model", "created": 1698785189, "owned_by": "system"}
+        return web.json_response({**body, **self.models[model]})
 
     async def _file(self, recorded: RecordedRequest, request: web.Request) -> web.Response:
         return web.Response(body=self.image, content_type="image/png")

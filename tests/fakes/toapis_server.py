@@ -12,6 +12,8 @@ Routes (base URL returned by `start()` is the root, like `TOAPIS_BASE_URL`):
   `task_script` (then stays on the last step). A completed task carries `expires_at` and the
   image URLs in the shape chosen by `result_shape`; a failed one carries `error`.
   An unknown id → 404 `{"error": {"code": "task_not_found", …}}`.
+- `GET /v1/models` (route "models"): the key's models, `{"success": true, "object": "list",
+  "data": [{"id", "object": "model"}]}`.
 - `GET /files/{name}` (route "file"): result images (no auth, like a CDN link).
 
 A wrong or missing `Authorization: Bearer <api_key>` → 401 `unauthorized`.
@@ -73,6 +75,7 @@ class FakeToAPIs(FakeServer):
         self.image = png_bytes(12, 8)
         self.tasks: dict[str, _Task] = {}
         self.uploads: dict[str, bytes] = {}
+        self._route("GET", "/v1/models", "models", self._models)
         self._route("POST", "/v1/uploads/images", "upload", self._upload)
         self._route("POST", "/v1/images/generations", "submit", self._submit)
         self._route("GET", "/v1/images/generations/{task_id}", "poll", self._poll)
@@ -84,6 +87,10 @@ class FakeToAPIs(FakeServer):
     ) -> FakeResponse:
         """The documented error body `{"error": {"code", "message", "type"}}`."""
         return FakeResponse.error(status, code, message, type="error", headers=headers)
+
+    async def _models(self, recorded: RecordedRequest, request: web.Request) -> web.Response:
+        data = [{"id": model, "object": "model"} for model in ("gpt-4o-image", "gpt-image-1")]
+        return web.json_response({"success": True, "object": "list", "data": data})
 
     async def _upload(self, recorded: RecordedRequest, request: web.Request) -> web.Response:
         files = recorded.parts_named("file")
