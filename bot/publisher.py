@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -175,6 +176,18 @@ class SlackPublisher:
         except (PublishError, ChannelUnreachable):
             return None
         return str(data.get("permalink") or "") or None
+
+    async def user_info(self, user_id: str) -> dict[str, Any] | None:
+        """users.info (form arguments, slack_sdk's typed method) of one member: Slack's user
+        object (`is_admin`, `is_owner`, `tz`, …), or None when Slack will not say (unknown
+        user, missing `users:read`, Slack unreachable)."""
+        try:
+            response = await self.client.users_info(user=user_id)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
+            log.warning("users.info failed: %s", _translate(err))
+            return None
+        user = response.get("user")
+        return dict(user) if isinstance(user, dict) else None
 
     async def tell_user(
         self, channel_id: str, user_id: str, message: str, thread_ts: str | None = None

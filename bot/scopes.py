@@ -51,6 +51,7 @@ BOT_SCOPES: dict[str, str] = {
     "files:write": "upload the generated images into the thread",
     "groups:history": "see replies in threads in private channels",
     "groups:read": "check that the bot is in a private channel (`imagine-bot doctor`)",
+    "users:read": "tell workspace admins and owners (`users.info`) for admin-only settings",
 }
 """Every bot scope the app asks for (`manifest.json`), with what it is used for."""
 

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
 
     port: int = Field(default=3000, ge=1, le=65535)
 
+    # Slack user ids (comma or space separated) with admin rights in the app besides the
+    # workspace's admins and owners.
+    imagine_admins: str = ""
+
     # Largest image (width x height, pixels) decoded from anyone (checked from the header).
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     log_level: str = "INFO"
@@ -186,6 +190,10 @@ class Settings(BaseSettings):
         if api[1] != "slack.com":
             origins.add(api)
         return frozenset(origins)
+
+    def admin_ids(self) -> frozenset[str]:
+        """The user ids named in ``IMAGINE_ADMINS`` (comma or space separated)."""
+        return frozenset(part for part in self.imagine_admins.replace(",", " ").split() if part)
 
     def secrets(self) -> list[str]:
         """Every configured secret value (tokens, signing/client secrets, provider keys).

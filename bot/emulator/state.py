@@ -43,6 +43,8 @@ class User:
     name: str
     real_name: str = ""
     is_bot: bool = False
+    is_admin: bool = False
+    is_owner: bool = False
 
     def to_dict(self, team_id: str) -> dict[str, Any]:
         """Slack's user object (trimmed to the fields apps read)."""
@@ -54,7 +56,8 @@ class User:
             "real_name": real,
             "deleted": False,
             "is_bot": self.is_bot,
-            "is_admin": False,
+            "is_admin": self.is_admin or self.is_owner,  # owners are admins too
+            "is_owner": self.is_owner,
             "tz": "UTC",
             "profile": {"display_name": self.name, "real_name": real, "team": team_id},
         }
