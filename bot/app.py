@@ -22,7 +22,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import listeners
 from bot.publisher import SlackPublisher
+from bot.routing import RoutedPublisher
 from bot.runtime import Runtime
+from bot.workspaces import Workspaces, oauth_flow
 from core import db
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
@@ -41,7 +43,8 @@ def build_runtime(
     owner: str | None = None,
     socket_mode: bool = False,
 ) -> Runtime:
-    """Wire the parts from `settings`. Requires SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET.
+    """Wire the parts from `settings`. Requires SLACK_BOT_TOKEN (or, for OAuth, the three
+    SLACK_CLIENT_ID / SLACK_CLIENT_SECRET / SLACK_STATE_SECRET) and SLACK_SIGNING_SECRET.
 
     `provider` overrides the one IMAGE_PROVIDER names (tests share one across restarts);
     `owner` names this process's job leases. With `socket_mode=True` SLACK_APP_TOKEN is
@@ -49,24 +52,27 @@ def build_runtime(
     WebSocket itself was opened with the app-level token), so the runtime then refuses
     to serve `POST /slack/events`.
     """
+    token = None if settings.oauth else "slack_bot_token"
     if socket_mode:
-        settings.require("slack_bot_token", "slack_app_token")
+        settings.require(*filter(None, [token, "slack_app_token"]))
     else:
-        settings.require("slack_bot_token", "slack_signing_secret")
-    assert settings.slack_bot_token
+        settings.require(*filter(None, [token, "slack_signing_secret"]))
     secret = settings.slack_signing_secret
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
     store = ImageStore(settings.image_store_dir)
     provider = provider or build_provider(settings)
+    bot_token = settings.slack_bot_token
     client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        token=None if settings.oauth or bot_token is None else bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
     )
-    publisher = SlackPublisher(client)
+    flow, installations = oauth_flow(settings, engine, client) if settings.oauth else (None, None)
+    publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
     jobs = JobEngine(
         sm,
         provider,
-        publisher,
+        RoutedPublisher(publisher),
         store,
         EngineConfig(
             lease_seconds=settings.job_lease_seconds,
@@ -84,6 +90,7 @@ def build_runtime(
         # Bolt skips signature checks for Socket Mode requests by itself.
         signing_secret=secret.get_secret_value() if secret else "",
         process_before_response=False,
+        oauth_flow=flow,
     )
     runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
 
@@ -141,9 +148,23 @@ def web_app(
     async def on_cleanup(_app: web.Application) -> None:
         await runtime.aclose()
 
+    async def oauth(request: web.Request) -> web.Response:
+        """Bolt's OAuth flow: the install link and Slack's redirect back with a code."""
+        flow = runtime.bolt.oauth_flow
+        assert flow is not None
+        bolt_request = await to_bolt_request(request)
+        if request.path == flow.install_path:
+            bolt_response = await flow.handle_installation(bolt_request)
+        else:
+            bolt_response = await flow.handle_callback(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
     app = web.Application()
     if not runtime.socket_mode:
         app.router.add_post("/slack/events", slack_events)
+    if runtime.bolt.oauth_flow is not None:
+        app.router.add_get(runtime.bolt.oauth_flow.install_path, oauth)
+        app.router.add_get(runtime.bolt.oauth_flow.redirect_uri_path, oauth)
     app.router.add_get("/healthz", healthz)
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
