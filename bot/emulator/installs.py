@@ -172,6 +172,8 @@ def retarget(body: dict[str, Any], fields: tuple[str, str | None, bool] | None) 
     team_id, enterprise_id, org_wide = fields
     if body.get("type") == "event_callback":
         body.update(team_id=team_id, context_team_id=team_id, context_enterprise_id=enterprise_id)
+        if "team" in body.get("event", {}):
+            body["event"]["team"] = team_id
         if enterprise_id:
             body["enterprise_id"] = enterprise_id
         for item in body.get("authorizations") or []:

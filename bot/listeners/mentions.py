@@ -35,8 +35,11 @@ def strip_mentions(text: str, bot_user_id: str | None) -> str:
     ).strip()
 
 
-async def on_mention(event: dict[str, Any], context: dict[str, Any]) -> None:
-    """An `app_mention`: a refinement in a session's thread, else a new session."""
+async def on_mention(event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
+    """An `app_mention`: a refinement in a session's thread, else a new session.
+
+    The session's workspace is Bolt's `team_id`, or for an org-wide Grid install (whose
+    `authorizations[].team_id` is null) the envelope's `team_id`."""
     runtime: Runtime = context["runtime"]
     user_id, channel_id, ts = event.get("user"), event.get("channel"), event.get("ts")
     if event.get("bot_id") or not (user_id and channel_id and ts):
@@ -48,14 +51,20 @@ async def on_mention(event: dict[str, Any], context: dict[str, Any]) -> None:
         if session is not None:
             await handle_reply(runtime, session, {**event, "text": text})
             return
-    await _start(runtime, event, context, text, thread_ts or ts)
+    team_id = str(context.get("team_id") or body.get("team_id") or event.get("team") or "")
+    await _start(runtime, event, (team_id, context.get("enterprise_id")), text, thread_ts or ts)
 
 
 async def _start(
-    runtime: Runtime, event: dict[str, Any], context: dict[str, Any], text: str, root: str
+    runtime: Runtime,
+    event: dict[str, Any],
+    team: tuple[str, str | None],
+    text: str,
+    root: str,
 ) -> None:
-    """Queue a new session whose thread is `root` (the mention, or the thread it is in);
-    help and bad flags are answered privately, and nothing is queued."""
+    """Queue a new session of `team` (team id, Grid org id or None) whose thread is `root`
+    (the mention, or the thread it is in); help and bad flags are answered privately, and
+    nothing is queued."""
     user_id, channel_id = event["user"], event["channel"]
     in_thread = event.get("thread_ts")
     publisher = runtime.publisher
@@ -70,8 +79,8 @@ async def _start(
         return
     await sessions.start(
         runtime.sessionmaker,
-        team_id=str(context.get("team_id") or event.get("team") or ""),
-        enterprise_id=context.get("enterprise_id") or None,
+        team_id=team[0],
+        enterprise_id=team[1] or None,
         channel_id=channel_id,
         user_id=user_id,
         prompt=parsed.prompt,
