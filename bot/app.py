@@ -21,12 +21,15 @@ from slack_bolt.middleware.authorization.async_single_team_authorization import 
 )
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot import listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
+from bot.routing import RoutedPublisher
 from bot.runtime import Runtime
+from bot.workspaces import Workspaces, oauth_flow
 from core import db
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
@@ -46,7 +49,8 @@ def build_runtime(
     socket_mode: bool = False,
     auth_test: AsyncSlackResponse | None = None,
 ) -> Runtime:
-    """Wire the parts from `settings`. Requires SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET.
+    """Wire the parts from `settings`. Requires SLACK_BOT_TOKEN (or, for OAuth, the three
+    SLACK_CLIENT_ID / SLACK_CLIENT_SECRET / SLACK_STATE_SECRET) and SLACK_SIGNING_SECRET.
 
     `provider` overrides the one IMAGE_PROVIDER names (tests share one across restarts);
     `owner` names this process's job leases. With `socket_mode=True` SLACK_APP_TOKEN is
@@ -58,33 +62,43 @@ def build_runtime(
     Bolt then authorizes every request with it instead of calling `auth.test` itself on the
     first request (which, when Slack is unreachable, would fail that request with a 500).
     """
+    token = None if settings.oauth else "slack_bot_token"
     if socket_mode:
-        settings.require("slack_bot_token", "slack_app_token")
+        settings.require(*filter(None, [token, "slack_app_token"]))
     else:
-        settings.require("slack_bot_token", "slack_signing_secret")
-    assert settings.slack_bot_token
+        settings.require(*filter(None, [token, "slack_signing_secret"]))
     secret = settings.slack_signing_secret
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
     store = ImageStore(settings.image_store_dir)
     provider = provider or build_provider(settings)
-    bolt = AsyncApp(
-        # The token, not a ready client: given a client, Bolt warns "'token' will be unused"
-        # whenever SLACK_BOT_TOKEN is in the environment. Its client then gets our base URL.
-        token=settings.slack_bot_token.get_secret_value(),
-        # Bolt skips signature checks for Socket Mode requests by itself.
-        signing_secret=secret.get_secret_value() if secret else "",
-        process_before_response=False,
-    )
-    client = bolt.client
-    client.base_url = settings.slack_api_url
-    if auth_test is not None:
-        _trust_auth_test(bolt, auth_test)
-    publisher = SlackPublisher(client)
+    signing = secret.get_secret_value() if secret else ""  # Socket Mode: Bolt skips checks
+    if settings.oauth:
+        client = AsyncWebClient(base_url=settings.slack_api_url)
+        flow, installations = oauth_flow(settings, engine, client)
+        bolt = AsyncApp(
+            client=client, signing_secret=signing, process_before_response=False, oauth_flow=flow
+        )
+    else:
+        assert settings.slack_bot_token is not None
+        bolt = AsyncApp(
+            # The token, not a ready client: given a client, Bolt warns "'token' will be
+            # unused" whenever SLACK_BOT_TOKEN is in the environment. Its client then gets
+            # our base URL.
+            token=settings.slack_bot_token.get_secret_value(),
+            signing_secret=signing,
+            process_before_response=False,
+        )
+        client = bolt.client
+        client.base_url = settings.slack_api_url
+        installations = None
+        if auth_test is not None:
+            _trust_auth_test(bolt, auth_test)
+    publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
     jobs = JobEngine(
         sm,
         provider,
-        publisher,
+        RoutedPublisher(publisher),
         store,
         EngineConfig(
             lease_seconds=settings.job_lease_seconds,
@@ -161,6 +175,17 @@ def web_app(
     async def on_cleanup(_app: web.Application) -> None:
         await runtime.aclose()
 
+    async def oauth(request: web.Request) -> web.Response:
+        """Bolt's OAuth flow: the install link and Slack's redirect back with a code."""
+        flow = runtime.bolt.oauth_flow
+        assert flow is not None
+        bolt_request = await to_bolt_request(request)
+        if request.path == flow.install_path:
+            bolt_response = await flow.handle_installation(bolt_request)
+        else:
+            bolt_response = await flow.handle_callback(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
     middlewares = []
     if not runtime.socket_mode:
         # Signature, size, time limit and parse checks before Bolt (bot/http_guard.py).
@@ -170,6 +195,9 @@ def web_app(
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     if not runtime.socket_mode:
         app.router.add_post("/slack/events", slack_events)
+    if runtime.bolt.oauth_flow is not None:
+        app.router.add_get(runtime.bolt.oauth_flow.install_path, oauth)
+        app.router.add_get(runtime.bolt.oauth_flow.redirect_uri_path, oauth)
     app.router.add_get("/healthz", healthz)
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

@@ -69,6 +69,20 @@ def is_external(file: dict[str, Any]) -> bool:
     return file.get("is_external") is True or file.get("mode") == "external"
 
 
+def is_tombstone(file: dict[str, Any]) -> bool:
+    """True for a deleted file's placeholder (``mode: "tombstone"``, Slack's file object,
+    https://api.slack.com/types/file): it has no content to fetch."""
+    return file.get("mode") == "tombstone"
+
+
+def needs_file_info(file: dict[str, Any]) -> bool:
+    """True when a message's file object is only a reference to look up with
+    ``files.info``: Slack Connect channels deliver ``{"id": …, "mode": "file_access",
+    "file_access": "check_file_info"}`` instead of the file
+    (https://api.slack.com/apis/channels-between-orgs, "Handling files")."""
+    return file.get("file_access") == "check_file_info" or file.get("mode") == "file_access"
+
+
 def is_slack_file_url(url: str, origins: Collection[Origin]) -> bool:
     """True when the bot token may be sent to ``url``: a Slack file URL on ``origins``.
 

@@ -298,6 +298,12 @@ _IMAGE_REPLIES: dict[Rejection, str] = {
         "disappears. Post a mask the size of the image. " + _HOW_TO_MASK
     ),
     Rejection.NO_LINK: "{label} has no download link; post it again.",
+    Rejection.DELETED: "{label} was deleted before I could read it; post the image again.",
+    Rejection.NOT_VISIBLE: (
+        "Slack won't let me read {label} (it may have been deleted, or it is shared from "
+        "another organization that keeps its files private). Download it and upload the "
+        "image itself into this thread."
+    ),
     Rejection.EXTERNAL: (
         "{label} is a link to a file stored outside Slack{service}, so I can't use it. "
         "Download it and upload the image itself into this thread."

@@ -10,6 +10,7 @@ takes about one message a second).
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import blocks, messages, mrkdwn
+from bot.workspaces import NotInstalled, Team, Workspaces
 from core.models import GenerationState
 from core.ports import ChannelUnreachable, Failure, GenerationView, PublishError
 
@@ -43,16 +45,67 @@ def _translate(err: Exception) -> Exception:
 
 class SlackPublisher:
     """Publisher backed by the Slack Web API (`client`), throttling status updates to one
-    per `status_interval` seconds per generation (terminal states always go out)."""
+    per `status_interval` seconds per generation (terminal states always go out).
 
-    def __init__(self, client: AsyncWebClient, *, status_interval: float = 1.5) -> None:
+    With `workspaces` (OAuth mode) each call uses the token of the workspace the publisher
+    is bound to (`for_team`); `bot.routing.RoutedPublisher` binds per generation."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        status_interval: float = 1.5,
+        workspaces: Workspaces | None = None,
+    ) -> None:
         self.client = client
         self.status_interval = status_interval
         self._last_status: dict[int, float] = {}
+        self.workspaces = workspaces or Workspaces(client)
+        self.team: Team | None = None
+
+    def for_team(self, team: Team) -> SlackPublisher:
+        """This publisher speaking for `team` (shares the status throttle)."""
+        bound = copy.copy(self)
+        bound.team = team
+        return bound
+
+    async def _client_for(self) -> AsyncWebClient:
+        """The Web API client with the token of `self.team` (the one seam for tokens).
+
+        An uninstalled workspace raises ChannelUnreachable("not_installed"): no retry helps.
+        """
+        try:
+            return await self.workspaces.client_for(self.team)
+        except NotInstalled as err:
+            log.warning("no installation for %s", err)
+            raise ChannelUnreachable("not_installed") from None
+
+    async def file_info(self, file_id: str) -> dict | None:
+        """files.info (slack_sdk's `files_info`, query arguments) of a file: Slack's file
+        object, or None when Slack says it is gone or not visible to the bot."""
+        client = await self._client_for()
+        try:
+            response = await client.files_info(file=file_id)
+        except SlackApiError as err:
+            if err.response.get("error") in ("file_not_found", "file_deleted", "access_denied"):
+                return None
+            raise _translate(err) from err
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise _translate(err) from err
+        found = response.get("file")
+        return dict(found) if isinstance(found, dict) else None
+
+    async def bot_token(self) -> str:
+        """The bot token of `self.team`, for downloading its files (Slack's file origins
+        only: `bot.files`)."""
+        token = (await self._client_for()).token
+        assert token is not None
+        return token
 
     async def _call(self, method: str, **kwargs: object) -> dict:
+        client = await self._client_for()
         try:
-            response = await self.client.api_call(method, json=kwargs)
+            response = await client.api_call(method, json=kwargs)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
             raise _translate(err) from err
         return dict(response.data)  # type: ignore[arg-type]
@@ -102,8 +155,9 @@ class SlackPublisher:
             }
             for image in pending
         ]
+        client = await self._client_for()
         try:
-            response = await self.client.files_upload_v2(
+            response = await client.files_upload_v2(
                 file_uploads=uploads,
                 channel=view.channel_id,
                 thread_ts=view.thread_ts,
@@ -182,9 +236,13 @@ class SlackPublisher:
         object (`is_admin`, `is_owner`, `tz`, …), or None when Slack will not say (unknown
         user, missing `users:read`, Slack unreachable)."""
         try:
-            response = await self.client.users_info(user=user_id)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
-            log.warning("users.info failed: %s", _translate(err))
+            client = await self._client_for()
+            response = await client.users_info(user=user_id)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError, ChannelUnreachable) as err:
+            log.warning(
+                "users.info failed: %s",
+                err if isinstance(err, ChannelUnreachable) else _translate(err),
+            )
             return None
         user = response.get("user")
         return dict(user) if isinstance(user, dict) else None

@@ -6,12 +6,14 @@ Listeners read it from Bolt's context (`context["runtime"]`, put there by the mi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.publisher import SlackPublisher
+from bot.workspaces import Team
 from core.config import Settings
 from core.jobs import JobEngine
 from core.providers.base import ImageProvider
@@ -32,6 +34,12 @@ class Runtime:
     jobs: JobEngine
     bolt: AsyncApp
     socket_mode: bool = False
+
+    def for_request(self, context: Any) -> Runtime:
+        """This runtime with its publisher speaking for the workspace of a request (Bolt's
+        context: `team_id`, `enterprise_id`); in single-workspace mode the same token."""
+        team = Team(str(context.get("team_id") or ""), context.get("enterprise_id") or None)
+        return replace(self, publisher=self.publisher.for_team(team))
 
     async def aclose(self) -> None:
         """Stop the job engine (releasing its leases) and close connections."""

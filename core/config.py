@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
+    # OAuth (one deployment, many workspaces): all three or none.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_state_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     # Comma-separated origins the bot token may be sent to for file downloads; unset means
     # https://files.slack.com plus the origin of SLACK_API_URL when that is not slack.com.
@@ -175,6 +179,23 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _oauth_all_or_none(self) -> Settings:
+        names = ("slack_client_id", "slack_client_secret", "slack_state_secret")
+        missing = [name.upper() for name in names if not getattr(self, name)]
+        if 0 < len(missing) < len(names):
+            raise ValueError(
+                "OAuth needs SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_STATE_SECRET "
+                f"together; set {', '.join(missing)} too, or unset all three"
+            )
+        return self
+
+    @property
+    def oauth(self) -> bool:
+        """True when the OAuth settings are set: installations, not SLACK_BOT_TOKEN, give
+        each workspace's token (one deployment serves many workspaces)."""
+        return self.slack_client_id is not None
 
     def file_origins(self) -> frozenset[Origin]:
         """The origins the bot token may be sent to when downloading a Slack file.

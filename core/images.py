@@ -69,6 +69,8 @@ class Rejection(StrEnum):
     - ``mask_scaled_away``: ``size`` and ``base`` ((width, height) pixels), ``which``
       ("transparent" or "opaque": the area that vanished when scaled).
     - ``no_link``: the file object has no ``url_private``.
+    - ``deleted``: the file was deleted before we could read it (a ``tombstone`` file).
+    - ``not_visible``: Slack would not show the file to the bot (``files.info`` refused).
     - ``external``: an external file (Google Drive, Dropbox, ...); ``service`` if known.
     - ``not_slack_file``: ``url_private`` is not a file URL on Slack's file origins.
     - ``redirected_away``: the download redirected off Slack's file origins.
@@ -91,6 +93,8 @@ class Rejection(StrEnum):
     MASK_ALL_TRANSPARENT = "mask_all_transparent"
     MASK_SCALED_AWAY = "mask_scaled_away"
     NO_LINK = "no_link"
+    DELETED = "deleted"
+    NOT_VISIBLE = "not_visible"
     EXTERNAL = "external"
     NOT_SLACK_FILE = "not_slack_file"
     REDIRECTED_AWAY = "redirected_away"

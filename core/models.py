@@ -64,6 +64,9 @@ class SessionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[str] = mapped_column(String(32))
+    # The Enterprise Grid org of the workspace (None outside Grid): with OAuth, its
+    # installation's token is used when the app was installed org-wide.
+    enterprise_id: Mapped[str | None] = mapped_column(String(32), default=None)
     channel_id: Mapped[str] = mapped_column(String(32))
     thread_ts: Mapped[str | None] = mapped_column(String(32), default=None)
     owner_user_id: Mapped[str] = mapped_column(String(32))

@@ -128,6 +128,7 @@ class GenerationView:
     `waiting_number` carries its number (see WaitReason). `failure` says why it failed.
     A refinement carries its `instruction`, the `parent_label` of the image it edits
     ("v2 image 1") and `inputs_note` (which references and mask it used).
+    `enterprise_id` is the Enterprise Grid org of `team_id` (None outside Grid).
     """
 
     generation_id: int
@@ -160,6 +161,7 @@ class GenerationView:
     inputs_note: str | None = None
     cancel_requested: bool = False
     images: tuple[ImageView, ...] = ()
+    enterprise_id: str | None = None
 
 
 class Publisher(Protocol):

@@ -98,17 +98,27 @@ async def start(
     provider: str,
     model: str | None,
     response_url: str | None,
+    enterprise_id: str | None = None,
+    thread_ts: str | None = None,
 ) -> int:
     """Record a new session and its first generation (queued) in one transaction.
 
-    The thread does not exist yet: the job engine opens it before submitting.
-    Returns the generation id.
+    Without `thread_ts` the thread does not exist yet: the job engine posts the root
+    message before submitting. With `thread_ts` (the ts of the message that asked, e.g. a
+    mention) that message is the thread's root: the engine posts no root message and
+    shows status and results in that thread. `enterprise_id` is the team's Enterprise Grid
+    org (None outside Grid). Returns the generation id.
     """
     width, height = params.size()
     seed = params.seed if params.seed is not None else new_seed()
     async with sm.begin() as db:
         session_id = await repo.add_session(
-            db, team_id=team_id, channel_id=channel_id, owner=user_id
+            db,
+            team_id=team_id,
+            channel_id=channel_id,
+            owner=user_id,
+            enterprise_id=enterprise_id,
+            thread_ts=thread_ts,
         )
         generation_id, _ = await repo.add_generation(
             db,

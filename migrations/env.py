@@ -12,10 +12,12 @@ import os
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.workspaces import store_metadata
 from core.models import Base
 
 config = context.config
-target_metadata = Base.metadata
+# Our models, plus slack_sdk's OAuth installation and state tables (migration 0003).
+target_metadata = [Base.metadata, store_metadata()]
 
 
 def _url() -> str:

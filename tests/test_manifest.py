@@ -11,7 +11,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import web_app
@@ -129,8 +128,6 @@ async def test_request_urls_commands_and_events_reach_the_app(harness: Harness) 
             continue
         assert event == "app_mention", f"no delivery written for {event}"
         answer = await _deliver_mention(harness)
-        if answer.status == 404:
-            pytest.xfail("the app_mention listener arrives with the @imagine work (issue 9 #6)")
         assert answer.status == 200
 
 

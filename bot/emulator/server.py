@@ -23,7 +23,8 @@ import aiohttp
 from aiohttp import web
 
 from . import delivery as dl
-from . import limits
+from . import installs, limits
+from .mentions import app_mention_event
 from .socket_mode import SocketModeGateway
 from .state import Channel, Ephemeral, Message, SlackFile, User, Workspace
 from .transcript import render_ephemerals, render_thread
@@ -97,6 +98,10 @@ class SlackEmulator:
         self.api = WebApi(self.ws, self._on_bot_post, self._on_bot_edit)
         self.socket = SocketModeGateway(self.ws.app_id or "A0IMAGINE", ack_timeout)
         self.calls: list[ApiCall] = []
+        self.installs = installs.Installs(
+            app_id=self.ws.app_id, bot_user_id=bot_user_id, bot_id=bot_id
+        )
+        """OAuth installs of other workspaces and Grid orgs (see :mod:`.installs`)."""
         self.deliveries: list[dl.Delivery] = []
         self.delivery_errors: list[BaseException] = []
         self.events: dict[str, bytes] = {}
@@ -315,12 +320,30 @@ class SlackEmulator:
             token.encode(), self._app_token.encode()
         )
 
-    def _check_token(self, request: web.Request, params: dict[str, Any]) -> None:
+    def _check_token(
+        self, request: web.Request, params: dict[str, Any], method: str = ""
+    ) -> installs.Install | None:
+        """Check the bot token; returns the installation when it is an OAuth-issued one."""
         token = self._token(request, params)
         if self._is_app_token(token):
             raise ApiError("not_allowed_token_type")  # app-level tokens only open sockets
-        if not hmac.compare_digest(token.encode(), self._bot_token.encode()):
+        channel = params.get("channel") or params.get("channel_id")
+        installed = self.installs.use(method, token, channel)
+        if installed is None and not hmac.compare_digest(token.encode(), self._bot_token.encode()):
             raise ApiError("invalid_auth")
+        return installed
+
+    def _oauth_call(
+        self, request: web.Request, method: str, raw: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """``oauth.v2.access`` (client credentials, no token) and ``auth.test`` for an
+        installed token; None for every other call (checked by ``_check_token``)."""
+        if method == "oauth.v2.access":
+            return self.installs.access(raw, request.headers.get("Authorization", ""))
+        installed = self._check_token(request, raw, method)
+        if method == "auth.test" and installed is not None:
+            return self.installs.auth_test(installed, self.api.auth_test(raw))
+        return None
 
     def _check_app_token(self, request: web.Request, params: dict[str, Any]) -> None:
         """``apps.connections.open`` takes only the app-level token (``xapp-…``)."""
@@ -343,19 +366,23 @@ class SlackEmulator:
         raw: dict[str, Any] = {}
         try:
             socket_open = method == "apps.connections.open"
-            if method not in self.api.methods and not socket_open:
+            oauth = method == "oauth.v2.access"
+            if method not in self.api.methods and not socket_open and not oauth:
                 raise ApiError("unknown_method", status=404)
             raw = await self._read_params(request)
             call.params = {k: v for k, v in parse_params(raw).items() if k != "token"}
+            oauth_result = None
             if socket_open:
                 self._check_app_token(request, raw)
             else:
-                self._check_token(request, raw)
+                oauth_result = self._oauth_call(request, method, raw)
             injected = self._injected.get(method)
             if injected:
                 raise injected.pop(0)
             if socket_open:  # Socket Mode: a one-time WebSocket URL
                 result = {"url": self.socket.issue_url(self.ws_url)}
+            elif oauth_result is not None:
+                result = oauth_result
             else:
                 result = self.api.methods[method](call.params)
             body = {"ok": True, **result}
@@ -404,6 +431,10 @@ class SlackEmulator:
         f = self.ws.files.get(file_id)
         auth = request.headers.get("Authorization", "")
         authorized = hmac.compare_digest(auth.encode(), f"Bearer {self._bot_token}".encode())
+        shares = (f.shares.get("public") or f.shares.get("private") or {}) if f else {}
+        with contextlib.suppress(ApiError):  # another workspace's token: the sign-in page
+            installed = self.installs.use("download", auth[7:].strip(), next(iter(shares), None))
+            authorized = authorized or installed is not None
         if not authorized:
             return web.Response(text=LOGIN_PAGE, content_type="text/html")
         if f is None or f.data is None:
@@ -524,6 +555,7 @@ class SlackEmulator:
         form = dl.slash_command_form(
             self.ws, user, chan, command, text, response_url, self._trigger_id()
         )
+        installs.retarget(form, self.installs.team_fields(chan.id))
         if self._over_socket():
             return await self._send_envelope("command", dict(form))
         body = urlencode(form).encode()
@@ -550,6 +582,7 @@ class SlackEmulator:
         payload = dl.block_actions_payload(
             self.ws, user, chan, msg, block, button, self._new_response_url(ctx), self._trigger_id()
         )
+        installs.retarget(payload, self.installs.team_fields(chan.id))
         if self._over_socket():
             return await self._send_envelope("block_actions", payload)
         body = urlencode({"payload": json.dumps(payload)}).encode()
@@ -562,12 +595,15 @@ class SlackEmulator:
         text: str,
         thread_ts: str | None = None,
         files: list[tuple[str, bytes, str]] | None = None,
+        file_shape: str = "hosted",
     ) -> tuple[str, dl.Delivery | None]:
         """A person posts (optionally with files); deliver the ``message`` event.
 
         The user joins the channel if needed. Like Slack, the event is only delivered when
         the bot is a member of the channel; otherwise the delivery is ``None``. ``files`` is
         a list of ``(filename, bytes, mimetype)``; they get ids and ``url_private`` here.
+        ``file_shape`` delivers them as Slack Connect references (``"check_file_info"``)
+        or as deleted files (``"tombstone"``: the files are gone) instead.
         """
         user, chan = self._user(user_id), self._channel(channel_id)
         chan.members.add(user.id)
@@ -598,7 +634,28 @@ class SlackEmulator:
         self.ws.add_message(msg)
         if self.ws.bot_user_id not in chan.members:
             return msg.ts, None
-        return msg.ts, await self._deliver_event(dl.message_event(self.ws, msg, chan))
+        event = dl.message_event(self.ws, msg, chan)
+        installs.shape_files(event, file_shape)
+        if file_shape == "tombstone":
+            for f in stored:
+                del self.ws.files[f.id]
+        return msg.ts, await self._deliver_event(event)
+
+    async def mention_bot(
+        self, user_id: str, channel_id: str, text: str, thread_ts: str | None = None
+    ) -> tuple[str, dl.Delivery | None, dl.Delivery | None]:
+        """A person posts a message that mentions the bot (put ``<@BOT>`` in ``text``).
+
+        Like Slack, two events are delivered for it when the bot is in the channel: the
+        ``message`` event, then ``app_mention``. Returns (ts, message delivery, mention
+        delivery); the deliveries are None when the bot is not a member.
+        """
+        ts, message = await self.post_user_message(user_id, channel_id, text, thread_ts)
+        chan = self._channel(channel_id)
+        msg = self.ws.message(chan.id, ts)
+        if message is None or msg is None:
+            return ts, None, None
+        return ts, message, await self._deliver_event(app_mention_event(self.ws, msg, chan))
 
     async def redeliver(
         self, event_id: str, retry_num: int = 1, reason: str = "http_timeout"
@@ -621,7 +678,9 @@ class SlackEmulator:
 
     async def _deliver_event(self, event: dict[str, Any]) -> dl.Delivery:
         event_id = f"Ev0EMU{next(self._seq):06d}"
-        body = json.dumps(dl.event_callback(self.ws, event, event_id)).encode()
+        envelope = dl.event_callback(self.ws, event, event_id)
+        installs.retarget(envelope, self.installs.team_fields(str(event.get("channel") or "")))
+        body = json.dumps(envelope).encode()
         self.events[event_id] = body
         if self._over_socket():
             return await self._send_envelope("event", json.loads(body))

@@ -13,7 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot import blocks
-from bot.listeners import actions, commands, events
+from bot.listeners import actions, commands, events, mentions
 from bot.runtime import Runtime
 
 
@@ -21,7 +21,7 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     """Install the runtime middleware and every listener on `app`."""
 
     async def provide_runtime(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
-        context["runtime"] = runtime
+        context["runtime"] = runtime.for_request(context)
         return await next()
 
     app.use(provide_runtime)
@@ -32,3 +32,4 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     app.action(blocks.CANCEL)(actions.cancel)
     app.action(blocks.HISTORY)(actions.history)
     app.event("message")(events.on_message)
+    app.event("app_mention")(mentions.on_mention)

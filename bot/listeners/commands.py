@@ -35,6 +35,7 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     await sessions.start(
         runtime.sessionmaker,
         team_id=command.get("team_id", ""),
+        enterprise_id=command.get("enterprise_id") or None,
         channel_id=command["channel_id"],
         user_id=command["user_id"],
         prompt=parsed.prompt,

@@ -1,5 +1,6 @@
 """Message events: replies in an imagine thread refine; images posted there become
-references (or the mask).
+references (or the mask). A message that mentions the bot is left to the `app_mention`
+listener (`bot.listeners.mentions`): Slack sends both events for it.
 
 Bolt already drops the bot's own messages (ignoring_self_events). Edits,
 deletions and other bots' posts are ignored, and so is any thread that is not an
@@ -14,7 +15,7 @@ import re
 from typing import Any
 
 from bot import messages
-from bot.files import fetch_slack_file, file_is_too_large
+from bot.files import fetch_slack_file, file_is_too_large, is_tombstone, needs_file_info
 from bot.runtime import Runtime
 from core import refinement
 from core.flags import FlagError, check_supported, parse_command
@@ -34,6 +35,8 @@ async def on_message(event: dict[str, Any], context: dict[str, Any]) -> None:
     thread_ts = event.get("thread_ts")
     if not thread_ts or thread_ts == event.get("ts") or not event.get("user"):
         return
+    if f"<@{context.get('bot_user_id')}" in (event.get("text") or ""):
+        return  # Slack delivers it as app_mention too: bot.listeners.mentions handles it
     session = await refinement.find_session(runtime.sessionmaker, event["channel"], thread_ts)
     if session is None:
         return  # not an imagine thread: not ours to answer
@@ -96,26 +99,41 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
 async def _download(
     runtime: Runtime, limits: ImageLimits, text: str, files: list[dict[str, Any]]
 ) -> tuple[list[PostedImage], list[ImageRejected | NotAnImage]]:
-    """Download each posted file from Slack's file origins (within its size limit); returns
-    the images and the refusal of each file that could not be fetched."""
-    token = runtime.settings.slack_bot_token
-    assert token is not None
-    origins = runtime.settings.file_origins()
+    """Download each posted file from Slack's file origins (within its size limit) with the
+    token of the request's workspace; returns the images and the refusal of each file that
+    could not be fetched."""
+    token = await runtime.publisher.bot_token()
     posted: list[PostedImage] = []
     problems: list[ImageRejected | NotAnImage] = []
     for file in files:
-        name = str(file.get("name") or file.get("title") or "the file")
-        mask = is_mask_request(text, name)
-        limit = limits.mask_max_bytes if mask else limits.max_bytes
         try:
-            if file_is_too_large(file, limit):
-                size = file.get("size")
-                raise ImageRejected(Rejection.TOO_LARGE, name, size=size, limit=limit, mask=mask)
-            data = await fetch_slack_file(
-                file, token.get_secret_value(), origins=origins, max_bytes=limit, name=name
-            )
+            posted.append(await _fetch_one(runtime, limits, text, file, token))
         except ImageRejected as err:
             problems.append(err)
-            continue
-        posted.append(PostedImage(name, data, mask, file.get("id")))
     return posted, problems
+
+
+async def _fetch_one(
+    runtime: Runtime, limits: ImageLimits, text: str, file: dict[str, Any], token: str
+) -> PostedImage:
+    """One posted file's bytes. A deleted file (tombstone) and one that files.info will
+    not show are refused; a Slack Connect reference (check_file_info) is looked up with
+    files.info first. Raises ImageRejected."""
+    name = str(file.get("name") or file.get("title") or "the file")
+    if is_tombstone(file):
+        raise ImageRejected(Rejection.DELETED, name)
+    if needs_file_info(file):
+        found = await runtime.publisher.file_info(str(file.get("id") or ""))
+        if found is None or needs_file_info(found) or is_tombstone(found):
+            raise ImageRejected(Rejection.NOT_VISIBLE, name)
+        file = found
+        name = str(file.get("name") or file.get("title") or "the file")
+    mask = is_mask_request(text, name)
+    limit = limits.mask_max_bytes if mask else limits.max_bytes
+    if file_is_too_large(file, limit):
+        size = file.get("size")
+        raise ImageRejected(Rejection.TOO_LARGE, name, size=size, limit=limit, mask=mask)
+    data = await fetch_slack_file(
+        file, token, origins=runtime.settings.file_origins(), max_bytes=limit, name=name
+    )
+    return PostedImage(name, data, mask, file.get("id"))

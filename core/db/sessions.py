@@ -82,9 +82,24 @@ class GenerationRecord:
     parent_image_id: int | None
 
 
-async def add_session(db: AsyncSession, *, team_id: str, channel_id: str, owner: str) -> int:
-    """Insert a session (no thread yet); returns its id."""
-    row = SessionRow(team_id=team_id, channel_id=channel_id, owner_user_id=owner)
+async def add_session(
+    db: AsyncSession,
+    *,
+    team_id: str,
+    channel_id: str,
+    owner: str,
+    enterprise_id: str | None = None,
+    thread_ts: str | None = None,
+) -> int:
+    """Insert a session; returns its id. `thread_ts` is None when the job engine is to post
+    the root message, or the ts of an existing message the session's thread hangs under."""
+    row = SessionRow(
+        team_id=team_id,
+        enterprise_id=enterprise_id,
+        channel_id=channel_id,
+        owner_user_id=owner,
+        thread_ts=thread_ts,
+    )
     db.add(row)
     await db.flush()
     return row.id

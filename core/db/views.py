@@ -70,6 +70,7 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         version=row.version,
         kind=row.kind,
         team_id=session.team_id,
+        enterprise_id=session.enterprise_id,
         channel_id=session.channel_id,
         thread_ts=session.thread_ts,
         owner_user_id=session.owner_user_id,
