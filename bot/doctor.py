@@ -118,7 +118,8 @@ def _settings_check() -> tuple[Check, Settings | None]:
     name = "settings parse"
     try:
         settings = load_settings()
-        settings.require("slack_bot_token")
+        if not settings.oauth:
+            settings.require("slack_bot_token")
     except SettingsError as err:
         return Check(name, False, str(err).replace("\n", "; "), "fix the variables named"), None
     return Check(name, True, f"provider {settings.image_provider}"), settings
@@ -131,6 +132,13 @@ async def run_checks(channels: list[str]) -> list[Check]:
     if settings is None:
         return [first]
     checks = [first, await check_database(settings), await check_image_store(settings)]
+    if settings.oauth:
+        # Many workspaces: each installation brings its own token (and the scopes Slack
+        # granted at install), so there is no one token to test here.
+        note = "OAuth mode: each workspace's token comes from its installation (/slack/install)"
+        checks.append(Check("Slack token", True, note))
+        checks.append(await check_provider(settings))
+        return checks
     client = slack_client(settings)
     auth, response = await check_auth(client, settings.slack_api_url)
     checks.append(auth)
@@ -161,13 +169,16 @@ def doctor(channels: list[str], out: Callable[[str], object] = print) -> int:
     return 0 if not failed else 1
 
 
-async def preflight(settings: Settings) -> AsyncSlackResponse:
+async def preflight(settings: Settings) -> AsyncSlackResponse | None:
     """What `serve` checks before it starts: the database (reachable, migrated) and
-    `auth.test`. Returns Slack's `auth.test` answer for Bolt's authorization; raises
-    StartupError with one line (what failed and what to do) otherwise."""
+    `auth.test`. Returns Slack's `auth.test` answer for Bolt's authorization (None in OAuth
+    mode, where each installation has its own token); raises StartupError with one line
+    (what failed and what to do) otherwise."""
     database = await check_database(settings)
     if not database.ok:
         raise StartupError(f"{database.detail}; {database.fix}")
+    if settings.oauth:
+        return None
     auth, response = await check_auth(slack_client(settings), settings.slack_api_url)
     if response is None:
         raise StartupError(f"{auth.detail}; {auth.fix}")

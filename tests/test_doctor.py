@@ -267,3 +267,18 @@ async def test_requests_are_authorized_without_auth_test(setup: Setup) -> None:
         assert len(setup.emulator.calls_to("auth.test")) == 1  # the one at start
     finally:
         await runner.cleanup()
+
+
+async def test_oauth_mode_needs_no_bot_token(setup: Setup) -> None:
+    """With the three OAuth settings each installation brings its own token: doctor says so
+    instead of failing on a missing SLACK_BOT_TOKEN, and makes no auth.test."""
+    del setup.env["SLACK_BOT_TOKEN"]
+    env = {
+        "SLACK_CLIENT_ID": "1111.2222",
+        "SLACK_CLIENT_SECRET": "client-secret",
+        "SLACK_STATE_SECRET": "state-secret",
+    }
+    code, out, _ = await setup.run("doctor", **env)
+    assert code == 0, out
+    assert "✓ Slack token: OAuth mode" in out
+    assert not setup.emulator.calls_to("auth.test")
