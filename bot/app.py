@@ -59,8 +59,12 @@ def build_runtime(
     sm = db.sessionmaker(engine)
     store = ImageStore(settings.image_store_dir)
     provider = provider or build_provider(settings)
+    # No connection-error retries inside slack_sdk: a connection dropped after Slack accepted
+    # a post would post it twice; the job engine retries and finds the tagged message instead.
     client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        retry_handlers=[],
     )
     publisher = SlackPublisher(client)
     jobs = JobEngine(

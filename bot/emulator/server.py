@@ -26,7 +26,7 @@ from . import delivery as dl
 from .socket_mode import SocketModeGateway
 from .state import Channel, Ephemeral, Message, SlackFile, User, Workspace
 from .transcript import render_ephemerals, render_thread
-from .webapi import ApiCall, ApiError, WebApi, now, parse_params, truthy
+from .webapi import JSON_METHODS, ApiCall, ApiError, WebApi, now, parse_params, truthy
 
 T = TypeVar("T")
 
@@ -68,6 +68,7 @@ class SlackEmulator:
         app_token: str | None = None,
         transport: str = "http",
         ack_timeout: float = 3.0,
+        share_delay: float = 0.3,
     ) -> None:
         self._signing_secret = signing_secret
         self._bot_token = bot_token
@@ -79,6 +80,8 @@ class SlackEmulator:
         self.delivery_timeout = delivery_timeout
         self.ws = Workspace(team_id, team_domain, bot_user_id, bot_id)
         self.api = WebApi(self.ws, self._on_bot_post, self._on_bot_edit)
+        self.api.share_delay = share_delay
+        self._lost: dict[str, list[str]] = {}
         self.socket = SocketModeGateway(self.ws.app_id or "A0IMAGINE", ack_timeout)
         self.calls: list[ApiCall] = []
         self.deliveries: list[dl.Delivery] = []
@@ -128,6 +131,8 @@ class SlackEmulator:
         """Finish background deliveries (briefly), then shut the server down."""
         with contextlib.suppress(TimeoutError):
             await self.wait_idle(within=2.0)
+        for handle in list(self.api.pending_shares):
+            handle.cancel()
         for task in list(self._tasks):
             task.cancel()
         await self.socket.close()
@@ -242,6 +247,26 @@ class SlackEmulator:
             ApiError(error, status, headers) for _ in range(times)
         )
 
+    def fail_after(self, method: str, *, times: int = 1, lose: str = "drop") -> None:
+        """Let the next ``times`` calls of ``method`` succeed at Slack, then lose the answer:
+        ``lose="drop"`` closes the connection before any response, ``lose="500"`` answers
+        HTTP 500. The caller never learns that Slack accepted the call (a message was posted,
+        files were shared), as when a network or a process dies at the wrong moment.
+        """
+        if lose not in ("drop", "500"):
+            raise ValueError('lose must be "drop" or "500"')
+        self._lost.setdefault(method, []).extend(lose for _ in range(times))
+
+    def _lose_answer(self, method: str, request: web.Request) -> web.Response | None:
+        """The lost answer of a processed call (see :meth:`fail_after`), if one is due."""
+        pending = self._lost.get(method)
+        if not pending:
+            return None
+        lose = pending.pop(0)
+        if lose == "drop" and request.transport is not None:
+            request.transport.abort()  # the peer sees the connection go down mid-request
+        return web.Response(status=500, text="Internal Server Error", content_type="text/plain")
+
     async def wait_idle(self, within: float = 5.0) -> None:
         """Wait until background deliveries (echoes of the bot's own posts) are done."""
         async with asyncio.timeout(within):
@@ -262,8 +287,9 @@ class SlackEmulator:
             await asyncio.sleep(interval)
 
     # -- HTTP: Web API ---------------------------------------------------------------
-    async def _read_params(self, request: web.Request) -> dict[str, Any]:
-        """Merge query string and form/JSON body, as slack_sdk uses all three."""
+    async def _read_params(self, request: web.Request, method: str) -> dict[str, Any]:
+        """Merge query string and form/JSON body, as slack_sdk uses all three; a JSON body
+        sent to a method that reads none (a read method) is ``invalid_arguments``."""
         params: dict[str, Any] = dict(request.query)
         if request.content_type == "application/json":
             raw = await request.read()
@@ -274,6 +300,11 @@ class SlackEmulator:
                     raise ApiError("invalid_json") from exc
                 if not isinstance(body, dict):
                     raise ApiError("invalid_json")
+                if body and method not in JSON_METHODS:
+                    # Only write methods read JSON bodies (https://docs.slack.dev/apis/web-api,
+                    # "POST bodies": "Most write methods allow arguments with application/json
+                    # attributes"); a read method sees no arguments at all.
+                    raise ApiError("invalid_arguments")
                 params.update(body)
         elif request.method == "POST":
             form = await request.post()
@@ -318,7 +349,7 @@ class SlackEmulator:
             socket_open = method == "apps.connections.open"
             if method not in self.api.methods and not socket_open:
                 raise ApiError("unknown_method", status=404)
-            raw = await self._read_params(request)
+            raw = await self._read_params(request, method)
             call.params = {k: v for k, v in parse_params(raw).items() if k != "token"}
             if socket_open:
                 self._check_app_token(request, raw)
@@ -337,6 +368,9 @@ class SlackEmulator:
             body = {"ok": False, "error": err.error}
             status, headers = err.status, err.headers
         call.response = body
+        lost = self._lose_answer(method, request) if body.get("ok") else None
+        if lost is not None:
+            return lost
         return web.json_response(body, status=status, headers=headers)
 
     # -- HTTP: files -----------------------------------------------------------------
