@@ -53,7 +53,8 @@ HISTORY_PAGES = 5  # pages read when looking for a message posted before a crash
 
 def _translate(err: Exception) -> Exception:
     if isinstance(err, SlackApiError):
-        code = str(err.response.get("error", ""))
+        data = err.response.data  # a 500 page or a proxy's answer is not JSON
+        code = str(data.get("error", "")) if isinstance(data, dict) else ""
         if code in UNREACHABLE:
             return ChannelUnreachable(code)
         retry_after = err.response.headers.get("Retry-After") if err.response.headers else None

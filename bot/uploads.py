@@ -92,7 +92,8 @@ async def state(client: AsyncWebClient, view: GenerationView, file_id: str) -> U
     try:
         response = await client.files_info(file=file_id)
     except SlackApiError as err:
-        if err.response.get("error") in GONE:
+        data = err.response.data
+        if isinstance(data, dict) and data.get("error") in GONE:
             return UploadState.MISSING
         raise
     file = response.get("file") or {}

@@ -81,7 +81,7 @@ class SlackEmulator:
         self.ws = Workspace(team_id, team_domain, bot_user_id, bot_id)
         self.api = WebApi(self.ws, self._on_bot_post, self._on_bot_edit)
         self.api.share_delay = share_delay
-        self._lost: dict[str, list[str]] = {}
+        self._lost: dict[str, list[tuple[str, Callable[[dict[str, Any]], bool] | None]]] = {}
         self.socket = SocketModeGateway(self.ws.app_id or "A0IMAGINE", ack_timeout)
         self.calls: list[ApiCall] = []
         self.deliveries: list[dl.Delivery] = []
@@ -247,23 +247,33 @@ class SlackEmulator:
             ApiError(error, status, headers) for _ in range(times)
         )
 
-    def fail_after(self, method: str, *, times: int = 1, lose: str = "drop") -> None:
-        """Let the next ``times`` calls of ``method`` succeed at Slack, then lose the answer:
-        ``lose="drop"`` closes the connection before any response, ``lose="500"`` answers
-        HTTP 500. The caller never learns that Slack accepted the call (a message was posted,
-        files were shared), as when a network or a process dies at the wrong moment.
+    def fail_after(
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        lose: str = "drop",
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Let the next ``times`` calls of ``method`` (those whose parsed params satisfy
+        ``when``, if given) succeed at Slack, then lose the answer: ``lose="drop"`` closes
+        the connection before any response, ``lose="500"`` answers HTTP 500. The caller
+        never learns that Slack accepted the call (a message was posted, files were
+        shared), as when a network or a process dies at the wrong moment.
         """
         if lose not in ("drop", "500"):
             raise ValueError('lose must be "drop" or "500"')
-        self._lost.setdefault(method, []).extend(lose for _ in range(times))
+        self._lost.setdefault(method, []).extend((lose, when) for _ in range(times))
 
-    def _lose_answer(self, method: str, request: web.Request) -> web.Response | None:
+    def _lose_answer(self, call: ApiCall, request: web.Request) -> web.Response | None:
         """The lost answer of a processed call (see :meth:`fail_after`), if one is due."""
-        pending = self._lost.get(method)
-        if not pending:
+        pending = self._lost.get(call.method, [])
+        due = next((p for p in pending if p[1] is None or p[1](call.params)), None)
+        if due is None:
             return None
-        lose = pending.pop(0)
-        if lose == "drop" and request.transport is not None:
+        pending.remove(due)
+        call.response = {**call.response, "lost": due[0]}
+        if due[0] == "drop" and request.transport is not None:
             request.transport.abort()  # the peer sees the connection go down mid-request
         return web.Response(status=500, text="Internal Server Error", content_type="text/plain")
 
@@ -368,7 +378,7 @@ class SlackEmulator:
             body = {"ok": False, "error": err.error}
             status, headers = err.status, err.headers
         call.response = body
-        lost = self._lose_answer(method, request) if body.get("ok") else None
+        lost = self._lose_answer(call, request) if body.get("ok") else None
         if lost is not None:
             return lost
         return web.json_response(body, status=status, headers=headers)
