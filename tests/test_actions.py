@@ -122,7 +122,9 @@ async def test_a_click_in_the_right_channel_still_works(bot: Harness) -> None:
     v1 = await _posted(bot, CHANNEL, "a lighthouse", ALICE)
     result = _result(bot, CHANNEL, await bot.thread_of(v1.id))
     await bot.emulator.click_button(BOB, CHANNEL, result.ts, "approve", f"{v1.id}:0")
-    await bot.emulator.wait_for(lambda: bot.emulator.calls_to("chat.update"))
+    await bot.emulator.wait_for(
+        lambda: [c for c in bot.emulator.calls_to("chat.update") if c.params["ts"] == result.ts]
+    )
     async with bot.sm() as s:
         assert (await s.scalar(select(ApprovalRow.user_id))) == BOB
 
