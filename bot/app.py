@@ -72,9 +72,11 @@ def build_runtime(
     sm = db.sessionmaker(engine)
     store = ImageStore(settings.image_store_dir)
     provider = provider or build_provider(settings)
+    # No connection-error retries inside slack_sdk: a connection dropped after Slack accepted
+    # a post would post it twice; the job engine retries and finds the tagged message instead.
     signing = secret.get_secret_value() if secret else ""  # Socket Mode: Bolt skips checks
     if settings.oauth:
-        client = AsyncWebClient(base_url=settings.slack_api_url)
+        client = AsyncWebClient(base_url=settings.slack_api_url, retry_handlers=[])
         flow, installations = oauth_flow(settings, engine, client)
         bolt = AsyncApp(
             client=client, signing_secret=signing, process_before_response=False, oauth_flow=flow
@@ -91,6 +93,7 @@ def build_runtime(
         )
         client = bolt.client
         client.base_url = settings.slack_api_url
+        client.retry_handlers = []
         installations = None
         if auth_test is not None:
             _trust_auth_test(bolt, auth_test)

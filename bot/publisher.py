@@ -1,11 +1,21 @@
 """The Slack side of the Publisher port: every Web API call the job engine makes.
 
+Every call goes through slack_sdk's typed methods on the workspace's client
+(`_client_for`); they send what each method accepts (read methods such as
+chat.getPermalink, conversations.* and files.info take form or query arguments only,
+https://docs.slack.dev/apis/web-api, "POST bodies").
+
 Errors are translated for core: `not_in_channel`, `channel_not_found`,
 `is_archived` → ChannelUnreachable (no retry helps); `ratelimited` (HTTP 429,
 Retry-After) and other API or network failures → PublishError (retried by the
 engine). Status updates are throttled per message so the bot stays well under
 Slack's limits (chat.update is Tier 3, about 50 calls a minute, and a channel
 takes about one message a second).
+
+Exactly once: every message is tagged with message metadata
+(https://docs.slack.dev/messaging/message-metadata): `event_type` "imagine_<effect>" and
+`event_payload` {"generation_id": …}; `find_posted` reads it back with
+`include_all_metadata=true` on conversations.history (root) or conversations.replies.
 """
 
 from __future__ import annotations
@@ -13,26 +23,41 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import blocks, messages, mrkdwn
+from bot import blocks, messages, mrkdwn, uploads
 from bot.workspaces import NotInstalled, Team, Workspaces
 from core.models import GenerationState
-from core.ports import ChannelUnreachable, Failure, GenerationView, PublishError
+from core.ports import (
+    ChannelUnreachable,
+    Effect,
+    Failure,
+    GenerationView,
+    PublishError,
+    UploadState,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "missing_scope"}
+CLOCK_SKEW = 60.0  # seconds looked back before an intent's time (database vs Slack clocks)
+HISTORY_PAGE = 200  # conversations.history / replies `limit` (Slack: at most 999, 200 advised)
+HISTORY_PAGES = 5  # pages read when looking for a message posted before a crash
 
 
 def _translate(err: Exception) -> Exception:
     if isinstance(err, SlackApiError):
-        code = str(err.response.get("error", ""))
+        data = err.response.data  # a 500 page or a proxy's answer is not JSON
+        code = str(data.get("error", "")) if isinstance(data, dict) else ""
         if code in UNREACHABLE:
             return ChannelUnreachable(code)
         retry_after = err.response.headers.get("Retry-After") if err.response.headers else None
@@ -43,12 +68,31 @@ def _translate(err: Exception) -> Exception:
     return PublishError(f"Slack could not be reached: {type(err).__name__}")
 
 
+def metadata(effect: Effect, view: GenerationView) -> dict[str, Any]:
+    """The message metadata tagging a message of `effect` for `view`'s generation."""
+    return {
+        "event_type": f"imagine_{effect.value}",
+        "event_payload": {"generation_id": view.generation_id, "version": view.version},
+    }
+
+
+def is_tagged(message: dict[str, Any], effect: Effect, generation_id: int) -> bool:
+    """Whether a message (as conversations.* return it) carries our tag for `effect`."""
+    meta = message.get("metadata") or {}
+    payload = meta.get("event_payload") or {}
+    return (
+        meta.get("event_type") == f"imagine_{effect.value}"
+        and payload.get("generation_id") == generation_id
+    )
+
+
 class SlackPublisher:
     """Publisher backed by the Slack Web API (`client`), throttling status updates to one
     per `status_interval` seconds per generation (terminal states always go out).
 
     With `workspaces` (OAuth mode) each call uses the token of the workspace the publisher
-    is bound to (`for_team`); `bot.routing.RoutedPublisher` binds per generation."""
+    is bound to (`for_team`); `bot.routing.RoutedPublisher` binds per generation.
+    `share_checks` are the delays (seconds) between files.info checks of a fresh share."""
 
     def __init__(
         self,
@@ -56,9 +100,11 @@ class SlackPublisher:
         *,
         status_interval: float = 1.5,
         workspaces: Workspaces | None = None,
+        share_checks: tuple[float, ...] = uploads.SHARE_CHECKS,
     ) -> None:
         self.client = client
         self.status_interval = status_interval
+        self.share_checks = share_checks
         self._last_status: dict[int, float] = {}
         self.workspaces = workspaces or Workspaces(client)
         self.team: Team | None = None
@@ -102,19 +148,27 @@ class SlackPublisher:
         assert token is not None
         return token
 
-    async def _call(self, method: str, **kwargs: object) -> dict:
+    async def _call(self, call: Callable[[AsyncWebClient], Awaitable[T]]) -> T:
+        """Run `call(client)` (a typed slack_sdk method) with the client of this publisher's
+        workspace (`_client_for`), translating its errors."""
         client = await self._client_for()
         try:
-            response = await client.api_call(method, json=kwargs)
+            return await call(client)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
             raise _translate(err) from err
-        return dict(response.data)  # type: ignore[arg-type]
+
+    async def _post(self, view: GenerationView, effect: Effect, **kwargs: Any) -> str:
+        response: AsyncSlackResponse = await self._call(
+            lambda c: c.chat_postMessage(
+                channel=view.channel_id, metadata=metadata(effect, view), **kwargs
+            )
+        )
+        return str(response["ts"])
 
     async def open_thread(self, view: GenerationView) -> str:
         """chat.postMessage of the root message in the channel; its ts is the thread."""
         text, body = blocks.root_message(view)
-        data = await self._call("chat.postMessage", channel=view.channel_id, text=text, blocks=body)
-        return str(data["ts"])
+        return await self._post(view, Effect.ROOT, text=text, blocks=body)
 
     async def show_status(self, view: GenerationView, *, force: bool = False) -> str | None:
         """Post the status message in the thread, or chat.update it (throttled)."""
@@ -128,75 +182,106 @@ class SlackPublisher:
             self._last_status[view.generation_id] = now
         text, body = blocks.status_message(view)
         if view.status_ts is None:
-            data = await self._call(
-                "chat.postMessage",
+            return await self._post(
+                view, Effect.STATUS, thread_ts=view.thread_ts, text=text, blocks=body
+            )
+        status_ts = view.status_ts
+        await self._call(
+            lambda c: c.chat_update(
                 channel=view.channel_id,
-                thread_ts=view.thread_ts,
+                ts=status_ts,
                 text=text,
                 blocks=body,
+                metadata=metadata(Effect.STATUS, view),
             )
-            return str(data["ts"])
-        await self._call(
-            "chat.update", channel=view.channel_id, ts=view.status_ts, text=text, blocks=body
         )
         return view.status_ts
 
-    async def upload_images(self, view: GenerationView) -> dict[int, str]:
-        """files_upload_v2 of the images without a file id into the thread; {index: file_id}."""
-        pending = [image for image in view.images if image.file_id is None]
-        if not pending:
-            return {}
-        uploads = [
-            {
-                "file": str(image.path),
-                "filename": f"v{view.version}-{image.index + 1}.{image.path.suffix.lstrip('.')}",
-                "title": f"v{view.version} image {image.index + 1}",
-                "alt_txt": blocks.upload_alt_text(view),
+    async def find_posted(self, view: GenerationView, effect: Effect, since: float) -> str | None:
+        """The ts of our message of `effect` for the generation posted since `since` (epoch
+        seconds, less CLOCK_SKEW): conversations.history for the root message,
+        conversations.replies in the thread for the others; both with include_all_metadata."""
+        async for message in self._messages_since(view, effect, since - CLOCK_SKEW):
+            if is_tagged(message, effect, view.generation_id):
+                return str(message["ts"])
+        return None
+
+    async def _messages_since(
+        self, view: GenerationView, effect: Effect, oldest: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            args: dict[str, Any] = {
+                "channel": view.channel_id,
+                "oldest": f"{max(oldest, 0):.6f}",
+                "limit": HISTORY_PAGE,
+                "include_all_metadata": True,
+                "cursor": cursor,
             }
-            for image in pending
-        ]
-        client = await self._client_for()
-        try:
-            response = await client.files_upload_v2(
-                file_uploads=uploads,
-                channel=view.channel_id,
-                thread_ts=view.thread_ts,
-                initial_comment=blocks.upload_comment(view),
+            page = await self._call(partial(self._read_page, view, effect, args))
+            for message in page.get("messages") or []:
+                yield message
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or not cursor:
+                return
+
+    @staticmethod
+    async def _read_page(
+        view: GenerationView, effect: Effect, args: dict[str, Any], client: AsyncWebClient
+    ) -> AsyncSlackResponse:
+        if effect is Effect.ROOT or view.thread_ts is None:
+            return await client.conversations_history(**args)
+        return await client.conversations_replies(ts=view.thread_ts, **args)
+
+    async def reserve_uploads(self, view: GenerationView) -> dict[int, str]:
+        """files.getUploadURLExternal and the byte upload per image without a file id;
+        {index: file_id}, not shared yet."""
+        seconds = float((await self._client_for()).timeout)
+        return await self._call(lambda c: uploads.reserve(c, view, seconds))
+
+    async def share_uploads(self, view: GenerationView, file_ids: dict[int, str]) -> None:
+        """files.completeUploadExternal into the thread, then files.info until the files
+        are visible there (bounded by `share_checks`; after that it goes on and logs)."""
+        await self._call(lambda c: uploads.complete(c, view, file_ids))
+        await self._call(lambda c: uploads.wait_visible(c, view, file_ids, self.share_checks))
+
+    async def uploads_state(self, view: GenerationView, file_ids: dict[int, str]) -> UploadState:
+        """files.info of the batch's last file: shared into the thread, uploaded, or missing.
+        An uploaded file is watched for a while first: its share may still be on its way."""
+        last = file_ids[max(file_ids)]
+        seen = await self._call(lambda c: uploads.state(c, view, last))
+        if seen is UploadState.UPLOADED:
+            seen = await self._call(
+                lambda c: uploads.wait_visible(c, view, file_ids, self.share_checks)
             )
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
-            raise _translate(err) from err
-        files = response.get("files") or []
-        return {image.index: str(file["id"]) for image, file in zip(pending, files, strict=True)}
+        return seen
 
     async def post_result(self, view: GenerationView) -> str:
         """chat.postMessage of the result message (buttons) in the thread."""
         text, body = blocks.result_message(view)
-        data = await self._call(
-            "chat.postMessage",
-            channel=view.channel_id,
-            thread_ts=view.thread_ts,
-            text=text,
-            blocks=body,
-        )
-        return str(data["ts"])
+        thread_ts = view.thread_ts
+        return await self._post(view, Effect.RESULT, thread_ts=thread_ts, text=text, blocks=body)
 
     async def update_result(self, view: GenerationView) -> None:
         """chat.update of the result message after an approval."""
         if view.result_ts is None:
             return
         text, body = blocks.result_message(view)
+        result_ts = view.result_ts
         await self._call(
-            "chat.update", channel=view.channel_id, ts=view.result_ts, text=text, blocks=body
+            lambda c: c.chat_update(
+                channel=view.channel_id,
+                ts=result_ts,
+                text=text,
+                blocks=body,
+                metadata=metadata(Effect.RESULT, view),
+            )
         )
 
     async def report_failure(self, view: GenerationView, failure: Failure) -> None:
         """A thread reply that says what failed and what to do."""
-        await self._call(
-            "chat.postMessage",
-            channel=view.channel_id,
-            thread_ts=view.thread_ts,
-            text=blocks.failure_message(view, failure),
-        )
+        text = blocks.failure_message(view, failure)
+        await self._post(view, Effect.FAILURE, thread_ts=view.thread_ts, text=text)
 
     async def tell_requester(self, view: GenerationView, failure: Failure) -> None:
         """An ephemeral message to the requester saying why the image could not start:
@@ -218,18 +303,20 @@ class SlackPublisher:
         `bot.mrkdwn.escape`); it is clipped to Slack's 40,000 characters.
         """
         text = mrkdwn.clip(text, mrkdwn.MESSAGE_TEXT)
-        data = await self._call(
-            "chat.postMessage", channel=channel_id, thread_ts=thread_ts, text=text
+        response = await self._call(
+            lambda c: c.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text=text)
         )
-        return str(data["ts"])
+        return str(response["ts"])
 
     async def permalink(self, channel_id: str, ts: str) -> str | None:
-        """chat.getPermalink of a message, or None when Slack will not say."""
+        """chat.getPermalink of a message (query arguments), or None when Slack will not say."""
         try:
-            data = await self._call("chat.getPermalink", channel=channel_id, message_ts=ts)
+            response = await self._call(
+                lambda c: c.chat_getPermalink(channel=channel_id, message_ts=ts)
+            )
         except (PublishError, ChannelUnreachable):
             return None
-        return str(data.get("permalink") or "") or None
+        return str(response.get("permalink") or "") or None
 
     async def user_info(self, user_id: str) -> dict[str, Any] | None:
         """users.info (form arguments, slack_sdk's typed method) of one member: Slack's user
@@ -255,8 +342,9 @@ class SlackPublisher:
         `message` is mrkdwn the caller built (user text in it already escaped with
         `bot.mrkdwn.escape`); it is clipped to Slack's 40,000 characters.
         """
-        text = mrkdwn.clip(message, mrkdwn.MESSAGE_TEXT)
-        kwargs: dict[str, object] = {"channel": channel_id, "user": user_id, "text": text}
-        if thread_ts:
-            kwargs["thread_ts"] = thread_ts
-        await self._call("chat.postEphemeral", **kwargs)
+        message = mrkdwn.clip(message, mrkdwn.MESSAGE_TEXT)
+        await self._call(
+            lambda c: c.chat_postEphemeral(
+                channel=channel_id, user=user_id, text=message, thread_ts=thread_ts
+            )
+        )

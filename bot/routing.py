@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.publisher import SlackPublisher
 from bot.workspaces import Team
-from core.ports import Failure, GenerationView
+from core.ports import Effect, Failure, GenerationView, UploadState
 
 
 def team_of(view: GenerationView) -> Team:
@@ -30,9 +30,21 @@ class RoutedPublisher:
         """See SlackPublisher.show_status."""
         return await self._for(view).show_status(view, force=force)
 
-    async def upload_images(self, view: GenerationView) -> dict[int, str]:
-        """See SlackPublisher.upload_images."""
-        return await self._for(view).upload_images(view)
+    async def find_posted(self, view: GenerationView, effect: Effect, since: float) -> str | None:
+        """See SlackPublisher.find_posted."""
+        return await self._for(view).find_posted(view, effect, since)
+
+    async def reserve_uploads(self, view: GenerationView) -> dict[int, str]:
+        """See SlackPublisher.reserve_uploads."""
+        return await self._for(view).reserve_uploads(view)
+
+    async def share_uploads(self, view: GenerationView, file_ids: dict[int, str]) -> None:
+        """See SlackPublisher.share_uploads."""
+        await self._for(view).share_uploads(view, file_ids)
+
+    async def uploads_state(self, view: GenerationView, file_ids: dict[int, str]) -> UploadState:
+        """See SlackPublisher.uploads_state."""
+        return await self._for(view).uploads_state(view, file_ids)
 
     async def post_result(self, view: GenerationView) -> str:
         """See SlackPublisher.post_result."""

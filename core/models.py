@@ -150,6 +150,30 @@ class ImageRow(Base):
     slack_file_id: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
+class EffectRow(Base):
+    """A side effect of publishing a generation (a message posted, files shared), recorded
+    before it is made so a restart can tell "never tried" from "tried, outcome unknown".
+
+    `effect` is a core.ports.Effect value (root, status, upload, result); `attempted_at` the
+    first try (database clock, UTC epoch seconds), `attempts` how many tries; `ref` what the
+    platform answered (a message ts) and `done_at` when that answer was recorded. An upload
+    keeps the file ids reserved for it (`file_ids`: {"index": "file id"}) before they are
+    shared. A row with `done_at` None is an intent whose outcome is unknown.
+    """
+
+    __tablename__ = "side_effects"
+    __table_args__ = (UniqueConstraint("generation_id", "effect", name="uq_side_effects_effect"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    effect: Mapped[str] = mapped_column(String(16))
+    attempted_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    file_ids: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    ref: Mapped[str | None] = mapped_column(String(32), default=None)
+    done_at: Mapped[float | None] = mapped_column(Float, default=None)
+
+
 class InputRow(Base):
     """An image given to the provider with a generation: the base image, a reference or the
     mask, in order (`position`), as a file in the image store. Snapshotted at creation so a

@@ -53,6 +53,35 @@ class WaitReason(StrEnum):
     QUEUE = "queue"
 
 
+class Effect(StrEnum):
+    """A side effect of publishing a generation, recorded before it is made (exactly once).
+
+    ROOT: the session's root message in the channel (its ts is the thread).
+    STATUS: the generation's status message in the thread.
+    UPLOAD: the generation's images shared into the thread.
+    RESULT: the result message (buttons) in the thread.
+    FAILURE: the failure report in the thread (tagged, not resumed: the job is terminal).
+    """
+
+    ROOT = "root"
+    STATUS = "status"
+    UPLOAD = "upload"
+    RESULT = "result"
+    FAILURE = "failure"
+
+
+class UploadState(StrEnum):
+    """Where reserved uploads stand on the platform (Publisher.uploads_state).
+
+    SHARED: the files are in the thread. UPLOADED: the bytes are there, not shared yet
+    (share them). MISSING: the platform does not know them (upload again).
+    """
+
+    SHARED = "shared"
+    UPLOADED = "uploaded"
+    MISSING = "missing"
+
+
 class FailureReason(StrEnum):
     """Why a job failed or could not start; `bot` words each one.
 
@@ -165,7 +194,11 @@ class GenerationView:
 
 
 class Publisher(Protocol):
-    """Where results go. Every method may raise PublishError (retried) or ChannelUnreachable."""
+    """Where results go. Every method may raise PublishError (retried) or ChannelUnreachable.
+
+    Every message a publisher posts is tagged with its Effect and generation id, so that
+    after a lost answer or a crash `find_posted` finds it instead of posting it again.
+    """
 
     async def open_thread(self, view: GenerationView) -> str:
         """Post the session's root message (who asked, prompt, parameters); return its ts."""
@@ -179,8 +212,24 @@ class Publisher(Protocol):
         """
         ...
 
-    async def upload_images(self, view: GenerationView) -> dict[int, str]:
-        """Upload `view.images` that have no `file_id` into the thread; return {index: file_id}."""
+    async def find_posted(self, view: GenerationView, effect: Effect, since: float) -> str | None:
+        """The ts of the message of `effect` for `view`'s generation that this publisher
+        posted at or after `since` (UTC epoch seconds, the time the post was first tried),
+        looked up in the channel (ROOT) or the thread (the others); None when there is none."""
+        ...
+
+    async def reserve_uploads(self, view: GenerationView) -> dict[int, str]:
+        """Upload the bytes of `view.images` that have no `file_id`, without sharing them
+        anywhere yet; return {index: file_id}."""
+        ...
+
+    async def share_uploads(self, view: GenerationView, file_ids: dict[int, str]) -> None:
+        """Share reserved files into the thread (one message) and return once they are
+        visible there (bounded wait: after the bound it returns anyway and logs)."""
+        ...
+
+    async def uploads_state(self, view: GenerationView, file_ids: dict[int, str]) -> UploadState:
+        """Where files reserved earlier stand: shared into the thread, uploaded, or missing."""
         ...
 
     async def post_result(self, view: GenerationView) -> str:

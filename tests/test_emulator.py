@@ -138,9 +138,10 @@ async def test_files_upload_v2_into_thread(emu: SlackEmulator, client: AsyncWebC
     )
     file_id = up["file"]["id"]
     assert emu.file_bytes(file_id) == data
+    assert up["file"]["shares"] == {}  # Slack shares the file after it answers
 
+    await emu.wait_for(lambda: len(emu.replies("C0DESIGN", root["ts"])) == 2)
     thread = emu.replies("C0DESIGN", root["ts"])
-    assert len(thread) == 2
     shared = thread[1]
     assert shared.subtype == "file_share" and shared.bot_id == "B0BOT"
     assert [f.id for f in shared.files] == [file_id] and shared.files[0]["name"] == "a.png"
@@ -285,6 +286,7 @@ async def test_transcript(emu: SlackEmulator, client: AsyncWebClient) -> None:
     await client.files_upload_v2(
         channel="C0DESIGN", thread_ts=root["ts"], file=png(16, 9), filename="fox.png"
     )
+    await emu.wait_for(lambda: len(emu.replies("C0DESIGN", root["ts"])) == 3)
     await client.chat_postMessage(
         channel="C0DESIGN",
         thread_ts=root["ts"],

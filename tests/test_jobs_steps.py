@@ -46,14 +46,14 @@ async def test_a_job_goes_from_queued_to_posted_showing_each_step(
     assert done is not None and done.lease_owner is None and done.error is None
     methods = [c.method for c in publisher.calls]
     assert methods[:2] == ["open_thread", "show_status"]
-    assert methods[-3:] == ["upload_images", "post_result", "show_status"]
+    assert methods[-4:] == ["reserve_uploads", "share_uploads", "post_result", "show_status"]
     thread_ts = publisher.of("open_thread")[0].result
     first_status = publisher.of("show_status")[0]
     assert first_status.view.thread_ts == thread_ts and first_status.view.status_ts is None
     assert done.status_ts == first_status.result
     posted = publisher.of("post_result")[0].view
     assert [i.file_id for i in posted.images] == list(
-        publisher.of("upload_images")[0].result.values()
+        publisher.of("reserve_uploads")[0].result.values()
     )
     final = publisher.of("show_status")[-1]
     assert final.force and final.view.state == S.POSTED and final.view.result_ts == done.result_ts
@@ -127,7 +127,8 @@ async def test_a_refused_message_is_retried_then_posted_once(
     finally:
         await engine.stop()
     assert done is not None and done.attempts == 1
-    assert len(publisher.of("upload_images")) == 1  # the uploaded files were kept
+    assert len(publisher.of("reserve_uploads")) == 1  # the uploaded files were kept
+    assert len(publisher.of("share_uploads")) == 1
     assert [c.result for c in publisher.of("post_result")][-1] == done.result_ts
     assert not publisher.of("report_failure")
 

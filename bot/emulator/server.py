@@ -28,7 +28,7 @@ from .mentions import app_mention_event
 from .socket_mode import SocketModeGateway
 from .state import Channel, Ephemeral, Message, SlackFile, User, Workspace
 from .transcript import render_ephemerals, render_thread
-from .webapi import ApiCall, ApiError, WebApi, now, parse_params, truthy
+from .webapi import JSON_METHODS, ApiCall, ApiError, WebApi, now, parse_params, truthy
 
 T = TypeVar("T")
 
@@ -85,6 +85,7 @@ class SlackEmulator:
         app_token: str | None = None,
         transport: str = "http",
         ack_timeout: float = 3.0,
+        share_delay: float = 0.3,
     ) -> None:
         self._signing_secret = signing_secret
         self._bot_token = bot_token
@@ -96,6 +97,8 @@ class SlackEmulator:
         self.delivery_timeout = delivery_timeout
         self.ws = Workspace(team_id, team_domain, bot_user_id, bot_id)
         self.api = WebApi(self.ws, self._on_bot_post, self._on_bot_edit)
+        self.api.share_delay = share_delay
+        self._lost: dict[str, list[tuple[str, Callable[[dict[str, Any]], bool] | None]]] = {}
         self.socket = SocketModeGateway(self.ws.app_id or "A0IMAGINE", ack_timeout)
         self.calls: list[ApiCall] = []
         self.installs = installs.Installs(
@@ -153,6 +156,8 @@ class SlackEmulator:
         """Finish background deliveries (briefly), then shut the server down."""
         with contextlib.suppress(TimeoutError):
             await self.wait_idle(within=2.0)
+        for handle in list(self.api.pending_shares):
+            handle.cancel()
         for task in list(self._tasks):
             task.cancel()
         await self.socket.close()
@@ -267,6 +272,36 @@ class SlackEmulator:
             ApiError(error, status, headers) for _ in range(times)
         )
 
+    def fail_after(
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        lose: str = "drop",
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Let the next ``times`` calls of ``method`` (those whose parsed params satisfy
+        ``when``, if given) succeed at Slack, then lose the answer: ``lose="drop"`` closes
+        the connection before any response, ``lose="500"`` answers HTTP 500. The caller
+        never learns that Slack accepted the call (a message was posted, files were
+        shared), as when a network or a process dies at the wrong moment.
+        """
+        if lose not in ("drop", "500"):
+            raise ValueError('lose must be "drop" or "500"')
+        self._lost.setdefault(method, []).extend((lose, when) for _ in range(times))
+
+    def _lose_answer(self, call: ApiCall, request: web.Request) -> web.Response | None:
+        """The lost answer of a processed call (see :meth:`fail_after`), if one is due."""
+        pending = self._lost.get(call.method, [])
+        due = next((p for p in pending if p[1] is None or p[1](call.params)), None)
+        if due is None:
+            return None
+        pending.remove(due)
+        call.response = {**call.response, "lost": due[0]}
+        if due[0] == "drop" and request.transport is not None:
+            request.transport.abort()  # the peer sees the connection go down mid-request
+        return web.Response(status=500, text="Internal Server Error", content_type="text/plain")
+
     async def wait_idle(self, within: float = 5.0) -> None:
         """Wait until background deliveries (echoes of the bot's own posts) are done."""
         async with asyncio.timeout(within):
@@ -287,8 +322,9 @@ class SlackEmulator:
             await asyncio.sleep(interval)
 
     # -- HTTP: Web API ---------------------------------------------------------------
-    async def _read_params(self, request: web.Request) -> dict[str, Any]:
-        """Merge query string and form/JSON body, as slack_sdk uses all three."""
+    async def _read_params(self, request: web.Request, method: str) -> dict[str, Any]:
+        """Merge query string and form/JSON body, as slack_sdk uses all three; a JSON body
+        sent to a method that reads none (a read method) is ``invalid_arguments``."""
         params: dict[str, Any] = dict(request.query)
         if request.content_type == "application/json":
             raw = await request.read()
@@ -299,6 +335,11 @@ class SlackEmulator:
                     raise ApiError("invalid_json") from exc
                 if not isinstance(body, dict):
                     raise ApiError("invalid_json")
+                if body and method not in JSON_METHODS:
+                    # Only write methods read JSON bodies (https://docs.slack.dev/apis/web-api,
+                    # "POST bodies": "Most write methods allow arguments with application/json
+                    # attributes"); a read method sees no arguments at all.
+                    raise ApiError("invalid_arguments")
                 params.update(body)
         elif request.method == "POST":
             form = await request.post()
@@ -369,7 +410,7 @@ class SlackEmulator:
             oauth = method == "oauth.v2.access"
             if method not in self.api.methods and not socket_open and not oauth:
                 raise ApiError("unknown_method", status=404)
-            raw = await self._read_params(request)
+            raw = await self._read_params(request, method)
             call.params = {k: v for k, v in parse_params(raw).items() if k != "token"}
             oauth_result = None
             if socket_open:
@@ -398,6 +439,9 @@ class SlackEmulator:
         granted = self.scopes.get(self._token_or_none(request, raw))
         if granted is not None:
             headers["x-oauth-scopes"] = ",".join(granted)
+        lost = self._lose_answer(call, request) if body.get("ok") else None
+        if lost is not None:
+            return lost
         return web.json_response(body, status=status, headers=headers)
 
     # -- HTTP: files -----------------------------------------------------------------

@@ -7,6 +7,7 @@ slack_sdk sends them) and returns Slack's documented response body, or raises
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import time
@@ -14,10 +15,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import limits
-from .state import Channel, Ephemeral, Message, Workspace, ensure_block_ids
+from . import limits, reads
+from .state import Channel, Ephemeral, Message, SlackFile, Workspace, ensure_block_ids
 
 JSON_PARAMS = ("blocks", "attachments", "files", "metadata")
+# Methods that read a JSON body (each method's reference page lists application/json among
+# its accepted content types; "Most write methods", https://docs.slack.dev/apis/web-api).
+# Read methods (chat.getPermalink, conversations.*, files.info, users.info, …) and
+# files.getUploadURLExternal take form or query arguments only.
+JSON_METHODS = frozenset(
+    {
+        "api.test",
+        "auth.test",
+        "apps.connections.open",
+        "chat.postMessage",
+        "chat.update",
+        "chat.delete",
+        "chat.postEphemeral",
+        "chat.scheduleMessage",
+        "chat.unfurl",
+        "files.completeUploadExternal",
+        "views.open",
+        "views.push",
+        "views.update",
+        "views.publish",
+    }
+)
 
 
 class ApiError(Exception):
@@ -93,6 +116,10 @@ class WebApi:
         self.ws = ws
         self.on_post = on_post
         self.on_edit = on_edit
+        self.share_delay = 0.3
+        """Seconds between files.completeUploadExternal answering and the files being shared
+        (Slack shares them asynchronously); 0 shares them before it answers."""
+        self.pending_shares: set[asyncio.TimerHandle] = set()
         self.methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "api.test": lambda p: {"args": p},
             "auth.test": self.auth_test,
@@ -219,6 +246,8 @@ class WebApi:
         if blocks is not None:
             msg.blocks = blocks
             ensure_block_ids(msg.blocks)
+        if isinstance(params.get("metadata"), dict):  # chat.update `metadata`: replaces it
+            msg.metadata = params["metadata"]
         msg.edits += 1
         self.on_edit(previous, msg)
         return {
@@ -309,11 +338,33 @@ class WebApi:
                 subtype="file_share",
                 thread_ts=self._thread_root(chan, params.get("thread_ts")),
             )
+            self._share_later(chan, msg, files)
+        return {"files": [f.to_dict() for f in files]}
+
+    def _share_later(self, chan: Channel, msg: Message, files: list[SlackFile]) -> None:
+        """Share the files after `share_delay` seconds. Slack answers
+        files.completeUploadExternal (https://docs.slack.dev/reference/methods/files.completeUploadExternal)
+        before the file_share message exists: the files it returns carry no `shares` yet
+        and the message appears a moment later, so an app that posts right away can land
+        above its own files."""
+
+        def share() -> None:
+            msg.ts = self.ws.clock.next()  # the message exists from now on
             for f in files:
                 f.share(chan, msg.ts, msg.thread_ts)
             self.ws.add_message(msg)
             self.on_post(msg)
-        return {"files": [f.to_dict() for f in files]}
+
+        if self.share_delay <= 0:
+            share()
+            return
+
+        def fire() -> None:
+            self.pending_shares.discard(handle)
+            share()
+
+        handle = asyncio.get_running_loop().call_later(self.share_delay, fire)
+        self.pending_shares.add(handle)
 
     def files_info(self, params: dict[str, Any]) -> dict[str, Any]:
         """``files.info``: the file object."""
@@ -335,31 +386,31 @@ class WebApi:
         return {"channel": chan.to_dict(self.ws.bot_user_id)}
 
     def conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``conversations.replies``: a thread, root first."""
+        """``conversations.replies``: a thread, root first, then the replies in the window
+        (``oldest``/``latest``), paged; metadata only with ``include_all_metadata``."""
         chan = self._channel_for_bot(params.get("channel"))
         msgs = self.ws.replies(chan.id, params.get("ts") or "")
         if not msgs:
             raise ApiError("thread_not_found")
-        return {
-            "messages": [self.ws.message_dict(m) for m in msgs],
-            "has_more": False,
-            "response_metadata": {"next_cursor": ""},
-        }
+        try:
+            replies = reads.in_window(msgs[1:], params)
+            return reads.page(self.ws, [msgs[0], *replies], params, head=1)
+        except reads.BadArguments as err:
+            raise ApiError(str(err)) from err
 
     def conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``conversations.history``: channel-level messages, newest first."""
+        """``conversations.history``: channel-level messages in the window, newest first,
+        paged; metadata only with ``include_all_metadata``."""
         chan = self._channel_for_bot(params.get("channel"))
         msgs = [
             m
             for m in self.ws.messages.get(chan.id, [])
             if not m.deleted and (m.thread_ts is None or m.reply_broadcast)
         ]
-        limit = int(params.get("limit") or 100)
-        return {
-            "messages": [self.ws.message_dict(m) for m in reversed(msgs)][:limit],
-            "has_more": False,
-            "response_metadata": {"next_cursor": ""},
-        }
+        try:
+            return reads.page(self.ws, list(reversed(reads.in_window(msgs, params))), params)
+        except reads.BadArguments as err:
+            raise ApiError(str(err)) from err
 
     def users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         """``users.info``."""

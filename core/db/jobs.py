@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db import effects
 from core.flags import Params
 from core.models import GenerationRow, GenerationState, ImageRow, InputRow, SessionRow, db_now
-from core.ports import Failure, WaitReason
+from core.ports import Effect, Failure, WaitReason
 from core.store import StoredBlob
 
 S = GenerationState
@@ -175,20 +176,45 @@ async def release_all(sm: Maker, owner: str) -> None:
         )
 
 
+async def attempt(sm: Maker, job_id: int, owner: str, effect: Effect) -> None:
+    """Record, before making it, that `effect` is about to be tried. Raises LeaseLost."""
+    async with sm.begin() as db:
+        await _guarded(db, job_id, owner)
+        await effects.attempt(db, job_id, effect)
+
+
+async def reserve_files(sm: Maker, job_id: int, owner: str, file_ids: Mapping[int, str]) -> None:
+    """Keep the file ids reserved for the job's upload ({index: file_id}) before they are
+    shared. Raises LeaseLost."""
+    async with sm.begin() as db:
+        await _guarded(db, job_id, owner)
+        await effects.reserve(db, job_id, Effect.UPLOAD, file_ids)
+
+
 async def set_thread(sm: Maker, job_id: int, owner: str, session_id: int, thread_ts: str) -> None:
     """Record the session's root message `thread_ts` (checking the job's lease first, in the
-    same transaction). Raises LeaseLost."""
+    same transaction) and mark the ROOT effect done. Raises LeaseLost."""
     async with sm.begin() as db:
         await _guarded(db, job_id, owner)
         await db.execute(
             update(SessionRow).where(SessionRow.id == session_id).values(thread_ts=thread_ts)
         )
+        await effects.done(db, job_id, Effect.ROOT, thread_ts)
+
+
+async def set_status_ts(sm: Maker, job_id: int, owner: str, status_ts: str | None) -> None:
+    """Record the status message's ts and mark the STATUS effect done. Raises LeaseLost."""
+    async with sm.begin() as db:
+        await _guarded(db, job_id, owner, status_ts=status_ts)
+        await effects.done(db, job_id, Effect.STATUS, status_ts)
 
 
 async def set_file_ids(sm: Maker, job_id: int, owner: str, file_ids: Mapping[int, str]) -> None:
-    """Record the uploaded file id of each image ({index: file_id}). Raises LeaseLost."""
+    """Record the uploaded file id of each image ({index: file_id}) and mark the UPLOAD
+    effect done. Raises LeaseLost."""
     async with sm.begin() as db:
         await _guarded(db, job_id, owner)
+        await effects.done(db, job_id, Effect.UPLOAD, None)
         for index, file_id in file_ids.items():
             await db.execute(
                 update(ImageRow)
@@ -234,7 +260,8 @@ async def finish(
     result_ts: str | None = None,
 ) -> None:
     """Move the job to a terminal `state` (posted, failed, cancelled) and drop its lease;
-    a failed job records its `failure` (also as error / error_kind). Raises LeaseLost."""
+    a failed job records its `failure` (also as error / error_kind); a posted one its
+    `result_ts` (the RESULT effect done). Raises LeaseLost."""
     values: dict[str, Any] = {"state": state, "finished_at": db_now()}
     if failure is not None:
         values.update(error=failure.detail, error_kind=failure.kind, failure=failure.to_json())
@@ -242,7 +269,10 @@ async def finish(
             values["attempts"] = failure.attempts
     if state == S.POSTED:
         values.update(result_ts=result_ts, error=None)
-    await write(sm, job_id, owner, lease_owner=None, lease_expires_at=None, **values)
+    async with sm.begin() as db:
+        await _guarded(db, job_id, owner, lease_owner=None, lease_expires_at=None, **values)
+        if state == S.POSTED:
+            await effects.done(db, job_id, Effect.RESULT, result_ts)
 
 
 async def save_results(

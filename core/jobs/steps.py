@@ -18,11 +18,13 @@ from core.db import views
 from core.db.jobs import Job, LeaseLost
 from core.jobs import outcomes
 from core.jobs.context import JobContext
+from core.jobs.once import post_once, upload_once
 from core.jobs.outcomes import best_effort
 from core.jobs.request import build_request
 from core.models import GenerationState
 from core.ports import (
     ChannelUnreachable,
+    Effect,
     Failure,
     FailureReason,
     GenerationView,
@@ -79,7 +81,9 @@ async def open_thread(ctx: JobContext, job: Job, view: GenerationView) -> Genera
     told and the session discarded)."""
     if view.thread_ts is None:
         try:
-            thread_ts = await ctx.publisher.open_thread(view)
+            thread_ts = await post_once(
+                ctx, job, view, Effect.ROOT, lambda: ctx.publisher.open_thread(view)
+            )
         except ChannelUnreachable as err:
             failure = Failure(FailureReason.CHANNEL_UNREACHABLE, err.reason)
             await best_effort(ctx.publisher.tell_requester(view, failure))
@@ -89,8 +93,13 @@ async def open_thread(ctx: JobContext, job: Job, view: GenerationView) -> Genera
         await jobs_db.set_thread(ctx.sm, job.id, ctx.owner, job.session_id, thread_ts)
         view = replace(view, thread_ts=thread_ts)
     if view.status_ts is None:
-        status_ts = await ctx.publisher.show_status(view, force=True)
-        await jobs_db.write(ctx.sm, job.id, ctx.owner, status_ts=status_ts)
+        shown = view
+
+        async def show() -> str:
+            return str(await ctx.publisher.show_status(shown, force=True))
+
+        status_ts = await post_once(ctx, job, view, Effect.STATUS, show)
+        await jobs_db.set_status_ts(ctx.sm, job.id, ctx.owner, status_ts)
         view = replace(view, status_ts=status_ts)
     return view
 
@@ -167,18 +176,15 @@ async def handle_status(
 
 
 async def post(ctx: JobContext, job: Job, view: GenerationView) -> float | None:
-    """Completed: upload the images that are not up yet, then post the result message."""
-    if any(image.file_id is None for image in view.images):
-        file_ids = await ctx.publisher.upload_images(view)
-        await jobs_db.set_file_ids(ctx.sm, job.id, ctx.owner, file_ids)
-        images = tuple(
-            replace(image, file_id=file_ids.get(image.index, image.file_id))
-            for image in view.images
-        )
-        view = replace(view, images=images)
+    """Completed: share the images that are not up yet (the publisher returns once they are
+    visible in the thread), then post the result message; each exactly once."""
+    view = await upload_once(ctx, job, view)
     if job.cancel_requested:
         return await outcomes.cancel(ctx, job, view)  # stored, not posted
-    result_ts = await ctx.publisher.post_result(view)
+    posted = view
+    result_ts = await post_once(
+        ctx, job, view, Effect.RESULT, lambda: ctx.publisher.post_result(posted)
+    )
     await jobs_db.finish(ctx.sm, job.id, ctx.owner, S.POSTED, result_ts=result_ts)
     view = replace(view, state=S.POSTED, result_ts=result_ts, error=None)
     await best_effort(ctx.publisher.show_status(view, force=True))

@@ -3,7 +3,10 @@
 Every call is appended to `calls` as a `Call` (method name, the view it was given, and the
 failure for `report_failure` / `tell_requester`). Timestamps and file ids are made up in
 order ("1000.000001", "F0001", …). `fail_next(method, error)` makes the next call of
-`method` raise `error` (a ChannelUnreachable or PublishError, as Slack's publisher would).
+`method` raise `error` (a ChannelUnreachable or PublishError, as Slack's publisher would);
+`lose_next(method)` lets the next call take effect and then raise PublishError (the answer
+was lost). Posted messages are remembered by (generation, Effect) for `find_posted`, and
+files by id ("reserved" or "shared") for `uploads_state`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.ports import Failure, GenerationView
+from core.ports import Effect, Failure, GenerationView, PublishError, UploadState
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,18 @@ class RecordingPublisher:
         self._ts = itertools.count(1)
         self._files = itertools.count(1)
         self._changed = asyncio.Event()
+        self._lose: dict[str, int] = defaultdict(int)
+        self.posted: dict[tuple[int, Effect], str] = {}
+        self.files: dict[str, str] = {}  # file id -> "reserved" | "shared"
+
+    def lose_next(self, method: str) -> None:
+        """Let the next call of `method` take effect, then raise PublishError."""
+        self._lose[method] += 1
+
+    def _answer(self, method: str) -> None:
+        if self._lose[method]:
+            self._lose[method] -= 1
+            raise PublishError("the answer was lost")
 
     def fail_next(self, method: str, error: Exception) -> None:
         """Make the next call of `method` raise `error` (queued: one error per call)."""
@@ -70,25 +85,56 @@ class RecordingPublisher:
     async def open_thread(self, view: GenerationView) -> str:
         self._raise_if_scripted("open_thread", view)
         ts = self._next_ts()
+        self.posted[(view.generation_id, Effect.ROOT)] = ts
         self._record(Call("open_thread", view, result=ts))
+        self._answer("open_thread")
         return ts
 
     async def show_status(self, view: GenerationView, *, force: bool = False) -> str | None:
         self._raise_if_scripted("show_status", view)
         ts = view.status_ts or self._next_ts()
+        self.posted.setdefault((view.generation_id, Effect.STATUS), ts)
         self._record(Call("show_status", view, force=force, result=ts))
+        self._answer("show_status")
         return ts
 
-    async def upload_images(self, view: GenerationView) -> dict[int, str]:
-        self._raise_if_scripted("upload_images", view)
+    async def find_posted(self, view: GenerationView, effect: Effect, since: float) -> str | None:
+        ts = self.posted.get((view.generation_id, effect))
+        self._record(Call("find_posted", view, result=ts))
+        return ts
+
+    async def reserve_uploads(self, view: GenerationView) -> dict[int, str]:
+        self._raise_if_scripted("reserve_uploads", view)
         ids = {i.index: f"F{next(self._files):04d}" for i in view.images if i.file_id is None}
-        self._record(Call("upload_images", view, result=ids))
+        self.files.update(dict.fromkeys(ids.values(), "reserved"))
+        self._record(Call("reserve_uploads", view, result=ids))
+        self._answer("reserve_uploads")
         return ids
+
+    async def share_uploads(self, view: GenerationView, file_ids: dict[int, str]) -> None:
+        self._raise_if_scripted("share_uploads", view)
+        self.files.update(dict.fromkeys(file_ids.values(), "shared"))
+        self._record(Call("share_uploads", view, result=dict(file_ids)))
+        self._answer("share_uploads")
+
+    async def uploads_state(self, view: GenerationView, file_ids: dict[int, str]) -> UploadState:
+        states = {self.files.get(file_id) for file_id in file_ids.values()}
+        state = (
+            UploadState.MISSING
+            if None in states
+            else UploadState.SHARED
+            if states == {"shared"}
+            else UploadState.UPLOADED
+        )
+        self._record(Call("uploads_state", view, result=state))
+        return state
 
     async def post_result(self, view: GenerationView) -> str:
         self._raise_if_scripted("post_result", view)
         ts = self._next_ts()
+        self.posted[(view.generation_id, Effect.RESULT)] = ts
         self._record(Call("post_result", view, result=ts))
+        self._answer("post_result")
         return ts
 
     async def report_failure(self, view: GenerationView, failure: Failure) -> None:
