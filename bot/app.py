@@ -31,6 +31,7 @@ from core import db
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
 from core.jobs import EngineConfig, JobEngine
+from core.moderation import Moderator
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
 from core.store import ImageStore
@@ -98,6 +99,7 @@ def build_runtime(
         owner=owner,
     )
     runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
+    runtime.moderator = jobs.ctx.moderator = Moderator.from_settings(settings)
 
     @bolt.middleware
     async def drop_retried_deliveries(body: dict[str, Any], next: Any) -> BoltResponse | None:

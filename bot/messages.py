@@ -384,3 +384,36 @@ def _too_large_fields(size: int | None, limit: int, mask: bool) -> dict[str, str
 # ---------------------------------------------------------------------------------------
 # Requests and payloads: stale buttons, wrong conversation
 # ---------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------
+# Content policy (issue 12): refused requests, withheld results
+# ---------------------------------------------------------------------------------------
+
+CAUSES["withheld"] = (
+    "The image was made but withheld: the content policy flagged it, so it is not shown. "
+    "Rephrase the prompt and try again."
+)
+
+
+def moderation_refused(
+    categories: tuple[str, ...], terms: tuple[str, ...], unavailable: bool
+) -> str:
+    """The private answer to a request the content policy refused: the categories (never
+    scores), the blocked words the person typed, and what to change."""
+    if unavailable:
+        return (
+            "I couldn't check this request against the content policy right now, so I didn't "
+            "start it. Nothing was queued; please try again in a minute."
+        )
+    if terms:
+        listed = ", ".join(f"`{escape(term)}`" for term in terms)
+        return (
+            f"This request uses words this workspace does not allow ({listed}), so I didn't "
+            "start it. Nothing was queued: rephrase without them and try again."
+        )
+    listed = ", ".join(escape(c.replace("/", " / ").replace("-", " ")) for c in categories)
+    return (
+        f"This request was flagged by the content policy ({listed}), so I didn't start it. "
+        "Nothing was queued: rephrase the prompt (or use other images) and try again."
+    )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.publisher import SlackPublisher
 from core.config import Settings
 from core.jobs import JobEngine
+from core.moderation import Moderator
 from core.providers.base import ImageProvider
 from core.store import ImageStore
 
@@ -32,9 +33,12 @@ class Runtime:
     jobs: JobEngine
     bolt: AsyncApp
     socket_mode: bool = False
+    moderator: Moderator | None = None  # the content policy (None: MODERATION=off)
 
     async def aclose(self) -> None:
         """Stop the job engine (releasing its leases) and close connections."""
         await self.jobs.stop()
+        if self.moderator is not None:
+            await self.moderator.aclose()
         await self.provider.aclose()
         await self.engine.dispose()

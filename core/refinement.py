@@ -25,6 +25,7 @@ from core.images import (
     check_reference,
     prepare_mask,
 )
+from core.moderation import Moderator, check_reply
 from core.prompts import compose_prompt
 from core.sessions import ActionRefused, Conversation, Refusal, check_target, new_seed
 from core.store import ImageStore, NotAnImage
@@ -175,14 +176,24 @@ async def take_reply(
     limits: ImageLimits,
     provider: str,
     model: str | None,
+    moderator: Moderator | None = None,
 ) -> ReplyOutcome:
     """Take a reply in a session's thread: check and store its images (references, or the
     mask sized to the current base), record them, and when `instruction` is not empty
     queue a refinement that uses them, all recorded in one transaction.
 
     A refused image (ImageRejected, NotAnImage) is kept in `problems` (bot words it); the
-    rest of the reply still counts.
+    rest of the reply still counts. Raises ModerationRefused (nothing recorded but the
+    audit row) when `moderator`'s policy flags the full prompt or (MODERATION_IMAGES) images.
     """
+    await check_reply(
+        moderator,
+        sm,
+        session,
+        user_id=user_id,
+        instruction=instruction,
+        images=[i.data for i in images],
+    )
     async with sm() as db:
         base = await threads.base_image(db, session.session_id)
         first = await threads.first_version(db, session.session_id)

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core import moderation
 from core.db import refinement as threads
 from core.db import sessions as repo
 from core.db.views import GenerationGone, load_view
@@ -98,12 +99,17 @@ async def start(
     provider: str,
     model: str | None,
     response_url: str | None,
+    moderator: moderation.Moderator | None = None,
 ) -> int:
     """Record a new session and its first generation (queued) in one transaction.
 
     The thread does not exist yet: the job engine opens it before submitting.
-    Returns the generation id.
+    Returns the generation id. Raises moderation.ModerationRefused (nothing recorded but
+    the audit row) when `moderator`'s content policy flags the prompt.
     """
+    await moderation.check_request(
+        moderator, sm, team_id=team_id, channel_id=channel_id, user_id=user_id, text=prompt
+    )
     width, height = params.size()
     seed = params.seed if params.seed is not None else new_seed()
     async with sm.begin() as db:

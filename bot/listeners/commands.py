@@ -14,6 +14,7 @@ from bot import blocks, messages
 from bot.runtime import Runtime
 from core import history, sessions
 from core.flags import USAGE, FlagError, check_supported, parse_command
+from core.moderation import ModerationRefused
 
 
 async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any]) -> None:
@@ -32,17 +33,23 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     except FlagError as err:
         await ack(text=messages.flag_error(str(err)), response_type="ephemeral")
         return
-    await sessions.start(
-        runtime.sessionmaker,
-        team_id=command.get("team_id", ""),
-        channel_id=command["channel_id"],
-        user_id=command["user_id"],
-        prompt=parsed.prompt,
-        params=parsed.params,
-        provider=runtime.settings.image_provider,
-        model=runtime.settings.image_model,
-        response_url=command.get("response_url"),
-    )
+    try:
+        await sessions.start(
+            runtime.sessionmaker,
+            team_id=command.get("team_id", ""),
+            channel_id=command["channel_id"],
+            user_id=command["user_id"],
+            prompt=parsed.prompt,
+            params=parsed.params,
+            provider=runtime.settings.image_provider,
+            model=runtime.settings.image_model,
+            response_url=command.get("response_url"),
+            moderator=runtime.moderator,
+        )
+    except ModerationRefused as no:
+        text = messages.moderation_refused(no.categories, no.terms, no.unavailable)
+        await ack(text=text, response_type="ephemeral")
+        return
     await ack()
     runtime.jobs.wake()
 

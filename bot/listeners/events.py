@@ -19,6 +19,7 @@ from bot.runtime import Runtime
 from core import refinement
 from core.flags import FlagError, check_supported, parse_command
 from core.images import ImageLimits, ImageRejected, Rejection, is_mask_request, limits_for
+from core.moderation import ModerationRefused
 from core.refinement import PostedImage, SessionRef
 from core.store import NotAnImage
 
@@ -68,18 +69,24 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
         runtime.settings.image_provider, max_pixels=runtime.settings.max_image_pixels
     )
     posted, problems = await _download(runtime, limits, text, files)
-    outcome = await refinement.take_reply(
-        runtime.sessionmaker,
-        runtime.store,
-        session,
-        user_id=user_id,
-        instruction=instruction,
-        params=parsed.params,
-        images=posted,
-        limits=limits,
-        provider=runtime.settings.image_provider,
-        model=runtime.settings.image_model,
-    )
+    try:
+        outcome = await refinement.take_reply(
+            runtime.sessionmaker,
+            runtime.store,
+            session,
+            user_id=user_id,
+            instruction=instruction,
+            params=parsed.params,
+            images=posted,
+            limits=limits,
+            provider=runtime.settings.image_provider,
+            model=runtime.settings.image_model,
+            moderator=runtime.moderator,
+        )
+    except ModerationRefused as no:
+        text = messages.moderation_refused(no.categories, no.terms, no.unavailable)
+        await publisher.tell_user(session.channel_id, user_id, text, session.thread_ts)
+        return
     problems += outcome.problems
     if problems:
         await say(messages.image_problems(problems))
