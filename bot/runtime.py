@@ -15,6 +15,7 @@ from bot.publisher import SlackPublisher
 from core.config import Settings
 from core.jobs import JobEngine
 from core.moderation import Moderator
+from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
 from core.store import ImageStore
 
@@ -34,9 +35,12 @@ class Runtime:
     bolt: AsyncApp
     socket_mode: bool = False
     moderator: Moderator | None = None  # the content policy (None: MODERATION=off)
+    retention: RetentionTask | None = None  # the daily retention sweep (serve only)
 
     async def aclose(self) -> None:
         """Stop the job engine (releasing its leases) and close connections."""
+        if self.retention is not None:
+            await self.retention.stop()
         await self.jobs.stop()
         if self.moderator is not None:
             await self.moderator.aclose()

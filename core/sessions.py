@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import moderation
+from core import moderation, styles
 from core.db import refinement as threads
 from core.db import sessions as repo
 from core.db.views import GenerationGone, load_view
@@ -100,12 +100,14 @@ async def start(
     model: str | None,
     response_url: str | None,
     moderator: moderation.Moderator | None = None,
+    style: styles.Style | None = None,
 ) -> int:
     """Record a new session and its first generation (queued) in one transaction.
 
     The thread does not exist yet: the job engine opens it before submitting.
     Returns the generation id. Raises moderation.ModerationRefused (nothing recorded but
-    the audit row) when `moderator`'s content policy flags the prompt.
+    the audit row) when `moderator`'s content policy flags the prompt. A `style` adds its
+    fragment to the provider prompt and its references as inputs.
     """
     await moderation.check_request(
         moderator, sm, team_id=team_id, channel_id=channel_id, user_id=user_id, text=prompt
@@ -132,6 +134,7 @@ async def start(
                 response_url=response_url,
             ),
         )
+        await styles.attach(db, generation_id, prompt, style)
         return generation_id
 
 

@@ -11,10 +11,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck
 
 from bot import blocks, messages
+from bot.listeners.styles import is_style_command, style_command
 from bot.runtime import Runtime
-from core import history, sessions
+from core import history, sessions, styles
 from core.flags import USAGE, FlagError, check_supported, parse_command
 from core.moderation import ModerationRefused
+from core.styles import StyleRefused
 
 
 async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any]) -> None:
@@ -24,6 +26,8 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     if text.lower() in messages.HELP_WORDS:
         await ack(text=USAGE, response_type="ephemeral")
         return
+    if is_style_command(text):
+        return await style_command(ack, command, runtime)
     if text.lower() == "history":
         await ack(text=await _recent_sessions(runtime, command), response_type="ephemeral")
         return
@@ -34,6 +38,12 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
         await ack(text=messages.flag_error(str(err)), response_type="ephemeral")
         return
     try:
+        style = await styles.resolve(
+            runtime.sessionmaker,
+            command.get("team_id", ""),
+            command["channel_id"],
+            parsed.params.style,
+        )
         await sessions.start(
             runtime.sessionmaker,
             team_id=command.get("team_id", ""),
@@ -45,7 +55,12 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
             model=runtime.settings.image_model,
             response_url=command.get("response_url"),
             moderator=runtime.moderator,
+            style=style,
         )
+    except StyleRefused as err:
+        text = messages.style_refused(err.problem, err.name, err.known, request=True)
+        await ack(text=text, response_type="ephemeral")
+        return
     except ModerationRefused as no:
         text = messages.moderation_refused(no.categories, no.terms, no.unavailable)
         await ack(text=text, response_type="ephemeral")

@@ -16,12 +16,13 @@ from typing import Any
 from bot import messages
 from bot.files import fetch_slack_file, file_is_too_large
 from bot.runtime import Runtime
-from core import refinement
+from core import refinement, styles
 from core.flags import FlagError, check_supported, parse_command
 from core.images import ImageLimits, ImageRejected, Rejection, is_mask_request, limits_for
 from core.moderation import ModerationRefused
 from core.refinement import PostedImage, SessionRef
 from core.store import NotAnImage
+from core.styles import StyleRefused
 
 HANDLED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 MASK_ONLY = re.compile(r"^\W*mask\W*$", re.IGNORECASE)
@@ -70,6 +71,9 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
     )
     posted, problems = await _download(runtime, limits, text, files)
     try:
+        style = await styles.resolve(
+            runtime.sessionmaker, session.team_id, session.channel_id, parsed.params.style
+        )
         outcome = await refinement.take_reply(
             runtime.sessionmaker,
             runtime.store,
@@ -82,7 +86,12 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
             provider=runtime.settings.image_provider,
             model=runtime.settings.image_model,
             moderator=runtime.moderator,
+            style=style,
         )
+    except StyleRefused as err:
+        text = messages.style_refused(err.problem, err.name, err.known, request=True)
+        await publisher.tell_user(session.channel_id, user_id, text, session.thread_ts)
+        return
     except ModerationRefused as no:
         text = messages.moderation_refused(no.categories, no.terms, no.unavailable)
         await publisher.tell_user(session.channel_id, user_id, text, session.thread_ts)
