@@ -34,6 +34,8 @@ from core import db
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
 from core.jobs import EngineConfig, JobEngine
+from core.moderation import Moderator
+from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
 from core.store import ImageStore
@@ -115,6 +117,8 @@ def build_runtime(
         owner=owner,
     )
     runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
+    runtime.moderator = jobs.ctx.moderator = Moderator.from_settings(settings)
+    runtime.retention = RetentionTask(sm, settings.retention_days)
 
     @bolt.middleware
     async def drop_retried_deliveries(body: dict[str, Any], next: Any) -> BoltResponse | None:
@@ -168,6 +172,8 @@ def web_app(
 
     async def on_startup(_app: web.Application) -> None:
         runtime.jobs.start()
+        if runtime.retention is not None:
+            runtime.retention.start()
         if socket_mode is not None:
             await socket_mode.connect_async()
 

@@ -6,13 +6,16 @@ for Slack (mrkdwn). Block Kit builders live in `bot/blocks.py`.
 
 from __future__ import annotations
 
-from bot.mrkdwn import clip, escape
+from enum import StrEnum
+
+from bot.mrkdwn import clip, escape, user_text
 from core.history import SessionSummary, VersionSummary
 from core.images import MB, ImageRejected, Rejection, describe_types, type_name
 from core.ports import Failure, FailureReason, GenerationView, WaitReason
 from core.refinement import MAX_INPUTS, Accepted, RefineOutcome
 from core.sessions import Refusal
 from core.store import NotAnImage
+from core.styles import MAX_STYLE_REFERENCES, MAX_STYLE_TEXT, Style
 
 # ---------------------------------------------------------------------------------------
 # Job engine: failures, waiting reasons, unreachable channels
@@ -390,3 +393,116 @@ def _too_large_fields(size: int | None, limit: int, mask: bool) -> dict[str, str
 # ---------------------------------------------------------------------------------------
 # Requests and payloads: stale buttons, wrong conversation
 # ---------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------
+# Content policy (issue 12): refused requests, withheld results
+# ---------------------------------------------------------------------------------------
+
+CAUSES["withheld"] = (
+    "The image was made but withheld: the content policy flagged it, so it is not shown. "
+    "Rephrase the prompt and try again."
+)
+
+
+def moderation_refused(
+    categories: tuple[str, ...], terms: tuple[str, ...], unavailable: bool
+) -> str:
+    """The private answer to a request the content policy refused: the categories (never
+    scores), the blocked words the person typed, and what to change."""
+    if unavailable:
+        return (
+            "I couldn't check this request against the content policy right now, so I didn't "
+            "start it. Nothing was queued; please try again in a minute."
+        )
+    if terms:
+        listed = ", ".join(f"`{escape(term)}`" for term in terms)
+        return (
+            f"This request uses words this workspace does not allow ({listed}), so I didn't "
+            "start it. Nothing was queued: rephrase without them and try again."
+        )
+    listed = ", ".join(escape(c.replace("/", " / ").replace("-", " ")) for c in categories)
+    return (
+        f"This request was flagged by the content policy ({listed}), so I didn't start it. "
+        "Nothing was queued: rephrase the prompt (or use other images) and try again."
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Brand styles (issue 12)
+# ---------------------------------------------------------------------------------------
+
+STYLE_USAGE = (
+    "*Styles:* `/imagine style save <name> <text>` saves a prompt fragment, "
+    "`/imagine style list`, `/imagine style show <name>`, `/imagine style delete <name>` "
+    "(its creator or an admin), `/imagine style default <name>|none` (admins: this "
+    "channel's default). Use one with `--style <name>`; `--style none` skips the default."
+)
+STYLE_DEFAULT_ADMINS_ONLY = "Only an admin can set this channel's default style."
+
+
+def _style_names(known: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(f"`{escape(name)}`" for name in known) if known else "none yet"
+
+
+def style_refused(
+    problem: StrEnum, name: str, known: tuple[str, ...], *, request: bool = False
+) -> str:
+    """Why a style command (or, with `request`, an image asked with `--style`) did nothing,
+    and what to do."""
+    shown = escape(name)
+    sentences = {
+        "not_found": f"There is no style `{shown}`. Saved styles: {_style_names(known)}. "
+        "Save one with `/imagine style save <name> <text>`.",
+        "not_allowed": f"Only the creator of `{shown}` or an admin can change or delete it.",
+        "bad_name": f"`{shown}` can't be a style name: use letters, digits, - and _ "
+        "(up to 40 characters, not `none`).",
+        "no_text": "Add the prompt text: "
+        f"`/imagine style save {shown} flat pastel, thick outlines`.",
+        "too_long": f"That style text is too long; keep it under {MAX_STYLE_TEXT} characters.",
+        "full": f"`{shown}` already has {MAX_STYLE_REFERENCES} reference images.",
+    }
+    said = sentences.get(str(problem), STYLE_USAGE)
+    return said + " Nothing was queued." if request else said
+
+
+def style_list(found: list[tuple[str, str, int]]) -> str:
+    """The workspace's styles, one line each."""
+    if not found:
+        return "No styles saved yet. " + STYLE_USAGE
+    lines = [
+        f"• `{escape(name)}`: {user_text(text, 150)}"
+        + (f" ({n} reference image{'s' if n > 1 else ''})" if n else "")
+        for name, text, n in found
+    ]
+    return "*Saved styles*\n" + "\n".join(lines)
+
+
+def style_shown(style: Style) -> str:
+    """One style: its text and references."""
+    refs = len(style.references)
+    extra = f"\n{refs} reference image{'s' if refs > 1 else ''}." if refs else ""
+    return (
+        f"*Style `{escape(style.name)}`* (saved by <@{style.created_by}>)\n"
+        f"{user_text(style.text, MAX_STYLE_TEXT + 100)}{extra}"
+    )
+
+
+def style_saved(name: str, new: bool) -> str:
+    """The answer to `style save`."""
+    shown = escape(name.lower())
+    verb = "Saved" if new else "Updated"
+    return f"{verb} style `{shown}`. Use it with `/imagine <prompt> --style {shown}`."
+
+
+def style_deleted(name: str) -> str:
+    """The answer to `style delete`."""
+    return f"Deleted style `{escape(name.lower())}`."
+
+
+def style_default_set(name: str) -> str:
+    """The answer to `style default`."""
+    if name.lower() == "none":
+        return "This channel has no default style now."
+    shown = escape(name.lower())
+    return f"`{shown}` is now this channel's default style (skip it with `--style none`)."

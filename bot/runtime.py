@@ -16,6 +16,8 @@ from bot.publisher import SlackPublisher
 from bot.workspaces import Team
 from core.config import Settings
 from core.jobs import JobEngine
+from core.moderation import Moderator
+from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
 from core.store import ImageStore
 
@@ -34,6 +36,8 @@ class Runtime:
     jobs: JobEngine
     bolt: AsyncApp
     socket_mode: bool = False
+    moderator: Moderator | None = None  # the content policy (None: MODERATION=off)
+    retention: RetentionTask | None = None  # the daily retention sweep (serve only)
 
     def for_request(self, context: Any) -> Runtime:
         """This runtime with its publisher speaking for the workspace of a request (Bolt's
@@ -43,6 +47,10 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Stop the job engine (releasing its leases) and close connections."""
+        if self.retention is not None:
+            await self.retention.stop()
         await self.jobs.stop()
+        if self.moderator is not None:
+            await self.moderator.aclose()
         await self.provider.aclose()
         await self.engine.dispose()

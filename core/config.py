@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -129,6 +130,17 @@ class Settings(BaseSettings):
     # JSON price table in USD per image: {"model": {"size": {"quality": price}}}; "*" matches any.
     image_prices: dict[str, dict[str, dict[str, float]]] | None = None
 
+    # Content policy and privacy (issue 12). MODERATION_BLOCKLIST: comma-separated words or
+    # regular expressions, matched case-insensitively as whole words; the file holds one
+    # per line (# starts a comment). RETENTION_DAYS unset = keep everything.
+    moderation: Literal["off", "blocklist", "openai"] = "blocklist"
+    moderation_blocklist: str = ""
+    moderation_blocklist_file: Path | None = None
+    moderation_fail: Literal["open", "closed"] = "closed"
+    moderation_images: bool = False
+    moderation_results: bool = False
+    retention_days: float | None = Field(default=None, gt=0)
+
     @field_validator("slack_api_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
@@ -149,6 +161,17 @@ class Settings(BaseSettings):
             if urlsplit(item).path not in ("", "/") or urlsplit(item).query:
                 raise ValueError(f"{item!r} must be an origin only (scheme, host, port), no path")
         return ",".join(items)
+
+    @field_validator("moderation_blocklist")
+    @classmethod
+    def _blocklist(cls, value: str) -> str:
+        for entry in (part.strip() for part in value.split(",")):
+            if entry:
+                try:
+                    re.compile(entry)
+                except re.error as err:
+                    raise ValueError(f"{entry!r} is not a regular expression ({err})") from None
+        return value
 
     @field_validator("log_level")
     @classmethod

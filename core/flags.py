@@ -27,6 +27,8 @@ USAGE = (
     "• `--no words` things to keep out of the image\n"
     "• `--quality low|medium|high`\n"
     "• `--model NAME` the provider's model to use\n"
+    "• `--style NAME` a saved brand style (`/imagine style list`; `--style none` skips the "
+    "channel's default)\n"
     "Example: `/imagine a lighthouse at dusk --ar 3:2 --n 2`\n"
     "The bot answers in a thread. Reply there to refine the latest image (flags work in "
     "replies too), post images to use as references, post a PNG with transparent areas and "
@@ -52,6 +54,7 @@ class Params:
     negative_prompt: str | None = None
     quality: str | None = None
     model: str | None = None
+    style: str | None = None  # a saved style's name, "none" to skip the channel's default
 
     def size(self) -> tuple[int, int]:
         """Pixel size (width, height) with exactly this aspect ratio and about one megapixel."""
@@ -68,6 +71,8 @@ class Params:
             parts.append(f"model {self.model}")
         if self.negative_prompt:
             parts.append(f"no {self.negative_prompt}")
+        if self.style and self.style != "none":
+            parts.append(f"style {self.style}")
         return " · ".join(parts)
 
     def to_stored(self) -> dict[str, object]:
@@ -126,7 +131,8 @@ def _parse_int(flag: str, value: str, low: int, high: int, hint: str) -> int:
 
 
 _FLAG_RE = re.compile(r"(?:^|\s)(?:--|—|–)([A-Za-z]+)")
-_VALUE_FLAGS = ("ar", "aspect", "n", "seed", "no", "quality", "q", "model")
+_VALUE_FLAGS = ("ar", "aspect", "n", "seed", "no", "quality", "q", "model", "style")
+STYLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 
 def parse_command(
@@ -150,7 +156,7 @@ def parse_command(
             raise FlagError(
                 f"`--{match[1]}` is not a flag I know. "
                 "Allowed: `--ar W:H`, `--n 1-4`, `--seed N`, `--no words`, "
-                "`--quality low|medium|high`, `--model NAME`."
+                "`--quality low|medium|high`, `--model NAME`, `--style NAME`."
             )
         if not value:
             raise FlagError(f"`--{name}` needs a value. Try `/imagine help` for examples.")
@@ -182,6 +188,13 @@ def _apply(params: Params, name: str, value: str) -> Params:
         if value.lower() not in QUALITIES:
             raise FlagError(f"`--quality {value}` is not allowed. Use low, medium or high.")
         return replace(params, quality=value.lower())
+    if name == "style":
+        if not STYLE_NAME.fullmatch(value.lower()):
+            raise FlagError(
+                f"`--style {value}` is not a style name. Use letters, digits, - and _ "
+                "(up to 40), or `--style none`; `/imagine style list` shows the saved ones."
+            )
+        return replace(params, style=value.lower())
     if not re.fullmatch(r"[A-Za-z0-9._:/-]{1,64}", value):
         raise FlagError(f"`--model {value}` is not a model name. Use letters, digits, . _ - only.")
     return replace(params, model=value)

@@ -233,3 +233,64 @@ class DeliveryRow(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+
+
+# Content policy, brand styles and privacy (issue 12).
+
+
+class AuditRow(Base):
+    """A policy event: a refused request, a withheld result, a retention sweep or a forget-me.
+
+    `action` names it (moderation_refused, result_withheld, retention, forget_me); `detail`
+    holds codes and counts only, never what a person typed.
+    """
+
+    __tablename__ = "policy_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    team_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    channel_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    user_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[float] = mapped_column(Float, server_default=db_now())
+
+
+class StyleRow(Base):
+    """A named brand style of a workspace: a prompt fragment (and reference images)."""
+
+    __tablename__ = "styles"
+    __table_args__ = (UniqueConstraint("team_id", "name", name="uq_styles_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64))  # lower case
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+
+
+class StyleReferenceRow(Base):
+    """A reference image of a style (at most 4), as a file in the image store."""
+
+    __tablename__ = "style_references"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    style_id: Mapped[int] = mapped_column(ForeignKey("styles.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    mime: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+
+
+class ChannelStyleRow(Base):
+    """The style a channel applies by default (set by an admin)."""
+
+    __tablename__ = "channel_styles"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    style_name: Mapped[str] = mapped_column(String(64))
+    set_by: Mapped[str] = mapped_column(String(32))

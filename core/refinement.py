@@ -25,9 +25,12 @@ from core.images import (
     check_reference,
     prepare_mask,
 )
+from core.moderation import Moderator, check_reply
 from core.prompts import compose_prompt
 from core.sessions import ActionRefused, Conversation, Refusal, check_target, new_seed
 from core.store import ImageStore, NotAnImage
+from core.styles import Style, styled_prompt
+from core.styles import inputs_note as style_note
 
 MAX_INPUTS = 5  # images sent with one generation, the base image included (DESIGN.md)
 
@@ -175,14 +178,26 @@ async def take_reply(
     limits: ImageLimits,
     provider: str,
     model: str | None,
+    moderator: Moderator | None = None,
+    style: Style | None = None,
 ) -> ReplyOutcome:
     """Take a reply in a session's thread: check and store its images (references, or the
     mask sized to the current base), record them, and when `instruction` is not empty
     queue a refinement that uses them, all recorded in one transaction.
 
     A refused image (ImageRejected, NotAnImage) is kept in `problems` (bot words it); the
-    rest of the reply still counts.
+    rest of the reply still counts. Raises ModerationRefused (nothing recorded but the
+    audit row) when `moderator`'s policy flags the full prompt or (MODERATION_IMAGES) images.
+    A `style` (core.styles) adds its fragment and references to the refinement.
     """
+    await check_reply(
+        moderator,
+        sm,
+        session,
+        user_id=user_id,
+        instruction=instruction,
+        images=[i.data for i in images],
+    )
     async with sm() as db:
         base = await threads.base_image(db, session.session_id)
         first = await threads.first_version(db, session.session_id)
@@ -195,7 +210,7 @@ async def take_reply(
         except (ImageRejected, NotAnImage) as err:
             problems.append(err)
     waiting, refined = await _record(
-        sm, session.session_id, kept, user_id, instruction, params, provider, model
+        sm, session.session_id, kept, user_id, instruction, params, provider, model, style
     )
     return ReplyOutcome(tuple(k.accepted for k in kept), tuple(problems), waiting, refined)
 
@@ -239,6 +254,7 @@ async def _record(
     params: Params,
     provider: str,
     model: str | None,
+    style: Style | None = None,
 ) -> tuple[int, RefineOutcome | None]:
     """One transaction: record the kept images, then queue the refinement (if any)."""
     async with sm.begin() as db:
@@ -254,7 +270,7 @@ async def _record(
         refined = None
         if instruction:
             refined = await _queue_refinement(
-                db, session_id, user_id, instruction, params, provider, model
+                db, session_id, user_id, instruction, params, provider, model, style
             )
         return await threads.count_waiting(db, session_id), refined
 
@@ -267,12 +283,14 @@ async def _queue_refinement(
     params: Params,
     provider: str,
     model: str | None,
+    style: Style | None = None,
 ) -> RefineOutcome:
     """Queue a new version that edits the session's current base with `instruction`.
 
     Takes the images posted since the last refinement: the base counts as one of at most
     MAX_INPUTS images, the newest references win, the newest mask is used; every waiting
     attachment is marked as taken (used or dropped), so the next reply starts clean.
+    A style's references take slots before the posted references.
     """
     base = await threads.base_image(db, session_id)
     first = await threads.first_version(db, session_id)
@@ -282,7 +300,8 @@ async def _queue_refinement(
     waiting = await threads.waiting_attachments(db, session_id)
     references = [a for a in waiting if a.role == "reference"]
     masks = [a for a in waiting if a.role == "mask"]
-    slots = MAX_INPUTS - (1 if base else 0)
+    style_refs = list(style.references) if style else []
+    slots = MAX_INPUTS - (1 if base else 0) - len(style_refs)
     used, dropped = references[:slots][::-1], references[slots:][::-1]
     mask = masks[0] if masks else None
     dropped += masks[1:]
@@ -301,13 +320,15 @@ async def _queue_refinement(
             provider=provider,
             model=params.model or model,
             instruction=instruction,
-            provider_prompt=compose_prompt(original, chain, has_base=base is not None),
-            inputs_note=_inputs_note(base is not None, used, dropped, mask),
+            provider_prompt=styled_prompt(
+                compose_prompt(original, chain, has_base=base is not None), style
+            ),
+            inputs_note=_with_style(_inputs_note(base is not None, used, dropped, mask), style),
             parent_generation_id=base.generation_id if base else None,
             parent_image_id=base.image_id if base else None,
         ),
     )
-    given = [*([base.image] if base else []), *used, *([mask] if mask else [])]
+    given = [*([base.image] if base else []), *style_refs, *used, *([mask] if mask else [])]
     await threads.add_inputs(db, generation_id, given)
     await threads.take_attachments(
         db, [a.attachment_id for a in waiting if a.attachment_id is not None], generation_id
@@ -342,3 +363,10 @@ def _inputs_note(
             "newest kept): " + ", ".join(a.label for a in dropped)
         )
     return "; ".join(parts) + "."
+
+
+def _with_style(note: str | None, style: Style | None) -> str | None:
+    """The inputs note with the style's own note in front."""
+    if style is None:
+        return note
+    return " ".join(part for part in (style_note(style), note) if part)

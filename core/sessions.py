@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core import moderation, styles
 from core.db import refinement as threads
 from core.db import sessions as repo
 from core.db.views import GenerationGone, load_view
@@ -100,6 +101,8 @@ async def start(
     response_url: str | None,
     enterprise_id: str | None = None,
     thread_ts: str | None = None,
+    moderator: moderation.Moderator | None = None,
+    style: styles.Style | None = None,
 ) -> int:
     """Record a new session and its first generation (queued) in one transaction.
 
@@ -107,8 +110,13 @@ async def start(
     message before submitting. With `thread_ts` (the ts of the message that asked, e.g. a
     mention) that message is the thread's root: the engine posts no root message and
     shows status and results in that thread. `enterprise_id` is the team's Enterprise Grid
-    org (None outside Grid). Returns the generation id.
+    org (None outside Grid). Returns the generation id. Raises moderation.ModerationRefused
+    (nothing recorded but the audit row) when `moderator`'s content policy flags the prompt.
+    A `style` adds its fragment to the provider prompt and its references as inputs.
     """
+    await moderation.check_request(
+        moderator, sm, team_id=team_id, channel_id=channel_id, user_id=user_id, text=prompt
+    )
     width, height = params.size()
     seed = params.seed if params.seed is not None else new_seed()
     async with sm.begin() as db:
@@ -136,6 +144,7 @@ async def start(
                 response_url=response_url,
             ),
         )
+        await styles.attach(db, generation_id, prompt, style)
         return generation_id
 
 

@@ -38,7 +38,7 @@ async def test_empty_or_help_answers_usage_privately(harness: Harness, text: str
         ("a cat --ar 0:3", "from 1:4 to 4:1"),
         ("a cat --ar 9:1", "too wide"),
         ("a cat --ar 1:9", "too tall"),
-        ("a cat --style raw", "`--style` is not a flag I know"),
+        ("a cat --stylize 50", "`--stylize` is not a flag I know"),
         ("a cat --seed lots", "from 0 to 4294967295"),
         ("a cat --quality ultra", "low, medium or high"),
         ("--ar 3:2", "Tell me what to draw"),

@@ -11,9 +11,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck
 
 from bot import blocks, messages
+from bot.listeners.styles import is_style_command, style_command
 from bot.runtime import Runtime
-from core import history, sessions
-from core.flags import USAGE, FlagError, check_supported, parse_command
+from core import history, sessions, styles
+from core.flags import USAGE, FlagError, ParsedCommand, check_supported, parse_command
+from core.moderation import ModerationRefused
+from core.styles import StyleRefused
 
 
 async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any]) -> None:
@@ -23,6 +26,8 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     if text.lower() in messages.HELP_WORDS:
         await ack(text=USAGE, response_type="ephemeral")
         return
+    if is_style_command(text):
+        return await style_command(ack, command, runtime)
     if text.lower() == "history":
         await ack(text=await _recent_sessions(runtime, command), response_type="ephemeral")
         return
@@ -32,20 +37,57 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     except FlagError as err:
         await ack(text=messages.flag_error(str(err)), response_type="ephemeral")
         return
-    await sessions.start(
-        runtime.sessionmaker,
-        team_id=command.get("team_id", ""),
-        enterprise_id=command.get("enterprise_id") or None,
+    refused = await start_session(
+        runtime,
+        team=(command.get("team_id", ""), command.get("enterprise_id") or None),
         channel_id=command["channel_id"],
         user_id=command["user_id"],
-        prompt=parsed.prompt,
-        params=parsed.params,
-        provider=runtime.settings.image_provider,
-        model=runtime.settings.image_model,
+        parsed=parsed,
         response_url=command.get("response_url"),
     )
+    if refused is not None:
+        await ack(text=refused, response_type="ephemeral")
+        return
     await ack()
     runtime.jobs.wake()
+
+
+async def start_session(
+    runtime: Runtime,
+    *,
+    team: tuple[str, str | None],
+    channel_id: str,
+    user_id: str,
+    parsed: ParsedCommand,
+    response_url: str | None,
+    thread_ts: str | None = None,
+) -> str | None:
+    """Queue a new session for `/imagine` or an `@imagine` mention of `team` (team id, Grid
+    org id or None): its style resolved and its prompt moderated first. Returns the private
+    refusal (mrkdwn) when the style or the content policy refuses it, else None (queued; the
+    caller wakes the engine). `thread_ts` names an existing message as the thread's root."""
+    try:
+        style = await styles.resolve(runtime.sessionmaker, team[0], channel_id, parsed.params.style)
+        await sessions.start(
+            runtime.sessionmaker,
+            team_id=team[0],
+            enterprise_id=team[1],
+            channel_id=channel_id,
+            user_id=user_id,
+            prompt=parsed.prompt,
+            params=parsed.params,
+            provider=runtime.settings.image_provider,
+            model=runtime.settings.image_model,
+            response_url=response_url,
+            thread_ts=thread_ts,
+            moderator=runtime.moderator,
+            style=style,
+        )
+    except StyleRefused as err:
+        return messages.style_refused(err.problem, err.name, err.known, request=True)
+    except ModerationRefused as no:
+        return messages.moderation_refused(no.categories, no.terms, no.unavailable)
+    return None
 
 
 async def _recent_sessions(runtime: Runtime, command: dict[str, Any]) -> str:

@@ -17,11 +17,13 @@ from typing import Any
 from bot import messages
 from bot.files import fetch_slack_file, file_is_too_large, is_tombstone, needs_file_info
 from bot.runtime import Runtime
-from core import refinement
+from core import refinement, styles
 from core.flags import FlagError, check_supported, parse_command
 from core.images import ImageLimits, ImageRejected, Rejection, is_mask_request, limits_for
+from core.moderation import ModerationRefused
 from core.refinement import PostedImage, SessionRef
 from core.store import NotAnImage
+from core.styles import StyleRefused
 
 HANDLED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 MASK_ONLY = re.compile(r"^\W*mask\W*$", re.IGNORECASE)
@@ -71,18 +73,32 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
         runtime.settings.image_provider, max_pixels=runtime.settings.max_image_pixels
     )
     posted, problems = await _download(runtime, limits, text, files)
-    outcome = await refinement.take_reply(
-        runtime.sessionmaker,
-        runtime.store,
-        session,
-        user_id=user_id,
-        instruction=instruction,
-        params=parsed.params,
-        images=posted,
-        limits=limits,
-        provider=runtime.settings.image_provider,
-        model=runtime.settings.image_model,
-    )
+    try:
+        style = await styles.resolve(
+            runtime.sessionmaker, session.team_id, session.channel_id, parsed.params.style
+        )
+        outcome = await refinement.take_reply(
+            runtime.sessionmaker,
+            runtime.store,
+            session,
+            user_id=user_id,
+            instruction=instruction,
+            params=parsed.params,
+            images=posted,
+            limits=limits,
+            provider=runtime.settings.image_provider,
+            model=runtime.settings.image_model,
+            moderator=runtime.moderator,
+            style=style,
+        )
+    except StyleRefused as err:
+        text = messages.style_refused(err.problem, err.name, err.known, request=True)
+        await publisher.tell_user(session.channel_id, user_id, text, session.thread_ts)
+        return
+    except ModerationRefused as no:
+        text = messages.moderation_refused(no.categories, no.terms, no.unavailable)
+        await publisher.tell_user(session.channel_id, user_id, text, session.thread_ts)
+        return
     problems += outcome.problems
     if problems:
         await say(messages.image_problems(problems))

@@ -15,9 +15,10 @@ import re
 from typing import Any
 
 from bot import messages
+from bot.listeners.commands import start_session
 from bot.listeners.events import handle_reply
 from bot.runtime import Runtime
-from core import refinement, sessions
+from core import refinement
 from core.flags import USAGE, FlagError, check_supported, parse_command
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -77,17 +78,16 @@ async def _start(
     except FlagError as err:
         await publisher.tell_user(channel_id, user_id, messages.flag_error(str(err)), in_thread)
         return
-    await sessions.start(
-        runtime.sessionmaker,
-        team_id=team[0],
-        enterprise_id=team[1] or None,
+    refused = await start_session(
+        runtime,
+        team=(team[0], team[1] or None),
         channel_id=channel_id,
         user_id=user_id,
-        prompt=parsed.prompt,
-        params=parsed.params,
-        provider=runtime.settings.image_provider,
-        model=runtime.settings.image_model,
+        parsed=parsed,
         response_url=None,
         thread_ts=root,
     )
+    if refused is not None:
+        await publisher.tell_user(channel_id, user_id, refused, in_thread)
+        return
     runtime.jobs.wake()

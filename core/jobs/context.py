@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from core.db.jobs import Maker
 from core.jobs.admission import Admission
+from core.moderation import Moderator
 from core.ports import Publisher
 from core.pricing import PriceTable
 from core.providers.base import ImageProvider
@@ -51,6 +52,7 @@ class JobContext:
     owner: str
     admission: Admission
     schedule: PollSchedule = field(default_factory=PollSchedule)
+    moderator: Moderator | None = None  # MODERATION_RESULTS checks (core.jobs.policy)
 
     def model(self, job_model: str | None) -> str | None:
         """The model a job uses: its own (--model, IMAGE_MODEL) or the provider's default."""

@@ -16,7 +16,7 @@ from core.db import jobs as jobs_db
 from core.db import sessions as sessions_db
 from core.db import views
 from core.db.jobs import Job, LeaseLost
-from core.jobs import outcomes
+from core.jobs import outcomes, policy
 from core.jobs.context import JobContext
 from core.jobs.once import post_once, upload_once
 from core.jobs.outcomes import best_effort
@@ -156,6 +156,8 @@ async def handle_status(
         failure = Failure(FailureReason.NO_IMAGE, "task_failed")
         return await outcomes.fail(ctx, job, view, failure)
     blobs = [await ctx.store.put(image.data) for image in status.images]
+    if await policy.withhold_flagged(ctx, job, view, blobs):
+        return None
     cost = estimate_cost(
         ctx.config.prices,
         ctx.model(job.model) or job.provider,

@@ -9,6 +9,10 @@ Routes (base URL returned by `start()` ends in `/v1`, like `OPENAI_BASE_URL`):
 - `GET /v1/models/{model}` (route "model"): the model object `{id, object: "model", created,
   owned_by}` plus whatever `models[model]` adds (e.g. `shutdown_date`); a model not in
   `models` → 404 `model_not_found`.
+- `POST /v1/moderations` (route "moderations"): JSON `{model, input}` (a string, strings, or
+  `{"type": "text"|"image_url", …}` parts) → `{"id", "model", "results": [{"flagged",
+  "categories", "category_scores", "category_applied_input_types"}]}`; text containing a
+  word of `flag_words` is flagged with its categories, an image part with `flag_images`.
 - `GET /files/{name}` (route "file"): the image for `result_mode="url"` answers (no auth,
   like OpenAI's signed blob links).
 
@@ -30,6 +34,22 @@ from typing import Any, Literal
 from aiohttp import web
 
 from . import FakeResponse, FakeServer, RecordedRequest, png_bytes
+
+MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 
 
 class FakeOpenAI(FakeServer):
@@ -58,7 +78,10 @@ class FakeOpenAI(FakeServer):
         self._route("GET", "/v1/models/{model}", "model", self._model)
         self._route("POST", "/v1/images/generations", "generations", self._generate)
         self._route("POST", "/v1/images/edits", "edits", self._generate)
+        self._route("POST", "/v1/moderations", "moderations", self._moderate)
         self._route("GET", "/files/{name}", "file", self._file, auth=False)
+        self.flag_words: dict[str, list[str]] = {}
+        self.flag_images: list[str] = []
 
     # Documented error answers, ready for enqueue().
 
@@ -132,6 +155,48 @@ class FakeOpenAI(FakeServer):
         if self.usage is not None:
             payload["usage"] = self.usage
         return web.json_response(payload, headers={"x-request-id": f"req_{len(self.requests)}"})
+
+    async def _moderate(self, recorded: RecordedRequest, request: web.Request) -> web.Response:
+        body = recorded.json or {}
+        items = body.get("input")
+        parts = items if isinstance(items, list) else [items]
+        results = []
+        for part in parts:
+            if isinstance(part, str):
+                part = {"type": "text", "text": part}
+            hits: list[str] = []
+            if part.get("type") == "text":
+                text = str(part.get("text", "")).lower()
+                for word, categories in self.flag_words.items():
+                    if word.lower() in text:
+                        hits += [c for c in categories if c not in hits]
+            elif part.get("type") == "image_url":
+                assert str(part["image_url"]["url"]).startswith("data:image/")
+                hits = list(self.flag_images)
+            names = [*MODERATION_CATEGORIES, *(h for h in hits if h not in MODERATION_CATEGORIES)]
+            results.append(
+                {
+                    "flagged": bool(hits),
+                    "categories": {name: name in hits for name in names},
+                    "category_scores": {name: 0.9 if name in hits else 0.01 for name in names},
+                    "category_applied_input_types": {name: ["text"] for name in names},
+                }
+            )
+        if not isinstance(items, list) or any(isinstance(p, dict) for p in parts):
+            flagged = any(r["flagged"] for r in results)
+            merged = {n: any(r["categories"][n] for r in results) for n in results[0]["categories"]}
+            scores = {n: max(r["category_scores"][n] for r in results) for n in merged}
+            results = [
+                {
+                    "flagged": flagged,
+                    "categories": merged,
+                    "category_scores": scores,
+                    "category_applied_input_types": results[0]["category_applied_input_types"],
+                }
+            ]
+        return web.json_response(
+            {"id": f"modr-{len(self.requests)}", "model": body.get("model"), "results": results}
+        )
 
     async def _model(self, recorded: RecordedRequest, request: web.Request) -> web.Response:
         model = request.match_info["model"]

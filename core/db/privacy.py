@@ -1,0 +1,127 @@
+"""Persistence of retention and forget-me (issue 12): which sessions are stale, and the
+deletions and anonymisations, as functions over an open `AsyncSession`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import (
+    ApprovalRow,
+    AttachmentRow,
+    DeliveryRow,
+    GenerationRow,
+    GenerationState,
+    ImageRow,
+    InputRow,
+    SessionRow,
+)
+
+FORGOTTEN = "forgotten"  # the user id that replaces a person who asked to be forgotten
+
+
+async def stale_sessions(db: AsyncSession, before: float) -> list[int]:
+    """Sessions whose last activity (creation, a generation, a posted image) is older than
+    `before` (UTC epoch seconds) and that have no running generation."""
+    last_gen = (
+        select(GenerationRow.session_id, func.max(GenerationRow.created_at).label("at"))
+        .group_by(GenerationRow.session_id)
+        .subquery()
+    )
+    last_att = (
+        select(AttachmentRow.session_id, func.max(AttachmentRow.created_at).label("at"))
+        .group_by(AttachmentRow.session_id)
+        .subquery()
+    )
+    running = select(GenerationRow.session_id).where(
+        GenerationRow.state.in_(GenerationState.ACTIVE)
+    )
+    rows = await db.scalars(
+        select(SessionRow.id)
+        .outerjoin(last_gen, last_gen.c.session_id == SessionRow.id)
+        .outerjoin(last_att, last_att.c.session_id == SessionRow.id)
+        .where(
+            SessionRow.created_at < before,
+            or_(last_gen.c.at.is_(None), last_gen.c.at < before),
+            or_(last_att.c.at.is_(None), last_att.c.at < before),
+            SessionRow.id.not_in(running),
+        )
+    )
+    return list(rows.all())
+
+
+async def generation_ids(db: AsyncSession, session_ids: Sequence[int]) -> list[int]:
+    """The generations of these sessions."""
+    found = await db.scalars(
+        select(GenerationRow.id).where(GenerationRow.session_id.in_(session_ids))
+    )
+    return list(found.all())
+
+
+async def drop_images(
+    db: AsyncSession, generation_ids: Sequence[int], *, keep_approved: bool
+) -> tuple[int, list[str], list[str]]:
+    """Delete the images of these generations (all, or all but approved ones); returns
+    (count, file paths, Slack file ids)."""
+    query = select(ImageRow.id, ImageRow.path, ImageRow.slack_file_id).where(
+        ImageRow.generation_id.in_(generation_ids)
+    )
+    if keep_approved:
+        query = query.where(ImageRow.id.not_in(select(ApprovalRow.image_id)))
+    rows = (await db.execute(query)).all()
+    ids = [r[0] for r in rows]
+    if ids:
+        await db.execute(
+            update(SessionRow).where(SessionRow.base_image_id.in_(ids)).values(base_image_id=None)
+        )
+        await db.execute(
+            update(GenerationRow)
+            .where(GenerationRow.parent_image_id.in_(ids))
+            .values(parent_image_id=None)
+        )
+        await db.execute(delete(ApprovalRow).where(ApprovalRow.image_id.in_(ids)))
+        await db.execute(delete(ImageRow).where(ImageRow.id.in_(ids)))
+    return len(ids), [r[1] for r in rows], [r[2] for r in rows if r[2]]
+
+
+async def drop_inputs(db: AsyncSession, generation_ids: Sequence[int]) -> tuple[int, list[str]]:
+    """Delete the input snapshots of these generations; returns (count, file paths)."""
+    paths = list(
+        (
+            await db.scalars(
+                select(InputRow.path).where(InputRow.generation_id.in_(generation_ids))
+            )
+        ).all()
+    )
+    await db.execute(delete(InputRow).where(InputRow.generation_id.in_(generation_ids)))
+    return len(paths), paths
+
+
+async def drop_attachments(db: AsyncSession, *conditions: object) -> tuple[int, list[str]]:
+    """Delete the attachments matching `conditions`; returns (count, file paths)."""
+    paths = list((await db.scalars(select(AttachmentRow.path).where(*conditions))).all())
+    await db.execute(delete(AttachmentRow).where(*conditions))
+    return len(paths), paths
+
+
+async def blank_prompts(db: AsyncSession, generation_ids: Sequence[int]) -> int:
+    """Erase what people typed from these generations (prompt, instruction, the provider
+    prompt and notes); returns how many still had a prompt."""
+    had = await db.scalar(
+        select(func.count()).where(GenerationRow.id.in_(generation_ids), GenerationRow.prompt != "")
+    )
+    await db.execute(
+        update(GenerationRow)
+        .where(GenerationRow.id.in_(generation_ids))
+        .values(prompt="", instruction=None, provider_prompt=None, inputs_note=None, note=None)
+    )
+    return int(had or 0)
+
+
+async def prune_deliveries(db: AsyncSession, before: float) -> int:
+    """Forget the delivery ids received before `before` (UTC epoch seconds)."""
+    result = await db.execute(delete(DeliveryRow).where(DeliveryRow.received_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,153 @@
+"""`/imagine forget-me`: erase one person's data from a workspace (issue 12).
+
+`forget` runs in one transaction: in the person's own sessions and in every generation
+they asked for, the prompts and replies are erased, the generated images, input
+snapshots and posted images are deleted (rows, and the files no row still uses), the
+person's name is replaced by `FORGOTTEN` in what remains (usage rows keep their model,
+size and cost as anonymous totals; sessions, styles), their approvals are anonymised, not
+removed (other people's review history stays true), and audit rows lose their user id.
+It returns the Slack messages and files of the bot to delete; the caller deletes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db import policy as policy_db
+from core.db import privacy as repo
+from core.db.privacy import FORGOTTEN
+from core.models import (
+    ApprovalRow,
+    AttachmentRow,
+    AuditRow,
+    GenerationRow,
+    GenerationState,
+    SessionRow,
+    StyleRow,
+)
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What `forget` removed (counts) and the bot's Slack messages ((channel, ts)) and
+    files (file ids) in those sessions, for the caller to delete."""
+
+    sessions: int
+    prompts: int
+    images: int
+    attachments: int
+    inputs: int
+    approvals_anonymised: int
+    messages: tuple[tuple[str, str], ...]
+    files: tuple[str, ...]
+
+
+async def forget(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: str) -> ForgetReport:
+    """Erase `user_id`'s data in workspace `team_id` (see the module doc). Running
+    generations among them are cancelled. Returns the ForgetReport."""
+    async with sm.begin() as db:
+        own = list(
+            (
+                await db.scalars(
+                    select(SessionRow.id).where(
+                        SessionRow.team_id == team_id, SessionRow.owner_user_id == user_id
+                    )
+                )
+            ).all()
+        )
+        generations = await _generations(db, team_id, user_id, own)
+        messages = await _bot_messages(db, own, generations)
+        images, image_paths, files = await repo.drop_images(db, generations, keep_approved=False)
+        inputs, input_paths = await repo.drop_inputs(db, generations)
+        attachments, attachment_paths = await repo.drop_attachments(
+            db, or_(AttachmentRow.session_id.in_(own), AttachmentRow.posted_by == user_id)
+        )
+        prompts = await repo.blank_prompts(db, generations)
+        await _anonymise(db, user_id, own, generations)
+        approvals = await db.execute(
+            update(ApprovalRow).where(ApprovalRow.user_id == user_id).values(user_id=FORGOTTEN)
+        )
+        report = ForgetReport(
+            len(own),
+            prompts,
+            images,
+            attachments,
+            inputs,
+            int(getattr(approvals, "rowcount", 0) or 0),
+            tuple(messages),
+            tuple(files),
+        )
+        counts = {k: v for k, v in report.__dict__.items() if isinstance(v, int)}
+        await policy_db.audit(db, "forget_me", team_id=team_id, detail=counts)
+    await policy_db.delete_unused_files(sm, image_paths + input_paths + attachment_paths)
+    return report
+
+
+async def _generations(db: AsyncSession, team_id: str, user_id: str, own: list[int]) -> list[int]:
+    """The generations of the person's sessions and the ones they asked for elsewhere."""
+    asked = select(GenerationRow.id).join(SessionRow, SessionRow.id == GenerationRow.session_id)
+    found = await db.scalars(
+        asked.where(
+            SessionRow.team_id == team_id,
+            or_(GenerationRow.session_id.in_(own), GenerationRow.requested_by == user_id),
+        )
+    )
+    return list(found.all())
+
+
+async def _bot_messages(
+    db: AsyncSession, own: list[int], generations: list[int]
+) -> list[tuple[str, str]]:
+    """The bot's root, status and result messages of these sessions and generations."""
+    found: list[tuple[str, str]] = []
+    roots = await db.execute(
+        select(SessionRow.channel_id, SessionRow.thread_ts).where(SessionRow.id.in_(own))
+    )
+    found += [(c, ts) for c, ts in roots.all() if ts]
+    rows = await db.execute(
+        select(SessionRow.channel_id, GenerationRow.status_ts, GenerationRow.result_ts)
+        .join(SessionRow, SessionRow.id == GenerationRow.session_id)
+        .where(GenerationRow.id.in_(generations))
+    )
+    for channel, status_ts, result_ts in rows.all():
+        found += [(channel, ts) for ts in (result_ts, status_ts) if ts]
+    return list(dict.fromkeys(found))
+
+
+async def _anonymise(
+    db: AsyncSession, user_id: str, own: list[int], generations: list[int]
+) -> None:
+    """Replace the person's id where rows stay; cancel what still runs."""
+    await db.execute(
+        update(GenerationRow)
+        .where(GenerationRow.id.in_(generations), GenerationRow.state.in_(GenerationState.ACTIVE))
+        .values(cancel_requested=True)
+    )
+    await db.execute(
+        update(GenerationRow)
+        .where(GenerationRow.id.in_(generations))
+        .values(response_url=None, error=None)
+    )
+    await db.execute(
+        update(GenerationRow)
+        .where(GenerationRow.requested_by == user_id)
+        .values(requested_by=FORGOTTEN)
+    )
+    await db.execute(
+        update(SessionRow).where(SessionRow.id.in_(own)).values(owner_user_id=FORGOTTEN)
+    )
+    running = select(GenerationRow.session_id).where(
+        GenerationRow.state.in_(GenerationState.ACTIVE)
+    )
+    await db.execute(  # a finished thread is let go: replies in it are no longer taken
+        update(SessionRow)
+        .where(SessionRow.id.in_(own), SessionRow.id.not_in(running))
+        .values(thread_ts=None)
+    )
+    await db.execute(
+        update(StyleRow).where(StyleRow.created_by == user_id).values(created_by=FORGOTTEN)
+    )
+    await db.execute(update(AuditRow).where(AuditRow.user_id == user_id).values(user_id=None))

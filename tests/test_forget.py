@@ -1,0 +1,84 @@
+"""Forget-me (issue 12), the use case: a person's prompts, replies, images and posted files
+are erased, their approvals anonymised, other people's data intact, and the bot's Slack
+messages and files of those sessions listed for deletion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core import sessions
+from core.db import policy as policy_db
+from core.db.privacy import FORGOTTEN
+from core.forget import forget
+from core.models import ApprovalRow, AttachmentRow, GenerationRow, ImageRow, SessionRow
+from core.models import GenerationState as S
+from tests.fakes import png_bytes
+from tests.harness import ALICE, BOB, CHANNEL, Harness
+
+
+def _on_disk(paths: list[str]) -> list[str]:
+    return [p for p in paths if Path(p).exists()]
+
+
+async def _posted(harness: Harness, count: int) -> GenerationRow:
+    rows = await harness.wait_generations(count)
+    return await harness.wait_state(rows[count - 1].id, S.POSTED)
+
+
+async def test_forget_me_erases_one_person_and_keeps_the_others(tmp_path: Path) -> None:
+    harness = await Harness(tmp_path, local_render_seconds=0.1).start()
+    try:
+        await harness.imagine("alice's secret lighthouse", user=ALICE)
+        a1 = await _posted(harness, 1)
+        await harness.imagine("bob's harbour", user=BOB)
+        b1 = await _posted(harness, 2)
+        a_thread, b_thread = await harness.thread_of(a1.id), await harness.thread_of(b1.id)
+        await harness.emulator.post_user_message(BOB, CHANNEL, "add a boat", thread_ts=a_thread)
+        a2 = await _posted(harness, 3)  # Bob's refinement in Alice's session
+        files = [("alice.png", png_bytes(30, 30), "image/png")]
+        await harness.emulator.post_user_message(
+            ALICE, CHANNEL, "alice wants gulls", thread_ts=b_thread, files=files
+        )
+        b2 = await _posted(harness, 4)  # Alice's refinement in Bob's session
+        async with harness.sm() as db:
+            team = await db.scalar(select(SessionRow.team_id).limit(1)) or ""
+            alice_paths = [
+                p
+                for p in (await db.scalars(select(ImageRow.path))).all()
+                if p
+                != (await db.scalar(select(ImageRow.path).where(ImageRow.generation_id == b1.id)))
+            ]
+            bob_image = await db.scalar(select(ImageRow).where(ImageRow.generation_id == b1.id))
+        assert bob_image is not None
+        where = sessions.Conversation(team, CHANNEL)
+        await sessions.approve(harness.sm, b1.id, 0, ALICE, where)  # Alice approves Bob's
+
+        report = await forget(harness.sm, team, ALICE)
+
+        assert report.sessions == 1 and report.prompts == 3  # a1, a2 (her session), b2
+        assert report.images == 3 and report.approvals_anonymised == 1
+        assert (CHANNEL, a_thread) in report.messages
+        assert a1.result_ts and (CHANNEL, a1.result_ts) in report.messages
+        assert b1.result_ts and (CHANNEL, b1.result_ts) not in report.messages
+        assert len(report.files) == 3
+        async with harness.sm() as db:
+            rows = {g.id: g for g in (await db.scalars(select(GenerationRow))).all()}
+            images = (await db.scalars(select(ImageRow))).all()
+            approval = await db.scalar(select(ApprovalRow))
+            owners = set((await db.scalars(select(SessionRow.owner_user_id))).all())
+            attachments = await db.scalar(select(AttachmentRow.id).limit(1))
+            trail = await policy_db.audit_events(db, "forget_me")
+        assert rows[a1.id].prompt == rows[a2.id].prompt == rows[b2.id].prompt == ""
+        assert rows[b2.id].instruction is None and rows[b2.id].requested_by == FORGOTTEN
+        assert rows[a2.id].requested_by == BOB  # Bob's own row keeps his name
+        assert rows[b1.id].prompt == "bob's harbour"  # Bob's data intact
+        assert [i.id for i in images] == [bob_image.id] and _on_disk([bob_image.path])
+        assert approval is not None and approval.user_id == FORGOTTEN
+        assert owners == {FORGOTTEN, BOB} and attachments is None
+        assert not _on_disk(alice_paths)
+        assert trail[0]["user_id"] is None and "alice" not in str(trail).lower()
+        assert rows[a1.id].cost_usd == a1.cost_usd  # usage totals stay, anonymous
+    finally:
+        await harness.close()
