@@ -25,6 +25,7 @@ from core.images import (
     check_reference,
     prepare_mask,
 )
+from core.ports import InputsNote
 from core.prompts import compose_prompt
 from core.sessions import ActionRefused, Conversation, Refusal, check_target, new_seed
 from core.store import ImageStore, NotAnImage
@@ -302,7 +303,13 @@ async def _queue_refinement(
             model=params.model or model,
             instruction=instruction,
             provider_prompt=compose_prompt(original, chain, has_base=base is not None),
-            inputs_note=_inputs_note(base is not None, used, dropped, mask),
+            inputs_note=InputsNote(
+                used=tuple(a.label for a in used),
+                dropped=tuple(a.label for a in dropped),
+                mask=mask.label if mask else None,
+                has_base=base is not None,
+                limit=MAX_INPUTS,
+            ).to_stored(),
             parent_generation_id=base.generation_id if base else None,
             parent_image_id=base.image_id if base else None,
         ),
@@ -320,25 +327,3 @@ async def _queue_refinement(
         tuple(a.label for a in dropped),
         mask.label if mask else None,
     )
-
-
-def _inputs_note(
-    has_base: bool,
-    used: list[StoredImage],
-    dropped: list[StoredImage],
-    mask: StoredImage | None,
-) -> str | None:
-    """The note shown with the result: which references and mask the version used."""
-    if not used and not dropped and not mask:
-        return None
-    parts = []
-    if used:
-        parts.append("References: " + ", ".join(a.label for a in used))
-    if mask:
-        parts.append(f"mask: {mask.label} (transparent area repainted)")
-    if dropped:
-        parts.append(
-            f"not used ({MAX_INPUTS} images at most, {'base included, ' if has_base else ''}"
-            "newest kept): " + ", ".join(a.label for a in dropped)
-        )
-    return "; ".join(parts) + "."

@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncAck
 from bot import blocks, messages
 from bot.runtime import Runtime
 from core import history, sessions
-from core.flags import USAGE, FlagError, check_supported, parse_command
+from core.flags import FlagError, check_supported, parse_command
 
 
 async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any]) -> None:
@@ -21,7 +21,7 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     runtime: Runtime = context["runtime"]
     text = (command.get("text") or "").strip()
     if text.lower() in messages.HELP_WORDS:
-        await ack(text=USAGE, response_type="ephemeral")
+        await ack(text=messages.USAGE, response_type="ephemeral")
         return
     if text.lower() == "history":
         await ack(text=await _recent_sessions(runtime, command), response_type="ephemeral")
@@ -30,7 +30,7 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
         parsed = parse_command(text)
         check_supported(parsed.params, runtime.provider.allowed_n, runtime.provider.label)
     except FlagError as err:
-        await ack(text=messages.flag_error(str(err)), response_type="ephemeral")
+        await ack(text=messages.flag_error(err), response_type="ephemeral")
         return
     await sessions.start(
         runtime.sessionmaker,

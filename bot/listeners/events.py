@@ -54,7 +54,7 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
         parsed = parse_command(text, base=base, require_prompt=False)
         check_supported(parsed.params, runtime.provider.allowed_n, runtime.provider.label)
     except FlagError as err:
-        message = messages.flag_error(str(err), in_thread=True)
+        message = messages.flag_error(err, in_thread=True)
         await publisher.tell_user(session.channel_id, user_id, message, session.thread_ts)
         return
     instruction = "" if MASK_ONLY.match(parsed.prompt) else parsed.prompt

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db import jobs as jobs_db
 from core.flags import Params
 from core.models import ApprovalRow, GenerationRow, ImageRow, SessionRow
-from core.ports import Failure, GenerationView, ImageView
+from core.ports import Failure, GenerationView, ImageView, InputsNote
 from core.providers.registry import provider_label
 
 
@@ -92,7 +92,7 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         failure=Failure.from_json(row.failure),
         instruction=row.instruction,
         parent_label=await parent_label(db, row.parent_image_id),
-        inputs_note=row.inputs_note,
+        inputs_note=InputsNote.from_stored(row.inputs_note),
         cancel_requested=row.cancel_requested,
         images=tuple(
             ImageView(
