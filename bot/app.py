@@ -86,15 +86,7 @@ def build_runtime(
         provider,
         publisher,
         store,
-        EngineConfig(
-            lease_seconds=settings.job_lease_seconds,
-            max_attempts=settings.job_max_attempts,
-            deadline_seconds=settings.job_deadline_seconds,
-            concurrency=settings.provider_concurrency,
-            breaker_failures=settings.provider_breaker_failures,
-            breaker_cooloff_seconds=settings.provider_breaker_cooloff_seconds,
-            prices=settings.image_prices,
-        ),
+        EngineConfig.from_settings(settings),
         owner=owner,
     )
     runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
