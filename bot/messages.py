@@ -416,45 +416,45 @@ def _or_list(values: list[str]) -> str:
     return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
 
 
+_FLAG_REPLIES: dict[FlagProblem, str] = {
+    FlagProblem.UNKNOWN_FLAG: "{typed} is not a flag I know. " + _ALLOWED_FLAGS,
+    FlagProblem.NEEDS_VALUE: "{typed} needs a value. Try `/imagine help` for examples.",
+    FlagProblem.BAD_RATIO: "{typed} is not an aspect ratio. " + _RATIO_HINT,
+    FlagProblem.ZERO_SIDE: "{typed} has a zero side. " + _RATIO_HINT,
+    FlagProblem.TOO_WIDE: "{typed} is too wide. " + _RATIO_HINT,
+    FlagProblem.TOO_TALL: "{typed} is too tall. " + _RATIO_HINT,
+    FlagProblem.OUT_OF_RANGE: "{typed} is out of range. Use {flag} with {allowed}.",
+    FlagProblem.BAD_QUALITY: "{typed} is not allowed. Use "
+    + " or ".join([", ".join(QUALITIES[:-1]), QUALITIES[-1]])
+    + ".",
+    FlagProblem.BAD_MODEL: "{typed} is not a model name. Use letters, digits, . _ - only.",
+    FlagProblem.NO_PROMPT: "Tell me what to draw: `/imagine a lighthouse at dusk --ar 3:2`.",
+    FlagProblem.TOO_LONG: "That text has {length:,} characters; keep it under {limit:,}.",
+    FlagProblem.N_NOT_SUPPORTED: "{provider} makes {allowed} images at a time. Use {choices}.",
+}
+
+
 def _flag_problem(err: FlagError) -> str:
-    """The sentence for a FlagError: what is wrong (quoting what was typed) and what is
-    allowed."""
-    typed = code(f"--{err.flag or ''} {err.value or ''}".strip())
-    match err.problem:
-        case FlagProblem.UNKNOWN_FLAG:
-            return f"{typed} is not a flag I know. {_ALLOWED_FLAGS}"
-        case FlagProblem.NEEDS_VALUE:
-            return f"{typed} needs a value. Try `/imagine help` for examples."
-        case FlagProblem.BAD_RATIO:
-            return f"{typed} is not an aspect ratio. {_RATIO_HINT}"
-        case FlagProblem.ZERO_SIDE:
-            return f"{typed} has a zero side. {_RATIO_HINT}"
-        case FlagProblem.TOO_WIDE | FlagProblem.TOO_TALL:
-            shape = "wide" if err.problem is FlagProblem.TOO_WIDE else "tall"
-            return f"{typed} is too {shape}. {_RATIO_HINT}"
-        case FlagProblem.OUT_OF_RANGE:
-            low, high = int(err.data["low"]), int(err.data["high"])
-            allowed = (
-                _or_list([str(v) for v in range(low, high + 1)])
-                if high - low < 5
-                else f"a whole number from {low} to {high}"
-            )
-            return f"{typed} is out of range. Use {code('--' + (err.flag or ''))} with {allowed}."
-        case FlagProblem.BAD_QUALITY:
-            return f"{typed} is not allowed. Use {_or_list(list(QUALITIES))}."
-        case FlagProblem.BAD_MODEL:
-            return f"{typed} is not a model name. Use letters, digits, . _ - only."
-        case FlagProblem.NO_PROMPT:
-            return "Tell me what to draw: `/imagine a lighthouse at dusk --ar 3:2`."
-        case FlagProblem.TOO_LONG:
-            length, limit = int(err.data["length"]), int(err.data["limit"])
-            return f"That text has {length:,} characters; keep it under {limit:,}."
-        case FlagProblem.N_NOT_SUPPORTED:
-            allowed = [str(n) for n in err.data["allowed"]]
-            choices = ", ".join(f"`--n {n}`" for n in allowed)
-            provider = escape(str(err.data["provider"]))
-            return f"{provider} makes {_or_list(allowed)} images at a time. Use {choices}."
-    return f"{typed} is not allowed. Type `/imagine help` for all flags."
+    """The sentence for a FlagError: what is wrong (quoting what was typed, see `code`) and
+    what is allowed."""
+    data = dict(err.data)
+    fields: dict[str, object] = {
+        "typed": code(f"--{err.flag or ''} {err.value or ''}".strip()),
+        "flag": code(f"--{err.flag or ''}"),
+        "length": int(data.get("length") or 0),
+        "limit": int(data.get("limit") or 0),
+        "provider": escape(str(data.get("provider", ""))),
+    }
+    if err.problem is FlagProblem.OUT_OF_RANGE:
+        low, high = int(data["low"]), int(data["high"])
+        few = high - low < 5
+        values = [str(v) for v in range(low, high + 1)] if few else []
+        fields["allowed"] = _or_list(values) if few else f"a whole number from {low} to {high}"
+    if err.problem is FlagProblem.N_NOT_SUPPORTED:
+        counts = [str(n) for n in data["allowed"]]
+        fields["allowed"] = _or_list(counts)
+        fields["choices"] = ", ".join(f"`--n {n}`" for n in counts)
+    return _FLAG_REPLIES[err.problem].format(**fields)
 
 
 def flag_error(err: FlagError, *, in_thread: bool = False) -> str:

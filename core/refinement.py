@@ -287,33 +287,28 @@ async def _queue_refinement(
     used, dropped = references[:slots][::-1], references[slots:][::-1]
     mask = masks[0] if masks else None
     dropped += masks[1:]
-    width, height = params.size()
-    generation_id, version = await repo.add_generation(
-        db,
-        repo.NewGeneration(
-            session_id=session_id,
-            kind="refine",
-            requested_by=user_id,
-            prompt=original,
-            params=params,
-            seed=params.seed if params.seed is not None else new_seed(),
-            width=width,
-            height=height,
-            provider=provider,
-            model=params.model or model,
-            instruction=instruction,
-            provider_prompt=compose_prompt(original, chain, has_base=base is not None),
-            inputs_note=InputsNote(
-                used=tuple(a.label for a in used),
-                dropped=tuple(a.label for a in dropped),
-                mask=mask.label if mask else None,
-                has_base=base is not None,
-                limit=MAX_INPUTS,
-            ).to_stored(),
-            parent_generation_id=base.generation_id if base else None,
-            parent_image_id=base.image_id if base else None,
-        ),
+    new = repo.NewGeneration.asked(
+        session_id,
+        "refine",
+        user_id,
+        original,
+        params,
+        random_seed=new_seed(),
+        provider=provider,
+        model=model,
+        instruction=instruction,
+        provider_prompt=compose_prompt(original, chain, has_base=base is not None),
+        inputs_note=InputsNote(
+            used=tuple(a.label for a in used),
+            dropped=tuple(a.label for a in dropped),
+            mask=mask.label if mask else None,
+            has_base=base is not None,
+            limit=MAX_INPUTS,
+        ).to_stored(),
+        parent_generation_id=base.generation_id if base else None,
+        parent_image_id=base.image_id if base else None,
     )
+    generation_id, version = await repo.add_generation(db, new)
     given = [*([base.image] if base else []), *used, *([mask] if mask else [])]
     await threads.add_inputs(db, generation_id, given)
     await threads.take_attachments(

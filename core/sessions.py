@@ -104,28 +104,22 @@ async def start(
     The thread does not exist yet: the job engine opens it before submitting.
     Returns the generation id.
     """
-    width, height = params.size()
-    seed = params.seed if params.seed is not None else new_seed()
     async with sm.begin() as db:
         session_id = await repo.add_session(
             db, team_id=team_id, channel_id=channel_id, owner=user_id
         )
-        generation_id, _ = await repo.add_generation(
-            db,
-            repo.NewGeneration(
-                session_id=session_id,
-                kind="imagine",
-                requested_by=user_id,
-                prompt=prompt,
-                params=params,
-                seed=seed,
-                width=width,
-                height=height,
-                provider=provider,
-                model=params.model or model,
-                response_url=response_url,
-            ),
+        new = repo.NewGeneration.asked(
+            session_id,
+            "imagine",
+            user_id,
+            prompt,
+            params,
+            random_seed=new_seed(),
+            provider=provider,
+            model=model,
+            response_url=response_url,
         )
+        generation_id, _ = await repo.add_generation(db, new)
         return generation_id
 
 

@@ -291,20 +291,16 @@ class ToAPIsProvider(HTTPProvider):
         said = shorten(message) if message else ""
         detail = f"task failed: code={code or '?'} {shorten(message, 300)}"
         if code in _CONTENT_POLICY_CODES:
-            return self._http.error(
-                ErrorKind.CONTENT_POLICY,
-                "ToAPIs refused this request under its content policy"
-                + (f" ({said})" if said else "")
-                + ". Rephrase the prompt and try again.",
-                detail=detail,
+            kind = ErrorKind.CONTENT_POLICY
+            text = "ToAPIs refused this request under its content policy" + (
+                f" ({said})" if said else ""
             )
-        return self._http.error(
-            ErrorKind.TASK_FAILED,
-            "ToAPIs could not generate the image"
-            + (f": {said}" if said else "")
-            + ". Press Regenerate to try again.",
-            detail=detail,
-        )
+            text += ". Rephrase the prompt and try again."
+        else:
+            kind = ErrorKind.TASK_FAILED
+            text = "ToAPIs could not generate the image" + (f": {said}" if said else "")
+            text += ". Press Regenerate to try again."
+        return self._http.error(kind, text, detail=detail)
 
 
 def _error_kind(status: int, code: str, *, is_json: bool, poll: bool) -> ErrorKind:
