@@ -30,12 +30,27 @@ from bot.runtime import Runtime
 from core import db
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
+from core.db.jobs import Maker
 from core.jobs import EngineConfig, JobEngine
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
 from core.store import ImageStore
 
 log = logging.getLogger(__name__)
+
+
+def _drop_retried_deliveries(sm: Maker) -> Any:
+    """A Bolt middleware: Slack redelivers an event (X-Slack-Retry-Num, same event_id) when
+    our answer was slow or lost; the first delivery is recorded, the repeats do nothing."""
+
+    async def drop_retried_deliveries(body: dict[str, Any], next: Any) -> BoltResponse | None:
+        event_id = body.get("event_id")
+        if event_id and not await sessions_db.record_delivery(sm, f"event:{event_id}"):
+            log.info("ignoring redelivered event %s", event_id)
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    return drop_retried_deliveries
 
 
 def build_runtime(
@@ -91,16 +106,7 @@ def build_runtime(
     )
     runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
 
-    @bolt.middleware
-    async def drop_retried_deliveries(body: dict[str, Any], next: Any) -> BoltResponse | None:
-        """Slack redelivers an event (X-Slack-Retry-Num, same event_id) when our answer was
-        slow or lost; the first delivery is recorded, the repeats do nothing."""
-        event_id = body.get("event_id")
-        if event_id and not await sessions_db.record_delivery(sm, f"event:{event_id}"):
-            log.info("ignoring redelivered event %s", event_id)
-            return BoltResponse(status=200, body="")
-        return await next()
-
+    bolt.middleware(_drop_retried_deliveries(sm))
     listeners.register(bolt, runtime)
     return runtime
 

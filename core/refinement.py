@@ -298,13 +298,7 @@ async def _queue_refinement(
         model=model,
         instruction=instruction,
         provider_prompt=compose_prompt(original, chain, has_base=base is not None),
-        inputs_note=InputsNote(
-            used=tuple(a.label for a in used),
-            dropped=tuple(a.label for a in dropped),
-            mask=mask.label if mask else None,
-            has_base=base is not None,
-            limit=MAX_INPUTS,
-        ).to_stored(),
+        inputs_note=_inputs_note(base is not None, used, dropped, mask),
         parent_generation_id=base.generation_id if base else None,
         parent_image_id=base.image_id if base else None,
     )
@@ -322,3 +316,12 @@ async def _queue_refinement(
         tuple(a.label for a in dropped),
         mask.label if mask else None,
     )
+
+
+def _inputs_note(
+    has_base: bool, used: list[StoredImage], dropped: list[StoredImage], mask: StoredImage | None
+) -> str | None:
+    """The stored InputsNote of a refinement (None when it took no posted image)."""
+    labels = (tuple(a.label for a in used), tuple(a.label for a in dropped))
+    note = InputsNote(*labels, mask.label if mask else None, has_base, MAX_INPUTS)
+    return note.to_stored()

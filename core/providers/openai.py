@@ -187,13 +187,11 @@ class OpenAIProvider(HTTPProvider):
         → RATE_LIMITED; 408/409/5xx and unreadable bodies → UNAVAILABLE.
         """
         body = self._http.parse_error(response)
-        status = body.status
-        detail = body.describe()
-        retry_after = parse_retry_after(response.headers)
+        status, retry_after = body.status, parse_retry_after(response.headers)
         said = shorten(body.message) if body.message else ""
 
         def err(kind: ErrorKind, message: str, hint: float | None = None) -> ProviderError:
-            return self._http.error(kind, message, detail=detail, retry_after=hint)
+            return self._http.error(kind, message, detail=body.describe(), retry_after=hint)
 
         if body.code in _CONTENT_POLICY_CODES:
             return err(
@@ -229,11 +227,11 @@ class OpenAIProvider(HTTPProvider):
         if status == 404:
             return err(
                 ErrorKind.INVALID_REQUEST,
-                f"OpenAI does not offer the model `{model}`"
+                f'OpenAI does not offer the model "{model}"'
                 + (f": {said}" if said else ".")
                 + " Pick another with --model, or ask an admin to fix IMAGE_MODEL.",
             )
-        field = f" (field `{body.param}`)" if body.param else ""
+        field = f' (field "{body.param}")' if body.param else ""
         return err(
             ErrorKind.INVALID_REQUEST,
             f"OpenAI rejected the request{field}: {said or f'HTTP {status}'}. "
