@@ -227,11 +227,11 @@ class OpenAIProvider(HTTPProvider):
         if status == 404:
             return err(
                 ErrorKind.INVALID_REQUEST,
-                f'OpenAI does not offer the model "{model}"'
+                f"OpenAI does not offer the model `{model}`"
                 + (f": {said}" if said else ".")
                 + " Pick another with --model, or ask an admin to fix IMAGE_MODEL.",
             )
-        field = f' (field "{body.param}")' if body.param else ""
+        field = f" (field `{body.param}`)" if body.param else ""
         return err(
             ErrorKind.INVALID_REQUEST,
             f"OpenAI rejected the request{field}: {said or f'HTTP {status}'}. "
