@@ -9,6 +9,7 @@ serves only `GET /healthz` and keeps the job engine's lifetime.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -19,10 +20,13 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.authorization.async_single_team_authorization import (
     AsyncSingleTeamAuthorization,
 )
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
@@ -33,6 +37,7 @@ from bot.workspaces import Workspaces, oauth_flow
 from core import db
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
+from core.db.jobs import Maker
 from core.jobs import EngineConfig, JobEngine
 from core.moderation import Moderator
 from core.privacy import RetentionTask
@@ -41,6 +46,20 @@ from core.providers.factory import build_provider
 from core.store import ImageStore
 
 log = logging.getLogger(__name__)
+
+
+def _drop_retried_deliveries(sm: Maker) -> Any:
+    """A Bolt middleware: Slack redelivers an event (X-Slack-Retry-Num, same event_id) when
+    our answer was slow or lost; the first delivery is recorded, the repeats do nothing."""
+
+    async def drop_retried_deliveries(body: dict[str, Any], next: Any) -> BoltResponse | None:
+        event_id = body.get("event_id")
+        if event_id and not await sessions_db.record_delivery(sm, f"event:{event_id}"):
+            log.info("ignoring redelivered event %s", event_id)
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    return drop_retried_deliveries
 
 
 def build_runtime(
@@ -69,13 +88,38 @@ def build_runtime(
         settings.require(*filter(None, [token, "slack_app_token"]))
     else:
         settings.require(*filter(None, [token, "slack_signing_secret"]))
-    secret = settings.slack_signing_secret
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
     store = ImageStore(settings.image_store_dir)
     provider = provider or build_provider(settings)
-    # No connection-error retries inside slack_sdk: a connection dropped after Slack accepted
-    # a post would post it twice; the job engine retries and finds the tagged message instead.
+    bolt, installations = _bolt_app(settings, engine, auth_test)
+    client = bolt.client
+    publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
+    jobs = JobEngine(
+        sm,
+        provider,
+        RoutedPublisher(publisher),
+        store,
+        EngineConfig.from_settings(settings),
+        owner=owner,
+    )
+    runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
+    runtime.moderator = jobs.ctx.moderator = Moderator.from_settings(settings)
+    runtime.retention = RetentionTask(sm, settings.retention_days)
+
+    bolt.middleware(_drop_retried_deliveries(sm))
+    listeners.register(bolt, runtime)
+    return runtime
+
+
+def _bolt_app(
+    settings: Settings, engine: AsyncEngine, auth_test: AsyncSlackResponse | None
+) -> tuple[AsyncApp, AsyncSQLAlchemyInstallationStore | None]:
+    """The Bolt app and, in OAuth mode, the installation store (else None). Its client talks
+    to SLACK_API_URL with no connection-error retries inside slack_sdk: a connection dropped
+    after Slack accepted a post would post it twice; the job engine retries and finds the
+    tagged message instead."""
+    secret = settings.slack_signing_secret
     signing = secret.get_secret_value() if secret else ""  # Socket Mode: Bolt skips checks
     if settings.oauth:
         client = AsyncWebClient(base_url=settings.slack_api_url, retry_handlers=[])
@@ -83,55 +127,20 @@ def build_runtime(
         bolt = AsyncApp(
             client=client, signing_secret=signing, process_before_response=False, oauth_flow=flow
         )
-    else:
-        assert settings.slack_bot_token is not None
-        bolt = AsyncApp(
-            # The token, not a ready client: given a client, Bolt warns "'token' will be
-            # unused" whenever SLACK_BOT_TOKEN is in the environment. Its client then gets
-            # our base URL.
-            token=settings.slack_bot_token.get_secret_value(),
-            signing_secret=signing,
-            process_before_response=False,
-        )
-        client = bolt.client
-        client.base_url = settings.slack_api_url
-        client.retry_handlers = []
-        installations = None
-        if auth_test is not None:
-            _trust_auth_test(bolt, auth_test)
-    publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
-    jobs = JobEngine(
-        sm,
-        provider,
-        RoutedPublisher(publisher),
-        store,
-        EngineConfig(
-            lease_seconds=settings.job_lease_seconds,
-            max_attempts=settings.job_max_attempts,
-            deadline_seconds=settings.job_deadline_seconds,
-            concurrency=settings.provider_concurrency,
-            breaker_failures=settings.provider_breaker_failures,
-            breaker_cooloff_seconds=settings.provider_breaker_cooloff_seconds,
-            prices=settings.image_prices,
-        ),
-        owner=owner,
+        return bolt, installations
+    assert settings.slack_bot_token is not None
+    bolt = AsyncApp(
+        # The token, not a ready client: given a client, Bolt warns "'token' will be unused"
+        # whenever SLACK_BOT_TOKEN is in the environment. Its client then gets our base URL.
+        token=settings.slack_bot_token.get_secret_value(),
+        signing_secret=signing,
+        process_before_response=False,
     )
-    runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
-    runtime.moderator = jobs.ctx.moderator = Moderator.from_settings(settings)
-    runtime.retention = RetentionTask(sm, settings.retention_days)
-
-    @bolt.middleware
-    async def drop_retried_deliveries(body: dict[str, Any], next: Any) -> BoltResponse | None:
-        """Slack redelivers an event (X-Slack-Retry-Num, same event_id) when our answer was
-        slow or lost; the first delivery is recorded, the repeats do nothing."""
-        event_id = body.get("event_id")
-        if event_id and not await sessions_db.record_delivery(sm, f"event:{event_id}"):
-            log.info("ignoring redelivered event %s", event_id)
-            return BoltResponse(status=200, body="")
-        return await next()
-
-    listeners.register(bolt, runtime)
-    return runtime
+    bolt.client.base_url = settings.slack_api_url
+    bolt.client.retry_handlers = []
+    if auth_test is not None:
+        _trust_auth_test(bolt, auth_test)
+    return bolt, None
 
 
 def _trust_auth_test(bolt: AsyncApp, auth_test: AsyncSlackResponse) -> None:
@@ -184,10 +193,36 @@ def web_app(
     async def on_cleanup(_app: web.Application) -> None:
         await runtime.aclose()
 
+    app = web.Application(middlewares=_guards(runtime), client_max_size=MAX_BODY_BYTES)
+    if not runtime.socket_mode:
+        app.router.add_post("/slack/events", slack_events)
+    flow = runtime.bolt.oauth_flow
+    if flow is not None:
+        oauth = _oauth_handler(flow)
+        app.router.add_get(flow.install_path, oauth)
+        app.router.add_get(flow.redirect_uri_path, oauth)
+    app.router.add_get("/healthz", healthz)
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+def _guards(runtime: Runtime) -> list[Any]:
+    """The aiohttp middlewares in front of Bolt: over HTTP, the signature, size, time-limit
+    and parse checks of `bot/http_guard.py`; none in Socket Mode (nothing is signed)."""
+    if runtime.socket_mode:
+        return []
+    secret = runtime.settings.slack_signing_secret
+    assert secret is not None
+    return [slack_request_guard(secret.get_secret_value())]
+
+
+def _oauth_handler(flow: AsyncOAuthFlow) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Bolt's OAuth flow over aiohttp: the install link and Slack's redirect back with a
+    code."""
+
     async def oauth(request: web.Request) -> web.Response:
-        """Bolt's OAuth flow: the install link and Slack's redirect back with a code."""
-        flow = runtime.bolt.oauth_flow
-        assert flow is not None
         bolt_request = await to_bolt_request(request)
         if request.path == flow.install_path:
             bolt_response = await flow.handle_installation(bolt_request)
@@ -195,23 +230,7 @@ def web_app(
             bolt_response = await flow.handle_callback(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
-    middlewares = []
-    if not runtime.socket_mode:
-        # Signature, size, time limit and parse checks before Bolt (bot/http_guard.py).
-        secret = runtime.settings.slack_signing_secret
-        assert secret is not None
-        middlewares.append(slack_request_guard(secret.get_secret_value()))
-    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
-    if not runtime.socket_mode:
-        app.router.add_post("/slack/events", slack_events)
-    if runtime.bolt.oauth_flow is not None:
-        app.router.add_get(runtime.bolt.oauth_flow.install_path, oauth)
-        app.router.add_get(runtime.bolt.oauth_flow.redirect_uri_path, oauth)
-    app.router.add_get("/healthz", healthz)
-    app.on_startup.append(on_startup)
-    app.on_shutdown.append(on_shutdown)
-    app.on_cleanup.append(on_cleanup)
-    return app
+    return oauth
 
 
 async def start_server(runtime: Runtime, host: str, port: int) -> web.AppRunner:

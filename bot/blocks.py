@@ -87,7 +87,7 @@ def _text(text: str) -> str:
 def params_line(view: GenerationView) -> str:
     """ "3:2 · 1 image · seed 42 · local preview renderer" (1254×836 px), escaped: the
     parameters carry typed words (`--no …`, `--model …`)."""
-    return escape(f"{view.params.describe()} · {view.provider_label}")
+    return escape(f"{messages.params_text(view.params)} · {view.provider_label}")
 
 
 def root_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
@@ -210,7 +210,8 @@ def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
         _section(f"{version_title(view)} · ready for <@{view.requested_by}>"),
         _context(params_line(view)),
     ]
-    for note in (view.inputs_note, view.note):
+    inputs = messages.inputs_note(view.inputs_note) if view.inputs_note else None
+    for note in (inputs, view.note):
         if note:
             blocks.append(_context(f":information_source: {escape(note)}"))
     blocks += _image_blocks(view)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from enum import StrEnum
 
 from bot.mrkdwn import clip, escape, user_text
+from core.flags import MAX_N, MAX_RATIO_SIDE, MAX_SEED, QUALITIES, FlagError, FlagProblem, Params
 from core.history import SessionSummary, VersionSummary
 from core.images import MB, ImageRejected, Rejection, describe_types, type_name
-from core.ports import Failure, FailureReason, GenerationView, WaitReason
+from core.ports import Failure, FailureReason, GenerationView, InputsNote, WaitReason
 from core.refinement import MAX_INPUTS, Accepted, RefineOutcome
 from core.sessions import Refusal
 from core.store import NotAnImage
@@ -122,14 +123,6 @@ def refusal(reason: Refusal) -> str | None:
     return None
 
 
-def flag_error(error: str, *, in_thread: bool = False) -> str:
-    """A bad flag in `/imagine` (or in a reply): what is wrong (core's sentence, which may
-    quote what the person typed: escaped) and that nothing was queued."""
-    if in_thread:
-        return f":warning: {escape(error)}\nNothing was queued."
-    return f":warning: {escape(error)}\nNothing was queued. Type `/imagine help` for all flags."
-
-
 def already_approved(index: int, version: int, approver: str) -> str:
     """Approve on an image someone approved first (`index` 0-based)."""
     return f"Image {index + 1} of v{version} was already approved by <@{approver}>."
@@ -221,11 +214,8 @@ def inputs_dropped(outcome: RefineOutcome) -> str:
 
 
 def file_label(name: str) -> str:
-    """A file name as mrkdwn inline code (no backticks/newlines, <= 80 chars, escaped)."""
-    clean = " ".join((name or "file").replace("`", "'").split())
-    if len(clean) > 80:
-        clean = clean[:77] + "..."
-    return f"`{escape(clean) or 'file'}`"
+    """A file name as mrkdwn inline code (see `code`; "file" when it has none)."""
+    return code(" ".join((name or "").split()) or "file")
 
 
 def size_text(size: int) -> str:
@@ -506,3 +496,135 @@ def style_default_set(name: str) -> str:
         return "This channel has no default style now."
     shown = escape(name.lower())
     return f"`{shown}` is now this channel's default style (skip it with `--style none`)."
+
+
+# /imagine input: the usage text, flag problems, parameters (issue 7: words out of core)
+# ---------------------------------------------------------------------------------------
+
+_RATIO_RANGE = f"1:{MAX_RATIO_SIDE:g} to {MAX_RATIO_SIDE:g}:1"
+
+USAGE = (
+    "*Usage:* `/imagine <prompt> [flags]`\n"
+    f"• `--ar W:H` aspect ratio, e.g. `--ar 3:2` (from {_RATIO_RANGE}; default 1:1)\n"
+    f"• `--n N` number of images, 1-{MAX_N} (default 1)\n"
+    f"• `--seed N` a whole number from 0 to {MAX_SEED}, for repeatable results\n"
+    "• `--no words` things to keep out of the image\n"
+    f"• `--quality {'|'.join(QUALITIES)}`\n"
+    "• `--model NAME` the provider's model to use\n"
+    "• `--style NAME` a saved brand style (`/imagine style list`; `--style none` skips the "
+    "channel's default)\n"
+    "Example: `/imagine a lighthouse at dusk --ar 3:2 --n 2`\n"
+    "The bot answers in a thread. Reply there to refine the latest image (flags work in "
+    "replies too), post images to use as references, post a PNG with transparent areas and "
+    "the word _mask_ to repaint those areas, click *Refine this* to branch from any version "
+    "and *Approve* on the one that ships. `/imagine history` lists your recent sessions."
+)
+"""The `/imagine help` answer (mrkdwn)."""
+
+_ALLOWED_FLAGS = (
+    f"Allowed: `--ar W:H`, `--n 1-{MAX_N}`, `--seed N`, `--no words`, "
+    f"`--quality {'|'.join(QUALITIES)}`, `--model NAME`, `--style NAME`."
+)
+_RATIO_HINT = f"Use `--ar W:H` with whole numbers, e.g. `--ar 3:2`, from {_RATIO_RANGE}."
+
+
+def code(text: str) -> str:
+    """Typed text as mrkdwn inline code: backticks and line breaks taken out (so it cannot
+    leave the code span), at most 80 characters, escaped."""
+    clean = " ".join(text.replace("`", "'").split())
+    return f"`{escape(clip(clean, 80)) or ' '}`"
+
+
+def _or_list(values: list[str]) -> str:
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+
+
+_FLAG_REPLIES: dict[FlagProblem, str] = {
+    FlagProblem.UNKNOWN_FLAG: "{typed} is not a flag I know. " + _ALLOWED_FLAGS,
+    FlagProblem.NEEDS_VALUE: "{typed} needs a value. Try `/imagine help` for examples.",
+    FlagProblem.BAD_RATIO: "{typed} is not an aspect ratio. " + _RATIO_HINT,
+    FlagProblem.ZERO_SIDE: "{typed} has a zero side. " + _RATIO_HINT,
+    FlagProblem.TOO_WIDE: "{typed} is too wide. " + _RATIO_HINT,
+    FlagProblem.TOO_TALL: "{typed} is too tall. " + _RATIO_HINT,
+    FlagProblem.OUT_OF_RANGE: "{typed} is out of range. Use {flag} with {allowed}.",
+    FlagProblem.BAD_QUALITY: "{typed} is not allowed. Use "
+    + " or ".join([", ".join(QUALITIES[:-1]), QUALITIES[-1]])
+    + ".",
+    FlagProblem.BAD_MODEL: "{typed} is not a model name. Use letters, digits, . _ - only.",
+    FlagProblem.BAD_STYLE: "{typed} is not a style name. Use letters, digits, - and _ "
+    "(up to 40), or `--style none`; `/imagine style list` shows the saved ones.",
+    FlagProblem.NO_PROMPT: "Tell me what to draw: `/imagine a lighthouse at dusk --ar 3:2`.",
+    FlagProblem.TOO_LONG: "That text has {length:,} characters; keep it under {limit:,}.",
+    FlagProblem.N_NOT_SUPPORTED: "{provider} makes {allowed} images at a time. Use {choices}.",
+}
+
+
+def _flag_problem(err: FlagError) -> str:
+    """The sentence for a FlagError: what is wrong (quoting what was typed, see `code`) and
+    what is allowed."""
+    data = dict(err.data)
+    fields: dict[str, object] = {
+        "typed": code(f"--{err.flag or ''} {err.value or ''}".strip()),
+        "flag": code(f"--{err.flag or ''}"),
+        "length": int(data.get("length") or 0),
+        "limit": int(data.get("limit") or 0),
+        "provider": escape(str(data.get("provider", ""))),
+    }
+    if err.problem is FlagProblem.OUT_OF_RANGE:
+        low, high = int(data["low"]), int(data["high"])
+        few = high - low < 5
+        values = [str(v) for v in range(low, high + 1)] if few else []
+        fields["allowed"] = _or_list(values) if few else f"a whole number from {low} to {high}"
+    if err.problem is FlagProblem.N_NOT_SUPPORTED:
+        counts = [str(n) for n in data["allowed"]]
+        fields["allowed"] = _or_list(counts)
+        fields["choices"] = ", ".join(f"`--n {n}`" for n in counts)
+    return _FLAG_REPLIES[err.problem].format(**fields)
+
+
+def flag_error(err: FlagError, *, in_thread: bool = False) -> str:
+    """Bad flags in `/imagine` (or in a reply, `in_thread`): what is wrong, what is
+    allowed, and that nothing was queued (mrkdwn; typed values escaped, in code spans with
+    their backticks taken out)."""
+    text = f":warning: {_flag_problem(err)}\nNothing was queued."
+    return text if in_thread else text + " Type `/imagine help` for all flags."
+
+
+def params_text(params: Params) -> str:
+    """Short plain text of the parameters, e.g. "3:2 · 2 images · seed 42" (not escaped:
+    `--no` and `--model` words are as typed)."""
+    parts = [params.aspect_ratio, f"{params.n} image{'s' if params.n > 1 else ''}"]
+    named = (("seed", params.seed), ("quality", params.quality), ("model", params.model))
+    parts += [f"{name} {value}" for name, value in named if value is not None and value != ""]
+    if params.negative_prompt:
+        parts.append(f"no {params.negative_prompt}")
+    if params.style and params.style != "none":
+        parts.append(f"style {params.style}")
+    return " · ".join(parts)
+
+
+def inputs_note(note: InputsNote) -> str:
+    """The note shown with a refinement's result: which references and mask it used and
+    which it left out (plain text: escape it before it goes into mrkdwn)."""
+    if note.legacy is not None:
+        return note.legacy
+    parts = []
+    if note.style:
+        refs = note.style_refs
+        with_refs = (
+            f" with {refs} reference image{'s' if refs > 1 else ''} "
+            f"(counted in the {note.limit or MAX_INPUTS}-image limit)"
+            if refs
+            else ""
+        )
+        parts.append(f"Style {note.style} applied{with_refs}")
+    if note.used:
+        parts.append("References: " + ", ".join(note.used))
+    if note.mask:
+        parts.append(f"mask: {note.mask} (transparent area repainted)")
+    if note.dropped:
+        parts.append(
+            f"not used ({note.limit} images at most, {'base included, ' if note.has_base else ''}"
+            "newest kept): " + ", ".join(note.dropped)
+        )
+    return "; ".join(parts) + "."

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -86,13 +86,14 @@ def is_tagged(message: dict[str, Any], effect: Effect, generation_id: int) -> bo
     )
 
 
-class SlackPublisher:
-    """Publisher backed by the Slack Web API (`client`), throttling status updates to one
-    per `status_interval` seconds per generation (terminal states always go out).
+class SlackCalls:
+    """The Web API seam every Slack call goes through: the workspace's client (`client`,
+    or with `workspaces` in OAuth mode the token of the workspace the object is bound to
+    with `for_team`), errors translated for core, and the plain calls listeners use (thread
+    replies, ephemerals, permalinks, users.info, files.info).
 
-    With `workspaces` (OAuth mode) each call uses the token of the workspace the publisher
-    is bound to (`for_team`); `bot.routing.RoutedPublisher` binds per generation.
-    `share_checks` are the delays (seconds) between files.info checks of a fresh share."""
+    `status_interval` (seconds) throttles status edits per generation; `share_checks` are
+    the delays (seconds) between files.info checks of a fresh share (see SlackPublisher)."""
 
     def __init__(
         self,
@@ -109,7 +110,7 @@ class SlackPublisher:
         self.workspaces = workspaces or Workspaces(client)
         self.team: Team | None = None
 
-    def for_team(self, team: Team) -> SlackPublisher:
+    def for_team(self, team: Team) -> Self:
         """This publisher speaking for `team` (shares the status throttle)."""
         bound = copy.copy(self)
         bound.team = team
@@ -156,6 +157,67 @@ class SlackPublisher:
             return await call(client)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
             raise _translate(err) from err
+
+    async def say_in_thread(self, channel_id: str, thread_ts: str, text: str) -> str:
+        """chat.postMessage of a mrkdwn reply in a thread; returns its ts.
+
+        `text` is mrkdwn the caller built (user text in it already escaped with
+        `bot.mrkdwn.escape`); it is clipped to Slack's 40,000 characters.
+        """
+        text = mrkdwn.clip(text, mrkdwn.MESSAGE_TEXT)
+        response = await self._call(
+            lambda c: c.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text=text)
+        )
+        return str(response["ts"])
+
+    async def permalink(self, channel_id: str, ts: str) -> str | None:
+        """chat.getPermalink of a message (query arguments), or None when Slack will not say."""
+        try:
+            response = await self._call(
+                lambda c: c.chat_getPermalink(channel=channel_id, message_ts=ts)
+            )
+        except (PublishError, ChannelUnreachable):
+            return None
+        return str(response.get("permalink") or "") or None
+
+    async def user_info(self, user_id: str) -> dict[str, Any] | None:
+        """users.info (form arguments, slack_sdk's typed method) of one member: Slack's user
+        object (`is_admin`, `is_owner`, `tz`, …), or None when Slack will not say (unknown
+        user, missing `users:read`, Slack unreachable)."""
+        try:
+            client = await self._client_for()
+            response = await client.users_info(user=user_id)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError, ChannelUnreachable) as err:
+            log.warning(
+                "users.info failed: %s",
+                err if isinstance(err, ChannelUnreachable) else _translate(err),
+            )
+            return None
+        user = response.get("user")
+        return dict(user) if isinstance(user, dict) else None
+
+    async def tell_user(
+        self, channel_id: str, user_id: str, message: str, thread_ts: str | None = None
+    ) -> None:
+        """chat.postEphemeral to one user in a channel (optionally in a thread).
+
+        `message` is mrkdwn the caller built (user text in it already escaped with
+        `bot.mrkdwn.escape`); it is clipped to Slack's 40,000 characters.
+        """
+        message = mrkdwn.clip(message, mrkdwn.MESSAGE_TEXT)
+        await self._call(
+            lambda c: c.chat_postEphemeral(
+                channel=channel_id, user=user_id, text=message, thread_ts=thread_ts
+            )
+        )
+
+
+class SlackPublisher(SlackCalls):
+    """The Publisher port over the Slack Web API: the thread, the status message (one edit
+    per `status_interval` seconds per generation; terminal states always go out), uploads,
+    the result message, failures; every message tagged with metadata so a lost answer is
+    found again instead of posted twice. `bot.routing.RoutedPublisher` binds each call to
+    its generation's workspace."""
 
     async def _post(self, view: GenerationView, effect: Effect, **kwargs: Any) -> str:
         response: AsyncSlackResponse = await self._call(
@@ -295,56 +357,3 @@ class SlackPublisher:
                 log.warning("response_url answered %s", response.status_code)
             return
         await self.tell_user(view.channel_id, view.requested_by, message, view.thread_ts)
-
-    async def say_in_thread(self, channel_id: str, thread_ts: str, text: str) -> str:
-        """chat.postMessage of a mrkdwn reply in a thread; returns its ts.
-
-        `text` is mrkdwn the caller built (user text in it already escaped with
-        `bot.mrkdwn.escape`); it is clipped to Slack's 40,000 characters.
-        """
-        text = mrkdwn.clip(text, mrkdwn.MESSAGE_TEXT)
-        response = await self._call(
-            lambda c: c.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text=text)
-        )
-        return str(response["ts"])
-
-    async def permalink(self, channel_id: str, ts: str) -> str | None:
-        """chat.getPermalink of a message (query arguments), or None when Slack will not say."""
-        try:
-            response = await self._call(
-                lambda c: c.chat_getPermalink(channel=channel_id, message_ts=ts)
-            )
-        except (PublishError, ChannelUnreachable):
-            return None
-        return str(response.get("permalink") or "") or None
-
-    async def user_info(self, user_id: str) -> dict[str, Any] | None:
-        """users.info (form arguments, slack_sdk's typed method) of one member: Slack's user
-        object (`is_admin`, `is_owner`, `tz`, …), or None when Slack will not say (unknown
-        user, missing `users:read`, Slack unreachable)."""
-        try:
-            client = await self._client_for()
-            response = await client.users_info(user=user_id)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError, ChannelUnreachable) as err:
-            log.warning(
-                "users.info failed: %s",
-                err if isinstance(err, ChannelUnreachable) else _translate(err),
-            )
-            return None
-        user = response.get("user")
-        return dict(user) if isinstance(user, dict) else None
-
-    async def tell_user(
-        self, channel_id: str, user_id: str, message: str, thread_ts: str | None = None
-    ) -> None:
-        """chat.postEphemeral to one user in a channel (optionally in a thread).
-
-        `message` is mrkdwn the caller built (user text in it already escaped with
-        `bot.mrkdwn.escape`); it is clipped to Slack's 40,000 characters.
-        """
-        message = mrkdwn.clip(message, mrkdwn.MESSAGE_TEXT)
-        await self._call(
-            lambda c: c.chat_postEphemeral(
-                channel=channel_id, user=user_id, text=message, thread_ts=thread_ts
-            )
-        )

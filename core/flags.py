@@ -1,7 +1,8 @@
 """Parse `/imagine` text into a prompt and flags.
 
 Flags follow Midjourney's habits (`--ar 3:2`, `--no words`, …). A bad flag
-raises `FlagError` whose message says what is allowed, so nothing is queued.
+raises `FlagError` with a `FlagProblem` code and the flag and value it concerns
+(`bot.messages` words it, saying what is allowed), so nothing is queued.
 Slack clients (macOS, iOS) often turn `--` into an em dash `—`: it is accepted.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
+from enum import StrEnum
 from typing import Any
 
 MAX_SEED = 2**32 - 1
@@ -19,26 +21,65 @@ TARGET_PIXELS = 1024 * 1024  # requested images hold about one megapixel
 QUALITIES = ("low", "medium", "high")
 MAX_PROMPT_CHARS = 2000  # keeps every message that quotes it under Slack's 3,000-char block text
 
-USAGE = (
-    "*Usage:* `/imagine <prompt> [flags]`\n"
-    "• `--ar W:H` aspect ratio, e.g. `--ar 3:2` (from 1:4 to 4:1; default 1:1)\n"
-    "• `--n N` number of images, 1-4 (default 1)\n"
-    "• `--seed N` a whole number from 0 to 4294967295, for repeatable results\n"
-    "• `--no words` things to keep out of the image\n"
-    "• `--quality low|medium|high`\n"
-    "• `--model NAME` the provider's model to use\n"
-    "• `--style NAME` a saved brand style (`/imagine style list`; `--style none` skips the "
-    "channel's default)\n"
-    "Example: `/imagine a lighthouse at dusk --ar 3:2 --n 2`\n"
-    "The bot answers in a thread. Reply there to refine the latest image (flags work in "
-    "replies too), post images to use as references, post a PNG with transparent areas and "
-    "the word _mask_ to repaint those areas, click *Refine this* to branch from any version "
-    "and *Approve* on the one that ships. `/imagine history` lists your recent sessions."
-)
+
+class FlagProblem(StrEnum):
+    """What is wrong with `/imagine` input: the codes `bot.messages` words for people.
+
+    The data each code carries on FlagError (`flag` and `value` as typed, plus `data`):
+
+    - `unknown_flag`: `flag` is not one we know.
+    - `needs_value`: `flag` was given no value.
+    - `bad_ratio`, `zero_side`, `too_wide`, `too_tall`: `--ar value` (`flag` "ar"); the
+      allowed range is 1:MAX_RATIO_SIDE to MAX_RATIO_SIDE:1.
+    - `out_of_range`: `--flag value` is not a whole number in `data["low"]`..`data["high"]`.
+    - `bad_quality`: `--quality value`; allowed: QUALITIES.
+    - `bad_model`: `--model value` is not a model name (letters, digits, `. _ - : /`).
+    - `no_prompt`: nothing to draw.
+    - `too_long`: the prompt has `data["length"]` characters, over `data["limit"]`.
+    - `bad_style`: `--style value` is not a style name (letters, digits, - and _).
+    - `n_not_supported`: `--n value`; the provider `data["provider"]` (its label) makes
+      `data["allowed"]` (a tuple of counts) at a time.
+    """
+
+    UNKNOWN_FLAG = "unknown_flag"
+    NEEDS_VALUE = "needs_value"
+    BAD_RATIO = "bad_ratio"
+    ZERO_SIDE = "zero_side"
+    TOO_WIDE = "too_wide"
+    TOO_TALL = "too_tall"
+    OUT_OF_RANGE = "out_of_range"
+    BAD_QUALITY = "bad_quality"
+    BAD_MODEL = "bad_model"
+    NO_PROMPT = "no_prompt"
+    TOO_LONG = "too_long"
+    N_NOT_SUPPORTED = "n_not_supported"
+    BAD_STYLE = "bad_style"
 
 
 class FlagError(ValueError):
-    """Bad `/imagine` input; the message tells the user what to change."""
+    """Bad `/imagine` input: a FlagProblem `problem`, the `flag` (name without dashes, as
+    typed) and `value` it concerns (or None), and the problem's `data` (see FlagProblem).
+
+    `bot.messages.flag_error(err)` words it for people; `str(err)` is a plain one-line
+    summary for logs.
+    """
+
+    def __init__(
+        self,
+        problem: FlagProblem,
+        flag: str | None = None,
+        value: str | None = None,
+        **data: Any,
+    ) -> None:
+        self.problem = FlagProblem(problem)
+        self.flag = flag
+        self.value = value
+        self.data = data
+        where = " ".join(x for x in (f"--{flag}" if flag else None, value) if x)
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(data.items()))
+        super().__init__(
+            self.problem.value + (f": {where}" if where else "") + (f" ({extra})" if extra else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -59,21 +100,6 @@ class Params:
     def size(self) -> tuple[int, int]:
         """Pixel size (width, height) with exactly this aspect ratio and about one megapixel."""
         return size_for_ratio(self.aspect_ratio)
-
-    def describe(self) -> str:
-        """Short human text of the parameters, e.g. "3:2 · 2 images · seed 42"."""
-        parts = [self.aspect_ratio, f"{self.n} image{'s' if self.n > 1 else ''}"]
-        if self.seed is not None:
-            parts.append(f"seed {self.seed}")
-        if self.quality:
-            parts.append(f"quality {self.quality}")
-        if self.model:
-            parts.append(f"model {self.model}")
-        if self.negative_prompt:
-            parts.append(f"no {self.negative_prompt}")
-        if self.style and self.style != "none":
-            parts.append(f"style {self.style}")
-        return " · ".join(parts)
 
     def to_stored(self) -> dict[str, object]:
         """The JSON object stored in `generations.params` (every field but the seed, which
@@ -111,22 +137,20 @@ def size_for_ratio(ratio: str) -> tuple[int, int]:
 
 def _parse_ratio(value: str) -> str:
     match = re.fullmatch(r"(\d{1,4}):(\d{1,4})", value)
-    allowed = "Use `--ar W:H` with whole numbers, e.g. `--ar 3:2`, from 1:4 to 4:1."
     if not match:
-        raise FlagError(f"`--ar {value}` is not an aspect ratio. {allowed}")
+        raise FlagError(FlagProblem.BAD_RATIO, "ar", value)
     w, h = int(match[1]), int(match[2])
     if w == 0 or h == 0:
-        raise FlagError(f"`--ar {value}` has a zero side. {allowed}")
+        raise FlagError(FlagProblem.ZERO_SIDE, "ar", value)
     if max(w, h) / min(w, h) > MAX_RATIO_SIDE:
-        shape = "wide" if w > h else "tall"
-        raise FlagError(f"`--ar {value}` is too {shape}. {allowed}")
+        raise FlagError(FlagProblem.TOO_WIDE if w > h else FlagProblem.TOO_TALL, "ar", value)
     g = math.gcd(w, h)
     return f"{w // g}:{h // g}"
 
 
-def _parse_int(flag: str, value: str, low: int, high: int, hint: str) -> int:
+def _parse_int(flag: str, value: str, low: int, high: int) -> int:
     if not re.fullmatch(r"\d+", value) or not low <= int(value) <= high:
-        raise FlagError(f"`--{flag} {value}` is out of range. {hint}")
+        raise FlagError(FlagProblem.OUT_OF_RANGE, flag, value, low=low, high=high)
     return int(value)
 
 
@@ -142,7 +166,8 @@ def parse_command(
 
     `base` supplies defaults (a refinement keeps its session's parameters); with
     `require_prompt=False` an empty prompt is allowed (a reply that only posts images).
-    Raises FlagError for unknown flags, missing values and out-of-range values.
+    Raises FlagError (UNKNOWN_FLAG, NEEDS_VALUE, a bad value's problem, NO_PROMPT,
+    TOO_LONG).
     """
     text = text.strip()
     params = base or Params()
@@ -153,24 +178,18 @@ def parse_command(
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         value = text[match.end() : end].strip()
         if name not in _VALUE_FLAGS:
-            raise FlagError(
-                f"`--{match[1]}` is not a flag I know. "
-                "Allowed: `--ar W:H`, `--n 1-4`, `--seed N`, `--no words`, "
-                "`--quality low|medium|high`, `--model NAME`, `--style NAME`."
-            )
+            raise FlagError(FlagProblem.UNKNOWN_FLAG, match[1])
         if not value:
-            raise FlagError(f"`--{name}` needs a value. Try `/imagine help` for examples.")
+            raise FlagError(FlagProblem.NEEDS_VALUE, name)
         if name != "no" and " " in value:
             # Text after a one-word flag belongs to the prompt ("--ar 3:2 a lighthouse").
             value, rest = value.split(None, 1)
             prompt = f"{prompt} {rest}".strip()
         params = _apply(params, name, value)
     if not prompt and require_prompt:
-        raise FlagError("Tell me what to draw: `/imagine a lighthouse at dusk --ar 3:2`.")
+        raise FlagError(FlagProblem.NO_PROMPT)
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise FlagError(
-            f"That text has {len(prompt):,} characters; keep it under {MAX_PROMPT_CHARS:,}."
-        )
+        raise FlagError(FlagProblem.TOO_LONG, length=len(prompt), limit=MAX_PROMPT_CHARS)
     return ParsedCommand(prompt=prompt, params=params)
 
 
@@ -178,37 +197,32 @@ def _apply(params: Params, name: str, value: str) -> Params:
     if name in ("ar", "aspect"):
         return replace(params, aspect_ratio=_parse_ratio(value))
     if name == "n":
-        return replace(params, n=_parse_int("n", value, 1, MAX_N, "Use `--n` with 1, 2, 3 or 4."))
+        return replace(params, n=_parse_int("n", value, 1, MAX_N))
     if name == "seed":
-        hint = f"Use `--seed` with a whole number from 0 to {MAX_SEED}."
-        return replace(params, seed=_parse_int("seed", value, 0, MAX_SEED, hint))
+        return replace(params, seed=_parse_int("seed", value, 0, MAX_SEED))
     if name == "no":
         return replace(params, negative_prompt=value)
     if name in ("quality", "q"):
         if value.lower() not in QUALITIES:
-            raise FlagError(f"`--quality {value}` is not allowed. Use low, medium or high.")
+            raise FlagError(FlagProblem.BAD_QUALITY, "quality", value)
         return replace(params, quality=value.lower())
     if name == "style":
         if not STYLE_NAME.fullmatch(value.lower()):
-            raise FlagError(
-                f"`--style {value}` is not a style name. Use letters, digits, - and _ "
-                "(up to 40), or `--style none`; `/imagine style list` shows the saved ones."
-            )
+            raise FlagError(FlagProblem.BAD_STYLE, "style", value)
         return replace(params, style=value.lower())
     if not re.fullmatch(r"[A-Za-z0-9._:/-]{1,64}", value):
-        raise FlagError(f"`--model {value}` is not a model name. Use letters, digits, . _ - only.")
+        raise FlagError(FlagProblem.BAD_MODEL, "model", value)
     return replace(params, model=value)
 
 
 def check_supported(params: Params, allowed_n: tuple[int, ...], provider_label: str) -> None:
-    """Raise FlagError when the active provider cannot make `params.n` images at once."""
+    """Raise FlagError(N_NOT_SUPPORTED) when the active provider cannot make `params.n`
+    images at once (`allowed_n`: the counts it can make; `provider_label`: its UI name)."""
     if params.n not in allowed_n:
-        choices = ", ".join(f"`--n {n}`" for n in allowed_n)
         raise FlagError(
-            f"{provider_label} makes {_or_list(allowed_n)} images at a time. Use {choices}."
+            FlagProblem.N_NOT_SUPPORTED,
+            "n",
+            str(params.n),
+            allowed=tuple(allowed_n),
+            provider=provider_label,
         )
-
-
-def _or_list(values: tuple[int, ...]) -> str:
-    text = [str(v) for v in values]
-    return text[0] if len(text) == 1 else ", ".join(text[:-1]) + " or " + text[-1]

@@ -33,13 +33,14 @@ from typing import Any
 
 from PIL import Image
 
+from core.providers.base import DEFAULT_MAX_IMAGE_PIXELS, InputLimits
 from core.providers.registry import PROVIDERS
 from core.store import NotAnImage, inspect_image
 
 MB = 1024 * 1024
 """One megabyte as the messages count it (bytes)."""
 
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
 """Largest image decoded from anyone (width x height, pixels): ``MAX_IMAGE_PIXELS``."""
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -152,30 +153,10 @@ def _plain(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-@dataclass(frozen=True)
-class ImageLimits:
-    """What a provider accepts as input images.
+ImageLimits = InputLimits
+"""What a provider accepts as input images: `core.providers.base.InputLimits` (one class)."""
 
-    ``max_bytes``: largest reference image, in bytes. ``mimes``: accepted reference types
-    (judged by content). ``mask_max_bytes``: largest mask PNG, in bytes. ``max_pixels``:
-    largest image (width x height, pixels) that is decoded at all, read from the header
-    before any pixel is (the ``MAX_IMAGE_PIXELS`` setting).
-    """
-
-    max_bytes: int
-    mimes: frozenset[str]
-    mask_max_bytes: int
-    max_pixels: int = DEFAULT_MAX_PIXELS
-
-
-LIMITS: dict[str, ImageLimits] = {
-    name: ImageLimits(
-        max_bytes=cls.info.limits.max_bytes,
-        mimes=cls.info.limits.mimes,
-        mask_max_bytes=cls.info.limits.mask_max_bytes,
-    )
-    for name, cls in PROVIDERS.items()
-}
+LIMITS: dict[str, ImageLimits] = {name: cls.info.limits for name, cls in PROVIDERS.items()}
 """Input-image limits by provider, as each provider declares them (`ProviderInfo.limits`)."""
 
 

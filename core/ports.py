@@ -7,6 +7,7 @@ in one transaction, so a publisher never touches the database.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -130,6 +131,54 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class InputsNote:
+    """Which posted images a refinement sends, as labels (file names, "v2 image 1"): the
+    references `used`, the `mask` (or None), and those `dropped` because one generation
+    takes at most `limit` images (`has_base`: the base image counted as one), and the brand
+    `style` applied (its name) with its `style_refs` reference images. Stored as
+    JSON text in `generations.inputs_note`; a row written before it was data holds an
+    English sentence, kept in `legacy`."""
+
+    used: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    mask: str | None = None
+    has_base: bool = False
+    limit: int = 0
+    style: str | None = None
+    style_refs: int = 0
+    legacy: str | None = None
+
+    def to_stored(self) -> str | None:
+        """The stored text: JSON, or None when no image was posted for the version."""
+        if not (self.used or self.dropped or self.mask or self.style):
+            return None
+        data = asdict(self)
+        data.pop("legacy")
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_stored(cls, text: str | None) -> InputsNote | None:
+        """Read the stored text back; None for None or ""."""
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return cls(legacy=text)
+        if not isinstance(data, dict):
+            return cls(legacy=text)
+        return cls(
+            used=tuple(data.get("used") or ()),
+            dropped=tuple(data.get("dropped") or ()),
+            mask=data.get("mask"),
+            has_base=bool(data.get("has_base")),
+            limit=int(data.get("limit") or 0),
+            style=data.get("style"),
+            style_refs=int(data.get("style_refs") or 0),
+        )
+
+
+@dataclass(frozen=True)
 class ImageView:
     """One stored image of a generation. `index` is 0-based; `path` is in the image store;
     `file_id` is the uploaded file; `approved_by` / `approved_at` say who approved it, when."""
@@ -156,7 +205,7 @@ class GenerationView:
     already posted for it. `waiting_reason` says why a queued job has not started and
     `waiting_number` carries its number (see WaitReason). `failure` says why it failed.
     A refinement carries its `instruction`, the `parent_label` of the image it edits
-    ("v2 image 1") and `inputs_note` (which references and mask it used).
+    ("v2 image 1") and `inputs_note` (which references and mask it used, as data).
     `enterprise_id` is the Enterprise Grid org of `team_id` (None outside Grid).
     """
 
@@ -187,7 +236,7 @@ class GenerationView:
     failure: Failure | None = None
     instruction: str | None = None
     parent_label: str | None = None
-    inputs_note: str | None = None
+    inputs_note: InputsNote | None = None
     cancel_requested: bool = False
     images: tuple[ImageView, ...] = ()
     enterprise_id: str | None = None

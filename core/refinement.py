@@ -26,11 +26,11 @@ from core.images import (
     prepare_mask,
 )
 from core.moderation import Moderator, check_reply
+from core.ports import InputsNote
 from core.prompts import compose_prompt
 from core.sessions import ActionRefused, Conversation, Refusal, check_target, new_seed
 from core.store import ImageStore, NotAnImage
 from core.styles import Style, styled_prompt
-from core.styles import inputs_note as style_note
 
 MAX_INPUTS = 5  # images sent with one generation, the base image included (DESIGN.md)
 
@@ -295,39 +295,31 @@ async def _queue_refinement(
     base = await threads.base_image(db, session_id)
     first = await threads.first_version(db, session_id)
     original = first[0] if first else instruction
-    chain = [*await threads.instruction_chain(db, base.generation_id if base else None)]
-    chain.append(instruction)
+    chain = [
+        *await threads.instruction_chain(db, base.generation_id if base else None),
+        instruction,
+    ]
     waiting = await threads.waiting_attachments(db, session_id)
-    references = [a for a in waiting if a.role == "reference"]
-    masks = [a for a in waiting if a.role == "mask"]
     style_refs = list(style.references) if style else []
-    slots = MAX_INPUTS - (1 if base else 0) - len(style_refs)
-    used, dropped = references[:slots][::-1], references[slots:][::-1]
-    mask = masks[0] if masks else None
-    dropped += masks[1:]
-    width, height = params.size()
-    generation_id, version = await repo.add_generation(
-        db,
-        repo.NewGeneration(
-            session_id=session_id,
-            kind="refine",
-            requested_by=user_id,
-            prompt=original,
-            params=params,
-            seed=params.seed if params.seed is not None else new_seed(),
-            width=width,
-            height=height,
-            provider=provider,
-            model=params.model or model,
-            instruction=instruction,
-            provider_prompt=styled_prompt(
-                compose_prompt(original, chain, has_base=base is not None), style
-            ),
-            inputs_note=_with_style(_inputs_note(base is not None, used, dropped, mask), style),
-            parent_generation_id=base.generation_id if base else None,
-            parent_image_id=base.image_id if base else None,
+    used, dropped, mask = _pick_inputs(waiting, MAX_INPUTS - (1 if base else 0) - len(style_refs))
+    new = repo.NewGeneration.asked(
+        session_id,
+        "refine",
+        user_id,
+        original,
+        params,
+        random_seed=new_seed(),
+        provider=provider,
+        model=model,
+        instruction=instruction,
+        provider_prompt=styled_prompt(
+            compose_prompt(original, chain, has_base=base is not None), style
         ),
+        inputs_note=_inputs_note(base is not None, used, dropped, mask, style),
+        parent_generation_id=base.generation_id if base else None,
+        parent_image_id=base.image_id if base else None,
     )
+    generation_id, version = await repo.add_generation(db, new)
     given = [*([base.image] if base else []), *style_refs, *used, *([mask] if mask else [])]
     await threads.add_inputs(db, generation_id, given)
     await threads.take_attachments(
@@ -343,30 +335,32 @@ async def _queue_refinement(
     )
 
 
+def _pick_inputs(
+    waiting: list[StoredImage], slots: int
+) -> tuple[list[StoredImage], list[StoredImage], StoredImage | None]:
+    """(references used, images dropped, mask): the newest `slots` references win, the
+    newest mask is used, the rest are dropped."""
+    references = [a for a in waiting if a.role == "reference"]
+    masks = [a for a in waiting if a.role == "mask"]
+    used, dropped = references[:slots][::-1], references[slots:][::-1]
+    return used, dropped + masks[1:], masks[0] if masks else None
+
+
 def _inputs_note(
     has_base: bool,
     used: list[StoredImage],
     dropped: list[StoredImage],
     mask: StoredImage | None,
+    style: Style | None,
 ) -> str | None:
-    """The note shown with the result: which references and mask the version used."""
-    if not used and not dropped and not mask:
-        return None
-    parts = []
-    if used:
-        parts.append("References: " + ", ".join(a.label for a in used))
-    if mask:
-        parts.append(f"mask: {mask.label} (transparent area repainted)")
-    if dropped:
-        parts.append(
-            f"not used ({MAX_INPUTS} images at most, {'base included, ' if has_base else ''}"
-            "newest kept): " + ", ".join(a.label for a in dropped)
-        )
-    return "; ".join(parts) + "."
-
-
-def _with_style(note: str | None, style: Style | None) -> str | None:
-    """The inputs note with the style's own note in front."""
-    if style is None:
-        return note
-    return " ".join(part for part in (style_note(style), note) if part)
+    """The stored InputsNote of a refinement (None when it took no posted image and no
+    style)."""
+    return InputsNote(
+        used=tuple(a.label for a in used),
+        dropped=tuple(a.label for a in dropped),
+        mask=mask.label if mask else None,
+        has_base=has_base,
+        limit=MAX_INPUTS,
+        style=style.name if style else None,
+        style_refs=len(style.references) if style else 0,
+    ).to_stored()

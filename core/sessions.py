@@ -117,8 +117,6 @@ async def start(
     await moderation.check_request(
         moderator, sm, team_id=team_id, channel_id=channel_id, user_id=user_id, text=prompt
     )
-    width, height = params.size()
-    seed = params.seed if params.seed is not None else new_seed()
     async with sm.begin() as db:
         session_id = await repo.add_session(
             db,
@@ -128,22 +126,18 @@ async def start(
             enterprise_id=enterprise_id,
             thread_ts=thread_ts,
         )
-        generation_id, _ = await repo.add_generation(
-            db,
-            repo.NewGeneration(
-                session_id=session_id,
-                kind="imagine",
-                requested_by=user_id,
-                prompt=prompt,
-                params=params,
-                seed=seed,
-                width=width,
-                height=height,
-                provider=provider,
-                model=params.model or model,
-                response_url=response_url,
-            ),
+        new = repo.NewGeneration.asked(
+            session_id,
+            "imagine",
+            user_id,
+            prompt,
+            params,
+            random_seed=new_seed(),
+            provider=provider,
+            model=model,
+            response_url=response_url,
         )
+        generation_id, _ = await repo.add_generation(db, new)
         await styles.attach(db, generation_id, prompt, style)
         return generation_id
 

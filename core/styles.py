@@ -21,6 +21,7 @@ from core.db.refinement import StoredImage, add_inputs
 from core.db.styles import Style
 from core.flags import STYLE_NAME
 from core.models import GenerationRow
+from core.ports import InputsNote
 from core.store import ImageStore
 
 MAX_STYLE_REFERENCES = 4
@@ -196,15 +197,10 @@ def styled_prompt(prompt: str, style: Style | None) -> str:
     return f"{prompt.rstrip().rstrip('.')}. Style: {style.text}"
 
 
-def inputs_note(style: Style) -> str:
-    """The note shown with a result made with `style` (its references are counted)."""
-    count = len(style.references)
-    if not count:
-        return f"Style {style.name} applied."
-    return (
-        f"Style {style.name} applied with {count} reference image{'s' if count > 1 else ''} "
-        "(counted in the 5-image limit)."
-    )
+def inputs_note(style: Style) -> str | None:
+    """The stored InputsNote of a first generation made with `style` (its name and how many
+    reference images it sends, which count in the 5-image limit)."""
+    return InputsNote(style=style.name, style_refs=len(style.references)).to_stored()
 
 
 async def attach(db: AsyncSession, generation_id: int, prompt: str, style: Style | None) -> None:

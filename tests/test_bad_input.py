@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from bot.emulator.delivery import Delivery
 from core.models import DeliveryRow, GenerationRow, GenerationState, SessionRow
 from tests.harness import ALICE, CHANNEL, Harness
 
@@ -120,12 +121,20 @@ async def test_own_messages_and_edits_are_acknowledged_and_ignored(tmp_path: Pat
         await harness.imagine("a lighthouse")
         [generation] = await harness.generations()
         await harness.wait_state(generation.id, S.POSTED)
-        await harness.emulator.wait_idle()
-        echoes = [d for d in harness.emulator.deliveries if d.kind == "event"]
-        assert echoes, "the stand-in should have echoed the bot's posts and edits"
-        kinds = {json.loads(d.body)["event"].get("subtype") for d in echoes}
-        assert "message_changed" in kinds
-        assert all(d.status == 200 for d in echoes)
+        emu = harness.emulator
+
+        def echoes() -> list[Delivery]:
+            return [d for d in emu.deliveries if d.kind == "event"]
+
+        def subtypes() -> set[str | None]:
+            return {json.loads(d.body)["event"].get("subtype") for d in echoes()}
+
+        # The status edits may still be on their way after the state is stored: wait for an
+        # echoed edit (delivered and answered), not for a moment of quiet.
+        await emu.wait_for(lambda: "message_changed" in subtypes(), within=20)
+        await emu.wait_idle()
+        assert None in subtypes(), "the stand-in should have echoed the bot's posts"
+        assert all(d.status == 200 for d in echoes())
         assert await harness.count(GenerationRow) == 1
         assert await harness.count(SessionRow) == 1
     finally:

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot import messages
 from core import styles
 from core.db.refinement import inputs
 from core.models import GenerationRow, GenerationState, StyleReferenceRow, StyleRow
+from core.ports import InputsNote
 from tests.fakes import png_bytes
 from tests.harness import ALICE, BOB, CHANNEL, Harness, block_text
 
@@ -109,7 +111,7 @@ async def test_style_references_count_toward_the_five_image_limit(local: Harness
     async with local.sm() as db:
         given = await inputs(db, v1.id)
     assert [i.label for i in given] == ["logo0.png", "logo1.png", "logo2.png", "logo3.png"]
-    assert "4 reference images (counted in the 5-image limit)" in (v1.inputs_note or "")
+    assert "4 reference images (counted in the 5-image limit)" in _note(v1)
 
     thread_ts = await local.thread_of(v1.id)
     files = [(f"mine{n}.png", png_bytes(20 + n, 20), "image/png") for n in range(2)]
@@ -122,8 +124,8 @@ async def test_style_references_count_toward_the_five_image_limit(local: Harness
         given = await inputs(db, v2.id)
     # The base image and the style's 4 references fill the 5 slots: the posted ones are dropped.
     assert [i.role for i in given] == ["base"] + ["reference"] * 4
-    assert "mine0.png" in (v2.inputs_note or "") and "not used" in (v2.inputs_note or "")
-    assert "Style brand applied" in (v2.inputs_note or "")
+    assert "mine0.png" in _note(v2) and "not used" in _note(v2)
+    assert "Style brand applied" in _note(v2)
 
 
 async def test_channel_default_style_and_style_none(local: Harness) -> None:
@@ -155,3 +157,9 @@ async def test_channel_default_style_and_style_none(local: Harness) -> None:
     await local.imagine("a dune")
     v5 = await _posted(local, 4)
     assert v5.provider_prompt is None
+
+
+def _note(row: GenerationRow) -> str:
+    """The note shown with a generation's result, as the bot words it."""
+    note = InputsNote.from_stored(row.inputs_note)
+    return messages.inputs_note(note) if note else ""

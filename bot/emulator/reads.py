@@ -13,7 +13,7 @@ import base64
 from collections.abc import Sequence
 from typing import Any
 
-from .state import Message, Workspace
+from .state import Message, Workspace, truthy
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 999
@@ -34,7 +34,6 @@ def _ts(value: Any, name: str) -> float | None:
 
 def in_window(msgs: Sequence[Message], params: dict[str, Any]) -> list[Message]:
     """The messages between `oldest` and `latest` (exclusive unless `inclusive`)."""
-    from .webapi import truthy  # the one boolean reader of the stand-in
 
     oldest, latest = _ts(params.get("oldest"), "oldest"), _ts(params.get("latest"), "latest")
     inclusive = truthy(params.get("inclusive"))
@@ -64,7 +63,6 @@ def page(
 ) -> dict[str, Any]:
     """One page of `msgs` as Slack returns it; the first `head` messages (a thread's root)
     are on every page and do not count against `limit`."""
-    from .webapi import truthy
 
     try:
         limit = int(params.get("limit") or DEFAULT_LIMIT)

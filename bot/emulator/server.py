@@ -26,9 +26,9 @@ from . import delivery as dl
 from . import installs, limits
 from .mentions import app_mention_event
 from .socket_mode import SocketModeGateway
-from .state import Channel, Ephemeral, Message, SlackFile, User, Workspace
+from .state import Channel, Ephemeral, Message, SlackFile, User, Workspace, truthy
 from .transcript import render_ephemerals, render_thread
-from .webapi import JSON_METHODS, ApiCall, ApiError, WebApi, now, parse_params, truthy
+from .webapi import JSON_METHODS, ApiCall, ApiError, WebApi, now, parse_params
 
 T = TypeVar("T")
 

@@ -385,3 +385,10 @@ def ensure_block_ids(blocks: list[dict[str, Any]]) -> None:
     for i, block in enumerate(blocks):
         if isinstance(block, dict) and "block_id" not in block:
             block["block_id"] = f"b{i:02d}{zlib.crc32(repr(block).encode()) % 10_000:04d}"
+
+
+def truthy(value: Any) -> bool:
+    """Slack's boolean parameters: ``true``, ``1`` (slack_sdk sends ``1``/``0``)."""
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes")
+    return bool(value)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import limits, reads
-from .state import Channel, Ephemeral, Message, SlackFile, Workspace, ensure_block_ids
+from .state import Channel, Ephemeral, Message, SlackFile, Workspace, ensure_block_ids, truthy
 
 JSON_PARAMS = ("blocks", "attachments", "files", "metadata")
 # Methods that read a JSON body (each method's reference page lists application/json among
@@ -96,13 +96,6 @@ def parse_params(raw: dict[str, Any]) -> dict[str, Any]:
             except ValueError as exc:
                 raise ApiError(f"invalid_{key}") from exc
     return out
-
-
-def truthy(value: Any) -> bool:
-    """Slack's boolean parameters: ``true``, ``1`` (slack_sdk sends ``1``/``0``)."""
-    if isinstance(value, str):
-        return value.lower() in ("1", "true", "yes")
-    return bool(value)
 
 
 MessageHook = Callable[[Message], None]

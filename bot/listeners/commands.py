@@ -14,7 +14,7 @@ from bot import blocks, messages
 from bot.listeners.styles import is_style_command, style_command
 from bot.runtime import Runtime
 from core import history, sessions, styles
-from core.flags import USAGE, FlagError, ParsedCommand, check_supported, parse_command
+from core.flags import FlagError, ParsedCommand, check_supported, parse_command
 from core.moderation import ModerationRefused
 from core.styles import StyleRefused
 
@@ -24,7 +24,7 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     runtime: Runtime = context["runtime"]
     text = (command.get("text") or "").strip()
     if text.lower() in messages.HELP_WORDS:
-        await ack(text=USAGE, response_type="ephemeral")
+        await ack(text=messages.USAGE, response_type="ephemeral")
         return
     if is_style_command(text):
         return await style_command(ack, command, runtime)
@@ -35,7 +35,7 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
         parsed = parse_command(text)
         check_supported(parsed.params, runtime.provider.allowed_n, runtime.provider.label)
     except FlagError as err:
-        await ack(text=messages.flag_error(str(err)), response_type="ephemeral")
+        await ack(text=messages.flag_error(err), response_type="ephemeral")
         return
     refused = await start_session(
         runtime,

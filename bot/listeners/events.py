@@ -50,16 +50,12 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
     user_id = event["user"]
     text = (event.get("text") or "").strip()
     publisher = runtime.publisher
-
-    async def say(message: str) -> None:
-        await publisher.say_in_thread(session.channel_id, session.thread_ts, message)
-
     base = await refinement.reply_defaults(runtime.sessionmaker, session.session_id)
     try:
         parsed = parse_command(text, base=base, require_prompt=False)
         check_supported(parsed.params, runtime.provider.allowed_n, runtime.provider.label)
     except FlagError as err:
-        message = messages.flag_error(str(err), in_thread=True)
+        message = messages.flag_error(err, in_thread=True)
         await publisher.tell_user(session.channel_id, user_id, message, session.thread_ts)
         return
     instruction = "" if MASK_ONLY.match(parsed.prompt) else parsed.prompt
@@ -99,7 +95,21 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
         text = messages.moderation_refused(no.categories, no.terms, no.unavailable)
         await publisher.tell_user(session.channel_id, user_id, text, session.thread_ts)
         return
-    problems += outcome.problems
+    await _report(runtime, session, [*problems, *outcome.problems], outcome)
+
+
+async def _report(
+    runtime: Runtime,
+    session: SessionRef,
+    problems: list[ImageRejected | NotAnImage],
+    outcome: refinement.ReplyOutcome,
+) -> None:
+    """Tell the thread what a reply did: refused files, images kept for later, references
+    left out; wake the engine when a refinement was queued."""
+
+    async def say(message: str) -> None:
+        await runtime.publisher.say_in_thread(session.channel_id, session.thread_ts, message)
+
     if problems:
         await say(messages.image_problems(problems))
     if outcome.refined is None:

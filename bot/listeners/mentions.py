@@ -19,7 +19,7 @@ from bot.listeners.commands import start_session
 from bot.listeners.events import handle_reply
 from bot.runtime import Runtime
 from core import refinement
-from core.flags import USAGE, FlagError, check_supported, parse_command
+from core.flags import FlagError, check_supported, parse_command
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
@@ -70,13 +70,13 @@ async def _start(
     in_thread = event.get("thread_ts")
     publisher = runtime.publisher
     if not text or text.lower() in messages.HELP_WORDS:
-        await publisher.tell_user(channel_id, user_id, USAGE, in_thread)
+        await publisher.tell_user(channel_id, user_id, messages.USAGE, in_thread)
         return
     try:
         parsed = parse_command(text)
         check_supported(parsed.params, runtime.provider.allowed_n, runtime.provider.label)
     except FlagError as err:
-        await publisher.tell_user(channel_id, user_id, messages.flag_error(str(err)), in_thread)
+        await publisher.tell_user(channel_id, user_id, messages.flag_error(err), in_thread)
         return
     refused = await start_session(
         runtime,

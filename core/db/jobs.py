@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import effects
+from core.db.rows import from_row
 from core.flags import Params
 from core.models import GenerationRow, GenerationState, ImageRow, InputRow, SessionRow, db_now
 from core.ports import Effect, Failure, WaitReason
@@ -109,26 +110,7 @@ async def load(sm: Maker, job_id: int) -> Job | None:
         row = await db.get(GenerationRow, job_id)
     if row is None:
         return None
-    return Job(
-        id=row.id,
-        session_id=row.session_id,
-        state=row.state,
-        cancel_requested=row.cancel_requested,
-        provider=row.provider,
-        model=row.model,
-        provider_task_id=row.provider_task_id,
-        attempts=row.attempts,
-        polls=row.polls,
-        progress=row.progress,
-        waiting=row.waiting,
-        lease_owner=row.lease_owner,
-        prompt=row.prompt,
-        provider_prompt=row.provider_prompt,
-        params=Params.from_stored(row.params, row.seed),
-        seed=row.seed,
-        width=row.width,
-        height=row.height,
-    )
+    return from_row(Job, row, params=Params.from_stored(row.params, row.seed))
 
 
 async def _guarded(db: AsyncSession, job_id: int, owner: str, **values: Any) -> None:

@@ -6,6 +6,7 @@ return plain data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -62,6 +63,29 @@ class NewGeneration:
     parent_generation_id: int | None = None
     parent_image_id: int | None = None
     response_url: str | None = None
+
+    @classmethod
+    def asked(
+        cls,
+        session_id: int,
+        kind: str,
+        user_id: str,
+        prompt: str,
+        params: Params,
+        *,
+        random_seed: int,
+        provider: str,
+        model: str | None,
+        **extra: Any,
+    ) -> NewGeneration:
+        """A generation as a person asked for it (`kind` imagine | refine): its size from
+        `params` (pixels), its seed `params.seed` or else `random_seed`, its model
+        `params.model` or else `model` (IMAGE_MODEL); `extra` fills the optional fields."""
+        width, height = params.size()
+        seed = params.seed if params.seed is not None else random_seed
+        model = params.model or model
+        values = dict(seed=seed, width=width, height=height, provider=provider, model=model)
+        return cls(session_id, kind, user_id, prompt, params, **values, **extra)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import jobs as jobs_db
+from core.db.rows import from_row
 from core.flags import Params
 from core.models import ApprovalRow, GenerationRow, ImageRow, SessionRow
-from core.ports import Failure, GenerationView, ImageView
+from core.ports import Failure, GenerationView, ImageView, InputsNote
 from core.providers.registry import provider_label
+
+_FROM_SESSION = ("team_id", "enterprise_id", "channel_id", "thread_ts", "owner_user_id")
+"""GenerationView fields read from the session row (the rest from the generation row)."""
 
 
 class GenerationGone(LookupError):
@@ -64,47 +68,24 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         )
     ).all()
     waiting, waiting_number = await jobs_db.waiting_of(db, row)
-    return GenerationView(
+    return from_row(
+        GenerationView,
+        row,
         generation_id=row.id,
-        session_id=session.id,
-        version=row.version,
-        kind=row.kind,
-        team_id=session.team_id,
-        enterprise_id=session.enterprise_id,
-        channel_id=session.channel_id,
-        thread_ts=session.thread_ts,
-        owner_user_id=session.owner_user_id,
-        requested_by=row.requested_by,
-        prompt=row.prompt,
+        **{name: getattr(session, name) for name in _FROM_SESSION},
         params=params_of(row),
-        seed=row.seed,
-        width=row.width,
-        height=row.height,
         provider_label=provider_label(row.provider, row.model),
-        state=row.state,
-        progress=row.progress,
-        status_ts=row.status_ts,
-        result_ts=row.result_ts,
-        response_url=row.response_url,
-        note=row.note,
-        error=row.error,
         waiting_reason=waiting,
         waiting_number=waiting_number,
         failure=Failure.from_json(row.failure),
-        instruction=row.instruction,
         parent_label=await parent_label(db, row.parent_image_id),
-        inputs_note=row.inputs_note,
-        cancel_requested=row.cancel_requested,
+        inputs_note=InputsNote.from_stored(row.inputs_note),
         images=tuple(
-            ImageView(
+            from_row(
+                ImageView,
+                img,
                 image_id=img.id,
-                index=img.index,
                 path=Path(img.path),
-                width=img.width,
-                height=img.height,
-                mime=img.mime,
-                bytes=img.bytes,
-                sha256=img.sha256,
                 file_id=img.slack_file_id,
                 approved_by=approver,
                 approved_at=approved_at,

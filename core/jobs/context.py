@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.config import Settings
 from core.db.jobs import Maker
 from core.jobs.admission import Admission
 from core.moderation import Moderator
@@ -37,6 +38,22 @@ class EngineConfig:
     breaker_failures: int = 5
     breaker_cooloff_seconds: float = 60.0
     prices: PriceTable | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineConfig:
+        """The tunables as configured: JOB_LEASE_SECONDS, JOB_MAX_ATTEMPTS,
+        JOB_DEADLINE_SECONDS, PROVIDER_CONCURRENCY, PROVIDER_BREAKER_FAILURES,
+        PROVIDER_BREAKER_COOLOFF_SECONDS and IMAGE_PRICES (idle_seconds keeps its default)."""
+        s = settings
+        return cls(
+            s.job_lease_seconds,
+            s.job_max_attempts,
+            s.job_deadline_seconds,
+            s.provider_concurrency,
+            breaker_failures=s.provider_breaker_failures,
+            breaker_cooloff_seconds=s.provider_breaker_cooloff_seconds,
+            prices=s.image_prices,
+        )
 
 
 @dataclass

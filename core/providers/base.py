@@ -155,19 +155,24 @@ PriceTable = Mapping[str, Mapping[str, Mapping[str, float]]]
 
 @dataclass(frozen=True)
 class InputLimits:
-    """What a provider accepts as input images (reference images and a mask).
+    """What a provider accepts as input images (reference images and a mask), and the
+    largest image decoded at all.
 
     Attributes:
-        max_references: most reference images one generation may send.
         max_bytes: largest reference image, in bytes.
         mimes: accepted reference image types, judged by content ("image/png", …).
         mask_max_bytes: largest mask PNG, in bytes.
+        max_references: most reference images one generation may send.
+        max_pixels: largest image (width x height, pixels) decoded at all, read from its
+            header before any pixel is (the MAX_IMAGE_PIXELS setting; `core.images`
+            `limits_for` sets it).
     """
 
-    max_references: int
     max_bytes: int
     mimes: frozenset[str]
     mask_max_bytes: int
+    max_references: int = 5
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)
@@ -218,8 +223,9 @@ class DeclaredProvider:
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        cls.name = cls.info.name
-        cls.allowed_n = cls.info.allowed_n
+        if "info" in vars(cls):  # an intermediate base (HTTPProvider) declares nothing
+            cls.name = cls.info.name
+            cls.allowed_n = cls.info.allowed_n
 
     def __init__(self, model: str | None = None) -> None:
         """Args: model: the model to send when a request names none (IMAGE_MODEL), or None

@@ -8,6 +8,7 @@ from pydantic import SecretStr
 
 from core.config import Settings, SettingsError
 from core.providers.base import DEFAULT_MAX_IMAGE_PIXELS, ImageProvider
+from core.providers.http import HTTPProvider
 from core.providers.local import LocalProvider
 from core.providers.openai import OpenAIProvider
 from core.providers.toapis import ToAPIsProvider
@@ -27,7 +28,7 @@ def _local(settings: Settings) -> ImageProvider:
 
 
 def _http(
-    cls: type[OpenAIProvider] | type[ToAPIsProvider],
+    cls: type[HTTPProvider],
     key_env: str,
     key: Callable[[Settings], SecretStr | None],
     base_url: Callable[[Settings], str],

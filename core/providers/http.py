@@ -31,6 +31,7 @@ import httpx
 
 from core.providers.base import (
     DEFAULT_MAX_IMAGE_PIXELS,
+    DeclaredProvider,
     ErrorKind,
     GeneratedImage,
     ProviderError,
@@ -338,3 +339,41 @@ class ProviderHTTP:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
+
+
+class HTTPProvider(DeclaredProvider):
+    """Base class of the providers that speak HTTP (declared by the subclass's `info`).
+
+    Args:
+        api_key: the provider's key (sent as `Authorization: Bearer`; never logged).
+        base_url: the API base (paths are appended to it).
+        model: model to send when the request names none; None → `info.default_model`.
+        timeout: read timeout in seconds for one HTTP call.
+        max_image_pixels: largest result image accepted, width x height in pixels
+            (the MAX_IMAGE_PIXELS setting).
+        clock: epoch-seconds clock used to turn `X-RateLimit-Reset` into a delay (tests).
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        model: str | None = None,
+        timeout: float = 180.0,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(model)
+        self.timeout = timeout
+        self.max_image_pixels = max_image_pixels
+        self._clock = clock
+        self._http = ProviderHTTP(self.info.title, api_key, base_url, timeout, max_image_pixels)
+
+    async def cancel(self, task_id: str) -> bool:
+        """False unless the subclass can cancel: the API documents no way to stop a task."""
+        return False
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._http.aclose()

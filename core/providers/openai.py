@@ -38,8 +38,6 @@ from typing import Any
 import httpx
 
 from core.providers.base import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    DeclaredProvider,
     ErrorKind,
     GeneratedImage,
     GenerationRequest,
@@ -50,7 +48,7 @@ from core.providers.base import (
     Submission,
     TaskStatus,
 )
-from core.providers.http import ProviderHTTP, parse_retry_after, shorten
+from core.providers.http import HTTPProvider, parse_retry_after, shorten
 from core.providers.results import build_prompt, closest_size, completed, read_input
 from core.schedule import PollSchedule
 
@@ -94,32 +92,16 @@ _CONTENT_POLICY_CODES = {"moderation_blocked", "content_policy_violation"}
 _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
 
 
-class OpenAIProvider(DeclaredProvider):
+class OpenAIProvider(HTTPProvider):
     """The OpenAI Images API as an `ImageProvider` (declared by `INFO`).
 
-    Args:
-        api_key: the OpenAI API key (sent as `Authorization: Bearer`; never logged).
-        base_url: API base, e.g. "https://api.openai.com/v1" (paths are appended to it).
-        model: model to send when the request names none; None → "gpt-image-1".
-        timeout: read timeout in seconds for one call (generation can take a minute).
-        max_image_pixels: largest result image accepted, width x height in pixels
-            (the MAX_IMAGE_PIXELS setting).
+    Built with HTTPProvider's arguments: `base_url` e.g. "https://api.openai.com/v1"
+    (paths are appended); `model` None → "gpt-image-1"; `timeout` should allow a minute
+    (generation is synchronous). `cancel` returns False: a synchronous Images API call
+    cannot be cancelled.
     """
 
     info = INFO
-
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str,
-        model: str | None = None,
-        timeout: float = 180.0,
-        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-    ) -> None:
-        super().__init__(model)
-        self.timeout = timeout
-        self.max_image_pixels = max_image_pixels
-        self._http = ProviderHTTP("OpenAI", api_key, base_url, timeout, max_image_pixels)
 
     async def submit(self, request: GenerationRequest) -> Submission:
         """Run the generation (or edit) and return it finished. Raises ProviderError."""
@@ -130,14 +112,6 @@ class OpenAIProvider(DeclaredProvider):
         """Re-run `request`: the synchronous result is not stored, so after a restart the
         step is retried cleanly. Raises ProviderError."""
         return await self._run(request)
-
-    async def cancel(self, task_id: str) -> bool:
-        """False: a synchronous Images API call cannot be cancelled."""
-        return False
-
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._http.aclose()
 
     # -- the call ------------------------------------------------------------------------
 
@@ -213,13 +187,11 @@ class OpenAIProvider(DeclaredProvider):
         → RATE_LIMITED; 408/409/5xx and unreadable bodies → UNAVAILABLE.
         """
         body = self._http.parse_error(response)
-        status = body.status
-        detail = body.describe()
-        retry_after = parse_retry_after(response.headers)
+        status, retry_after = body.status, parse_retry_after(response.headers)
         said = shorten(body.message) if body.message else ""
 
         def err(kind: ErrorKind, message: str, hint: float | None = None) -> ProviderError:
-            return self._http.error(kind, message, detail=detail, retry_after=hint)
+            return self._http.error(kind, message, detail=body.describe(), retry_after=hint)
 
         if body.code in _CONTENT_POLICY_CODES:
             return err(

@@ -28,16 +28,13 @@ the source (`ProviderHTTP.error`), whatever the response body says.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from core.providers.base import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    DeclaredProvider,
     ErrorKind,
     GeneratedImage,
     GenerationRequest,
@@ -50,7 +47,7 @@ from core.providers.base import (
 )
 from core.providers.http import (
     ErrorBody,
-    ProviderHTTP,
+    HTTPProvider,
     parse_retry_after,
     shorten,
 )
@@ -94,37 +91,15 @@ _CONTENT_POLICY_CODES = {
 }
 
 
-class ToAPIsProvider(DeclaredProvider):
+class ToAPIsProvider(HTTPProvider):
     """The ToAPIs task API as an `ImageProvider` (declared by `INFO`).
 
-    Args:
-        api_key: the ToAPIs key (sent as `Authorization: Bearer`; never logged).
-        base_url: API root, e.g. "https://toapis.com" (`/v1/...` paths are appended).
-        model: model to send when the request names none; None → "gpt-4o-image".
-        timeout: read timeout in seconds for one HTTP call.
-        clock: epoch-seconds clock used to turn `X-RateLimit-Reset` into a delay (tests).
-        max_image_pixels: largest result image accepted, width x height in pixels
-            (the MAX_IMAGE_PIXELS setting).
+    Built with HTTPProvider's arguments: `base_url` is the API root, e.g.
+    "https://toapis.com" (`/v1/...` paths are appended); `model` None → "gpt-4o-image".
+    `cancel` returns False: ToAPIs documents no way to cancel a task.
     """
 
     info = INFO
-
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str,
-        model: str | None = None,
-        timeout: float = 180.0,
-        clock: Callable[[], float] = time.time,
-        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-    ) -> None:
-        super().__init__(model)
-        self.timeout = timeout
-        self.max_image_pixels = max_image_pixels
-        self._clock = clock
-        self._http = ProviderHTTP("ToAPIs", api_key, base_url, timeout, max_image_pixels)
-
-    # -- ImageProvider --------------------------------------------------------------------
 
     async def submit(self, request: GenerationRequest) -> Submission:
         """Upload references/mask, create the task, return its id. Raises ProviderError."""
@@ -203,14 +178,6 @@ class ToAPIsProvider(DeclaredProvider):
                 "the closest ratio."
             )
         return completed(images, size, note, payload.get("usage"))
-
-    async def cancel(self, task_id: str) -> bool:
-        """False: ToAPIs documents no way to cancel a task."""
-        return False
-
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._http.aclose()
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -324,20 +291,16 @@ class ToAPIsProvider(DeclaredProvider):
         said = shorten(message) if message else ""
         detail = f"task failed: code={code or '?'} {shorten(message, 300)}"
         if code in _CONTENT_POLICY_CODES:
-            return self._http.error(
-                ErrorKind.CONTENT_POLICY,
-                "ToAPIs refused this request under its content policy"
-                + (f" ({said})" if said else "")
-                + ". Rephrase the prompt and try again.",
-                detail=detail,
+            kind = ErrorKind.CONTENT_POLICY
+            text = "ToAPIs refused this request under its content policy" + (
+                f" ({said})" if said else ""
             )
-        return self._http.error(
-            ErrorKind.TASK_FAILED,
-            "ToAPIs could not generate the image"
-            + (f": {said}" if said else "")
-            + ". Press Regenerate to try again.",
-            detail=detail,
-        )
+            text += ". Rephrase the prompt and try again."
+        else:
+            kind = ErrorKind.TASK_FAILED
+            text = "ToAPIs could not generate the image" + (f": {said}" if said else "")
+            text += ". Press Regenerate to try again."
+        return self._http.error(kind, text, detail=detail)
 
 
 def _error_kind(status: int, code: str, *, is_json: bool, poll: bool) -> ErrorKind:

@@ -158,17 +158,13 @@ def _render_all(request: GenerationRequest) -> tuple[GeneratedImage, ...]:
                 references=references,
                 mask=mask,
             )
-        except RenderInputError as exc:
-            raise ProviderError(
-                ErrorKind.TASK_FAILED,
-                f"The local preview renderer cannot read {exc.what}; post the image again.",
-                detail=str(exc),
-            ) from exc
-        except ValueError as exc:
-            raise ProviderError(
-                ErrorKind.INVALID_REQUEST,
-                f"The local preview renderer cannot draw this: {exc}.",
-                detail=str(exc),
-            ) from exc
+        except ValueError as exc:  # RenderInputError is a ValueError too
+            if isinstance(exc, RenderInputError):
+                what = f"cannot read {exc.what}; post the image again."
+                kind = ErrorKind.TASK_FAILED
+            else:
+                what, kind = f"cannot draw this: {exc}.", ErrorKind.INVALID_REQUEST
+            message = f"The local preview renderer {what}"
+            raise ProviderError(kind, message, detail=str(exc)) from exc
         images.append(GeneratedImage(data=data, mime="image/png"))
     return tuple(images)

@@ -268,6 +268,23 @@ def _scene(
     draw = ImageDraw.Draw(layer)
     shape_alpha = 110 if background is not None else 190
 
+    glow = _sky_lights(draw, rng, size, night)
+    _shapes(draw, rng, size, quality, accent, bottom, shape_alpha)
+    _hills(draw, rng, size, (top, bottom, glow), water)
+
+    canvas.alpha_composite(layer)
+    _draw_prompt(canvas, prompt, unit)
+    if thumbs:
+        _draw_thumbnails(canvas, thumbs)
+    return canvas.convert("RGB")
+
+
+def _sky_lights(
+    draw: ImageDraw.ImageDraw, rng: random.Random, size: tuple[int, int], night: bool
+) -> tuple[int, int, int]:
+    """Stars (at night) and the sun or moon with a soft glow; returns the glow colour."""
+    width, height = size
+    unit = min(width, height)
     if night:  # a few stars
         for _ in range(12 + rng.randrange(20)):
             x, y, r = (
@@ -276,8 +293,6 @@ def _scene(
                 rng.choice((1, 1, 2)),
             )
             draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 255, 240, 200))
-
-    # Sun or moon with a soft glow.
     cx, cy = rng.uniform(0.15, 0.85) * width, rng.uniform(0.12, 0.4) * height
     radius = max(2.0, unit * rng.uniform(0.07, 0.13))
     glow = (235, 235, 255) if night else (255, 240, 190)
@@ -285,8 +300,21 @@ def _scene(
         r = radius * (1 + step * 0.15)
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(*glow, 28))
     draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=(*glow, 235))
+    return glow
 
-    # Floating shapes: circles and polygons.
+
+def _shapes(
+    draw: ImageDraw.ImageDraw,
+    rng: random.Random,
+    size: tuple[int, int],
+    quality: str | None,
+    accent: tuple[int, int, int],
+    bottom: tuple[int, int, int],
+    shape_alpha: int,
+) -> None:
+    """Floating shapes: circles and polygons (fewer at low quality)."""
+    width, height = size
+    unit = min(width, height)
     count = 3 if quality == "low" else 6 + rng.randrange(4)
     for _ in range(count):
         x, y = rng.uniform(0, width), rng.uniform(0, height * 0.7)
@@ -299,7 +327,19 @@ def _scene(
             sides = rng.randrange(3, 7)
             draw.regular_polygon((x, y, r), sides, rotation=rng.uniform(0, 360), fill=fill)
 
-    # Hills: a far and a near ridge along the horizon.
+
+def _hills(
+    draw: ImageDraw.ImageDraw,
+    rng: random.Random,
+    size: tuple[int, int],
+    colours: tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]],
+    water: bool,
+) -> None:
+    """A far and a near ridge along the horizon (`colours`: sky top, sky bottom, glow), or
+    the far ridge with calm water in front of it."""
+    width, height = size
+    unit = min(width, height)
+    top, bottom, glow = colours
     horizon = height * rng.uniform(0.6, 0.72)
     for depth, shade in ((0, 0.55), (1, 0.35)):
         points = [(0.0, float(height))]
@@ -320,12 +360,6 @@ def _scene(
                 line_w = max(2.0, width * rng.uniform(0.04, 0.15))
                 draw.line((x, y, x + line_w, y), fill=(*glow, 90), width=max(1, unit // 200))
             break
-
-    canvas.alpha_composite(layer)
-    _draw_prompt(canvas, prompt, unit)
-    if thumbs:
-        _draw_thumbnails(canvas, thumbs)
-    return canvas.convert("RGB")
 
 
 def _font(size_px: int) -> _Font:
