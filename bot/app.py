@@ -23,7 +23,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot import listeners
+from bot import gallery, listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
@@ -151,6 +151,7 @@ def web_app(
 
     async def on_startup(_app: web.Application) -> None:
         runtime.jobs.start()
+        gallery.start_resume(runtime)  # issue 10: finish gallery posts a crash interrupted
         if socket_mode is not None:
             await socket_mode.connect_async()
 

@@ -202,3 +202,59 @@ class SlackPublisher:
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         await self._call("chat.postEphemeral", **kwargs)
+
+    # -- team review (issue 10) ---------------------------------------------------------
+    async def usergroup_members(self, group_id: str) -> frozenset[str] | None:
+        """usergroups.users.list (form arguments, slack_sdk's typed method; needs
+        `usergroups:read`): the user ids in a user group, or None when Slack will not say
+        (unknown group, missing scope, Slack unreachable): the caller treats that as "not a
+        member", the safe side. https://docs.slack.dev/reference/methods/usergroups.users.list
+        """
+        try:
+            response = await self.client.usergroups_users_list(usergroup=group_id)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
+            log.warning("usergroups.users.list failed: %s", _translate(err))
+            return None
+        users = response.get("users")
+        return frozenset(str(u) for u in users) if isinstance(users, list) else None
+
+    async def find_gallery_post(self, channel_id: str, image_id: int) -> str | None:
+        """The ts of a gallery post already made for `image_id` (found by its message
+        metadata in the channel's recent history), or None. Used before posting again an
+        intent whose poster crashed. conversations.history with `include_all_metadata`."""
+        try:
+            response = await self.client.conversations_history(
+                channel=channel_id, limit=100, include_all_metadata=True
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
+            raise _translate(err) from err
+        for message in response.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if (
+                meta.get("event_type") == blocks.GALLERY_EVENT
+                and payload.get("image_id") == image_id
+            ):
+                return str(message["ts"])
+        return None
+
+    async def publish_to_gallery(self, post: blocks.GalleryPost) -> str:
+        """chat.postMessage of a fully approved image in the gallery channel: the image (the
+        file already uploaded in the thread, shown with an image block's `slack_file`), the
+        prompt, who asked, who approved, the version lineage and a link to the thread; tagged
+        with message metadata (`imagine_gallery_post`, the image id) so a resumed post can
+        be found. Returns the message ts. Raises ChannelUnreachable (`not_in_channel`, …) or
+        PublishError."""
+        text, body = blocks.gallery_message(post)
+        data = await self._call(
+            "chat.postMessage",
+            channel=post.channel_id,
+            text=text,
+            blocks=body,
+            unfurl_links=False,
+            metadata={
+                "event_type": blocks.GALLERY_EVENT,
+                "event_payload": {"image_id": post.image_id, "generation_id": post.generation_id},
+            },
+        )
+        return str(data["ts"])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.flags import Params
+from core.policy import DEFAULT_POLICY, Policy
 
 
 class ChannelUnreachable(Exception):
@@ -116,6 +117,8 @@ class ImageView:
     file_id: str | None = None
     approved_by: str | None = None
     approved_at: float | None = None  # UTC epoch seconds
+    # issue 10: everyone who approved it so far (user ids, oldest first)
+    votes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,9 @@ class GenerationView:
     inputs_note: str | None = None
     cancel_requested: bool = False
     images: tuple[ImageView, ...] = ()
+    # issue 10: the channel's review policy, and (image index, user id) change requests
+    review: Policy = DEFAULT_POLICY
+    changes_requested: tuple[tuple[int, str], ...] = ()
 
 
 class Publisher(Protocol):

@@ -13,7 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot import blocks
-from bot.listeners import actions, commands, events
+from bot.listeners import actions, commands, events, review
 from bot.runtime import Runtime
 
 
@@ -26,7 +26,7 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
 
     app.use(provide_runtime)
     app.command("/imagine")(commands.imagine)
-    app.action(blocks.APPROVE)(actions.approve)
+    app.action(blocks.APPROVE)(review.approve)
     app.action(blocks.REGENERATE)(actions.regenerate)
     app.action(blocks.REFINE_THIS)(actions.refine_this)
     app.action(blocks.CANCEL)(actions.cancel)

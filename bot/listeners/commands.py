@@ -11,6 +11,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck
 
 from bot import blocks, messages
+from bot.listeners import review
+from bot.review_text import is_review
 from bot.runtime import Runtime
 from core import history, sessions
 from core.flags import USAGE, FlagError, check_supported, parse_command
@@ -23,6 +25,8 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     if text.lower() in messages.HELP_WORDS:
         await ack(text=USAGE, response_type="ephemeral")
         return
+    if is_review(text):
+        return await review.review_command(ack, command, runtime)
     if text.lower() == "history":
         await ack(text=await _recent_sessions(runtime, command), response_type="ephemeral")
         return

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import jobs as jobs_db
+from core.db import review as review_db
 from core.flags import Params
 from core.models import ApprovalRow, GenerationRow, ImageRow, SessionRow
 from core.ports import Failure, GenerationView, ImageView
@@ -64,7 +65,7 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         )
     ).all()
     waiting, waiting_number = await jobs_db.waiting_of(db, row)
-    return GenerationView(
+    view = GenerationView(
         generation_id=row.id,
         session_id=session.id,
         version=row.version,
@@ -111,3 +112,4 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
             for img, approver, approved_at in images
         ),
     )
+    return await review_db.with_review(db, view)

@@ -1,0 +1,107 @@
+"""Team review on the Slack side: `/imagine review [set …|off]` and Approve under the
+channel's review policy (issue 10).
+
+The policy is judged in `core` (`core.policy.judge` inside `core.sessions.approve`); this
+module only resolves which of the policy's user groups the clicker is in
+(`usergroups.users.list`, asked when the click is judged so group changes apply at once),
+words the outcome, updates the result message and publishes to the gallery.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncRespond
+
+from bot import gallery, messages
+from bot.admins import is_admin
+from bot.listeners.actions import Click, button, private
+from bot.publisher import SlackPublisher
+from bot.review_text import ReviewSyntaxError, parse_review
+from bot.runtime import Runtime
+from core import review, sessions
+from core.policy import Policy, PolicyInvalid
+
+log = logging.getLogger(__name__)
+
+
+async def member_groups(publisher: SlackPublisher, policy: Policy, user_id: str) -> frozenset[str]:
+    """The policy's user groups `user_id` is a member of (Slack's `usergroups.users.list`
+    per group; a group Slack will not list counts as "not a member")."""
+    if user_id in policy.reviewer_users:
+        return frozenset()  # named in person: no need to ask Slack
+    found = set()
+    for group in policy.reviewer_groups:
+        members = await publisher.usergroup_members(group)
+        if members is not None and user_id in members:
+            found.add(group)
+    return frozenset(found)
+
+
+async def review_command(ack: AsyncAck, command: dict[str, Any], runtime: Runtime) -> None:
+    """`/imagine review` (anyone: shows the rules), `… set --…` and `… off` (admins)."""
+    team_id, channel_id = command.get("team_id", ""), command["channel_id"]
+    user_id = command["user_id"]
+    try:
+        parsed = parse_review((command.get("text") or "").strip())
+    except ReviewSyntaxError as err:
+        await ack(text=messages.review_error(str(err)), response_type="ephemeral")
+        return
+    sm = runtime.sessionmaker
+    if parsed.action == "show":
+        policy = await review.get_policy(sm, team_id, channel_id)
+        await ack(text=messages.policy_text(policy, channel_id), response_type="ephemeral")
+        return
+    if not await is_admin(runtime.publisher, runtime.settings, user_id):
+        log.info("review change by non-admin %s refused", user_id)
+        await ack(text=messages.REVIEW_ADMIN_ONLY, response_type="ephemeral")
+        return
+    if parsed.action == "off":
+        await review.reset_policy(sm, team_id=team_id, channel_id=channel_id, user_id=user_id)
+        await ack(text=messages.policy_off(channel_id), response_type="ephemeral")
+        return
+    assert parsed.edit is not None
+    current = await review.get_policy(sm, team_id, channel_id)
+    try:
+        change = await review.set_policy(
+            sm,
+            team_id=team_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            policy=parsed.edit.apply(current),
+        )
+    except PolicyInvalid as err:
+        await ack(text=messages.review_error(str(err)), response_type="ephemeral")
+        return
+    await ack(text=messages.policy_saved(change.after, channel_id), response_type="ephemeral")
+
+
+@button(with_index=True)
+async def approve(runtime: Runtime, click: Click, respond: AsyncRespond) -> None:
+    """Approve: counted once per allowed person under the channel's policy; the result
+    shows the progress; at the required count the image is approved and published."""
+    sm = runtime.sessionmaker
+    policy = await review.get_policy(sm, click.where.team_id, click.where.channel_id)
+    groups = await member_groups(runtime.publisher, policy, click.user_id)
+    outcome = await sessions.approve(
+        sm, click.generation_id, click.index, click.user_id, click.where, user_groups=groups
+    )
+    view = outcome.view
+    if outcome.refused is not None:
+        await private(respond, messages.approval_refused(outcome.refused, view))
+        return
+    if outcome.already_voted:
+        await private(respond, messages.already_voted(click.index, view))
+        return
+    if not outcome.newly_approved:
+        approver = outcome.approved_by or click.user_id
+        await private(respond, messages.already_approved(click.index, view.version, approver))
+        return
+    await runtime.publisher.update_result(view)
+    if outcome.gallery is not None:
+
+        async def notify(text: str) -> None:
+            await private(respond, text)
+
+        await gallery.publish(runtime, outcome.gallery, notify)
