@@ -497,3 +497,12 @@ def gallery_not_in_channel(channel_id: str, reason: str) -> str:
         f":warning: The image is approved, but I could not publish it to the gallery. "
         f"{fix}; images approved after that go there. Your approval stands."
     )
+
+
+def change_note(user_id: str, label: str, comment: str) -> str:
+    """The thread note of a change request (the comment escaped and quoted)."""
+    quoted = "\n".join(f"> {escape(line)}" for line in comment.splitlines() or [""])
+    return f":memo: <@{user_id}> requested changes to {escape(label)}:\n{quoted}"
+
+
+EMPTY_COMMENT = "Write what should change (up to 3,000 characters)."

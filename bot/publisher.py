@@ -258,3 +258,23 @@ class SlackPublisher:
             },
         )
         return str(data["ts"])
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> str | None:
+        """views.open of a modal for the person whose click or command gave `trigger_id`
+        (good once, within 3 seconds: https://docs.slack.dev/reference/methods/views.open).
+        Returns the view id, or None when Slack refused (an expired trigger: the person
+        clicks again)."""
+        try:
+            response = await self.client.views_open(trigger_id=trigger_id, view=view)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
+            log.warning("views.open failed: %s", _translate(err))
+            return None
+        return str((response.get("view") or {}).get("id") or "") or None
+
+    async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
+        """views.publish of a person's App Home tab
+        (https://docs.slack.dev/reference/methods/views.publish). Raises PublishError."""
+        try:
+            await self.client.views_publish(user_id=user_id, view=view)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
+            raise _translate(err) from err

@@ -11,17 +11,21 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db import refinement as threads
 from core.db import review as review_db
 from core.db import sessions as sessions_db
+from core.db.refinement import SessionRef
 from core.db.review import AuditEntry, GalleryJob
 from core.db.views import load_view
 from core.policy import DEFAULT_POLICY, Policy, PolicyInvalid, validate
 from core.ports import GenerationView
+from core.sessions import ActionRefused, Conversation, Refusal, check_target
 
 __all__ = [
     "DEFAULT_POLICY",
     "GALLERY_STALE_SECONDS",
     "AuditEntry",
+    "ChangeRequest",
     "GalleryItem",
     "GalleryJob",
     "Policy",
@@ -31,6 +35,8 @@ __all__ = [
     "finish_gallery",
     "gallery_item",
     "get_policy",
+    "link_change",
+    "request_changes",
     "open_gallery_posts",
     "reset_policy",
     "set_policy",
@@ -172,3 +178,71 @@ async def audit_export(
     """The audit trail, oldest first, from `since` (UTC epoch seconds) in one channel."""
     async with sm() as db:
         return await review_db.audit_entries(db, since, channel_id)
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """A recorded change request: its id, the session (thread) the comment goes to as the
+    next version, the label of the image it changes ("v1 image 1") and the old version as
+    it is now (its review state shows "changes requested")."""
+
+    request_id: int
+    session: SessionRef
+    label: str
+    view: GenerationView
+
+
+MAX_COMMENT_CHARS = 3000  # the modal's plain_text_input max_length
+
+
+async def request_changes(
+    sm: async_sessionmaker[AsyncSession],
+    generation_id: int,
+    index: int,
+    user_id: str,
+    where: Conversation,
+    comment: str,
+) -> ChangeRequest:
+    """Record `user_id`'s change request on image `index` (0-based) of a generation: the
+    image becomes the session's base (the comment refines it, as a reply after "Refine
+    this" would), the request is stored and audited ("changes_requested"). The caller then
+    takes the comment as the thread's next reply. Raises ActionRefused (GONE,
+    WRONG_CONVERSATION) and ValueError for an empty or too long comment."""
+    comment = comment.strip()
+    if not comment or len(comment) > MAX_COMMENT_CHARS:
+        raise ValueError(f"a comment of 1 to {MAX_COMMENT_CHARS} characters")
+    async with sm.begin() as db:
+        found = await check_target(db, generation_id, where)
+        picked = await threads.set_base(db, generation_id, index)
+        session = await threads.session_ref(db, picked[0]) if picked else None
+        if picked is None or session is None:
+            raise ActionRefused(Refusal.GONE)
+        request_id = await review_db.add_change_request(db, generation_id, index, user_id, comment)
+        image = await sessions_db.image_id(db, generation_id, index)
+        await review_db.add_audit(
+            db,
+            team_id=found.team_id,
+            channel_id=found.channel_id,
+            user_id=user_id,
+            action="changes_requested",
+            policy=await review_db.get_policy(db, found.team_id, found.channel_id),
+            generation_id=generation_id,
+            image_id=image,
+            detail={"image": index + 1, "comment": comment},
+        )
+        view = await load_view(db, generation_id)
+    return ChangeRequest(request_id, session, picked[1], view)
+
+
+async def link_change(
+    sm: async_sessionmaker[AsyncSession], request: ChangeRequest, user_id: str
+) -> int | None:
+    """Record which version a change request became: the session's newest version asked
+    for by `user_id` after the request (None when the comment queued nothing)."""
+    async with sm.begin() as db:
+        newest = await review_db.newest_generation_by(
+            db, request.session.session_id, user_id, request.view.generation_id
+        )
+        if newest is not None:
+            await review_db.link_change_request(db, request.request_id, newest)
+        return newest

@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot import blocks
 from bot.listeners import actions, commands, events, review
+from bot.review_views import REQUEST_CHANGES_VIEW
 from bot.runtime import Runtime
 
 
@@ -27,6 +28,8 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     app.use(provide_runtime)
     app.command("/imagine")(commands.imagine)
     app.action(blocks.APPROVE)(review.approve)
+    app.action(blocks.REQUEST_CHANGES)(review.request_changes)
+    app.view(REQUEST_CHANGES_VIEW)(review.changes_submitted)
     app.action(blocks.REGENERATE)(actions.regenerate)
     app.action(blocks.REFINE_THIS)(actions.refine_this)
     app.action(blocks.CANCEL)(actions.cancel)

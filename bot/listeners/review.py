@@ -16,12 +16,22 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot import gallery, messages
 from bot.admins import is_admin
-from bot.listeners.actions import Click, button, private
+from bot.listeners.actions import Click, button, parse_click, private
+from bot.listeners.events import handle_reply
 from bot.publisher import SlackPublisher
 from bot.review_text import ReviewSyntaxError, parse_review
+from bot.review_views import (
+    COMMENT_ACTION,
+    COMMENT_BLOCK,
+    ChangeTarget,
+    request_changes_modal,
+    submitted_text,
+)
 from bot.runtime import Runtime
+from core import history as history_uc
 from core import review, sessions
 from core.policy import Policy, PolicyInvalid
+from core.sessions import ActionRefused, Conversation
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +115,63 @@ async def approve(runtime: Runtime, click: Click, respond: AsyncRespond) -> None
             await private(respond, text)
 
         await gallery.publish(runtime, outcome.gallery, notify)
+
+
+async def request_changes(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: dict[str, Any],
+) -> None:
+    """Request changes: open the comment modal (views.open with the click's trigger_id)."""
+    await ack()
+    runtime: Runtime = context["runtime"]
+    click = parse_click(body, action, with_index=True)
+    trigger = body.get("trigger_id")
+    if click is None or not isinstance(trigger, str):
+        await private(respond, messages.STALE_BUTTON)
+        return
+    try:
+        found = await history_uc.versions(runtime.sessionmaker, click.generation_id, click.where)
+    except ActionRefused as refused:
+        await private(respond, messages.refusal(refused.reason) or messages.STALE_BUTTON)
+        return
+    version = next(v.version for v in found.versions if v.generation_id == click.generation_id)
+    target = ChangeTarget(click.generation_id, click.index, click.where.channel_id)
+    label = f"v{version} image {click.index + 1}"
+    await runtime.publisher.open_view(trigger, request_changes_modal(target, label))
+
+
+async def changes_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any]
+) -> None:
+    """The Request changes modal was submitted: validate in the modal, then post the note
+    in the thread and take the comment as the thread's next reply (`handle_reply`)."""
+    runtime: Runtime = context["runtime"]
+    comment = submitted_text(view, COMMENT_BLOCK, COMMENT_ACTION).strip()
+    if not comment:
+        await ack(response_action="errors", errors={COMMENT_BLOCK: messages.EMPTY_COMMENT})
+        return
+    await ack()
+    target = ChangeTarget.parse(view.get("private_metadata"))
+    user = body.get("user") if isinstance(body.get("user"), dict) else {}
+    team = body.get("team") if isinstance(body.get("team"), dict) else {}
+    user_id = str(user.get("id") or "")
+    if target is None or not user_id:
+        log.info("a Request changes submission with unusable metadata")
+        return
+    where = Conversation(str(team.get("id") or user.get("team_id") or ""), target.channel_id)
+    try:
+        request = await review.request_changes(
+            runtime.sessionmaker, target.generation_id, target.index, user_id, where, comment
+        )
+    except (ActionRefused, ValueError) as err:
+        log.info("Request changes on %s refused: %s", target.generation_id, err)
+        return
+    session = request.session
+    note = messages.change_note(user_id, request.label, comment)
+    await runtime.publisher.say_in_thread(session.channel_id, session.thread_ts, note)
+    await runtime.publisher.update_result(request.view)
+    await handle_reply(runtime, session, {"user": user_id, "text": comment})
+    await review.link_change(runtime.sessionmaker, request, user_id)

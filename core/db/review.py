@@ -340,3 +340,20 @@ async def with_review(db: AsyncSession, view: GenerationView) -> GenerationView:
     )
     changes = tuple(await changes_requested(db, view.generation_id))
     return replace(view, review=policy, images=images, changes_requested=changes)
+
+
+async def newest_generation_by(
+    db: AsyncSession, session_id: int, user_id: str, after_id: int
+) -> int | None:
+    """The newest generation of a session asked for by `user_id` with an id above
+    `after_id`, or None."""
+    return await db.scalar(
+        select(GenerationRow.id)
+        .where(
+            GenerationRow.session_id == session_id,
+            GenerationRow.requested_by == user_id,
+            GenerationRow.id > after_id,
+        )
+        .order_by(GenerationRow.id.desc())
+        .limit(1)
+    )
