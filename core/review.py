@@ -36,8 +36,8 @@ __all__ = [
     "gallery_item",
     "get_policy",
     "link_change",
-    "request_changes",
     "open_gallery_posts",
+    "request_changes",
     "reset_policy",
     "set_policy",
 ]
