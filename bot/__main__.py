@@ -1,4 +1,4 @@
-"""The `imagine-bot` command line: `serve`, `demo` and `doctor`."""
+"""The `imagine-bot` command line: `serve`, `demo`, `doctor` and `audit`."""
 
 from __future__ import annotations
 
@@ -76,6 +76,19 @@ def _doctor(args: argparse.Namespace) -> int:
     return doctor(args.channel)
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from bot.audit import AuditArgumentError, export, parse_since
+
+    settings = load_settings()
+    try:
+        since = parse_since(args.since)
+    except AuditArgumentError as err:
+        print(f"imagine-bot: {err}", file=sys.stderr)
+        return 2
+    sys.stdout.write(asyncio.run(export(settings, since, args.channel, args.format)))
+    return 0
+
+
 REQUIRED = {
     "slack_bot_token": "required",
     "slack_signing_secret": "required over HTTP",
@@ -140,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also check that the bot is a member of this channel id (repeatable)",
     )
     doctor.set_defaults(run=_doctor)
+    audit = sub.add_parser(
+        "audit",
+        help="print the team review audit trail (approvals, change requests, publishes, policy)",
+    )
+    audit.add_argument("--since", metavar="DATE", help="from this UTC date or ISO 8601 time")
+    audit.add_argument("--channel", metavar="C…", help="only this channel id")
+    audit.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    audit.set_defaults(run=_audit)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
