@@ -506,3 +506,7 @@ def change_note(user_id: str, label: str, comment: str) -> str:
 
 
 EMPTY_COMMENT = "Write what should change (up to 3,000 characters)."
+SETTINGS_NOT_OPENED = (
+    "I couldn't open the settings window (Slack gives an app 3 seconds to open it). "
+    "Try `/imagine settings` again, or use `/imagine review set …`."
+)

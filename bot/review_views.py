@@ -15,6 +15,7 @@ from typing import Any
 
 from bot import mrkdwn
 from bot.mrkdwn import escape
+from core.policy import Policy
 from core.review import MAX_COMMENT_CHARS
 
 REQUEST_CHANGES_VIEW = "request_changes"
@@ -85,3 +86,98 @@ def submitted_text(view: dict[str, Any], block_id: str, action_id: str) -> str:
     values = (view.get("state") or {}).get("values") or {}
     value = ((values.get(block_id) or {}).get(action_id) or {}).get("value")
     return value if isinstance(value, str) else ""
+
+
+SETTINGS_VIEW = "review_settings"
+REVIEWERS_BLOCK = "reviewers"
+APPROVALS_BLOCK = "approvals"
+SELF_BLOCK = "self_approval"
+GALLERY_BLOCK = "gallery"
+FIELD_BLOCKS = {
+    "reviewers": REVIEWERS_BLOCK,
+    "approvals": APPROVALS_BLOCK,
+    "gallery": GALLERY_BLOCK,
+}
+"""Which block shows a core.policy.PolicyInvalid `field` (response_action: errors)."""
+CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{1,20}", re.ASCII)
+
+
+def settings_modal(policy: Policy, channel_id: str) -> dict[str, Any]:
+    """The `/imagine settings` modal for a channel's review policy: reviewers (a users
+    select; user groups are kept as they are and set with `/imagine review set`), approvals
+    (a number input, 1-5), self-approval (a checkbox) and the gallery (a channel select)."""
+    self_option = {"text": _plain("The requester may approve their own image", 75), "value": "on"}
+    reviewers: dict[str, Any] = {"type": "multi_users_select", "action_id": REVIEWERS_BLOCK}
+    if policy.reviewer_users:
+        reviewers["initial_users"] = list(policy.reviewer_users)
+    gallery: dict[str, Any] = {"type": "channels_select", "action_id": GALLERY_BLOCK}
+    if policy.gallery_channel_id:
+        gallery["initial_channel"] = policy.gallery_channel_id
+    checkbox: dict[str, Any] = {"type": "checkboxes", "action_id": SELF_BLOCK}
+    checkbox["options"] = [self_option]
+    if policy.self_approval:
+        checkbox["initial_options"] = [self_option]
+    groups = ", ".join(f"<!subteam^{g}>" for g in policy.reviewer_groups) or "none"
+    return {
+        "type": "modal",
+        "callback_id": SETTINGS_VIEW,
+        "private_metadata": channel_id,
+        "title": _plain("Review settings"),
+        "submit": _plain("Save"),
+        "close": _plain("Cancel"),
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"Review rules for <#{channel_id}>. User group reviewers: {groups}.",
+                },
+            },
+            _input(REVIEWERS_BLOCK, "Reviewers (empty: anyone)", reviewers),
+            _input(
+                APPROVALS_BLOCK,
+                "Approvals needed",
+                {
+                    "type": "number_input",
+                    "action_id": APPROVALS_BLOCK,
+                    "is_decimal_allowed": False,
+                    "min_value": "1",
+                    "max_value": "5",
+                    "initial_value": str(policy.approvals_required),
+                },
+                optional=False,
+            ),
+            _input(SELF_BLOCK, "Self-approval", checkbox),
+            _input(GALLERY_BLOCK, "Gallery channel", gallery),
+        ],
+    }
+
+
+def _input(block_id: str, label: str, element: dict[str, Any], optional: bool = True) -> dict:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": _plain(label, 2000),
+        "element": element,
+    }
+
+
+def settings_values(view: dict[str, Any], current: Policy) -> Policy | str:
+    """The policy a submitted settings modal describes (groups kept from `current`), or the
+    error text of the approvals block when its value is not a whole number."""
+    values = (view.get("state") or {}).get("values") or {}
+
+    def get(block: str) -> dict[str, Any]:
+        found = (values.get(block) or {}).get(block)
+        return found if isinstance(found, dict) else {}
+
+    users = tuple(u for u in get(REVIEWERS_BLOCK).get("selected_users") or [] if isinstance(u, str))
+    raw = str(get(APPROVALS_BLOCK).get("value") or "")
+    if not raw.isdigit():
+        return "Enter a whole number from 1 to 5."
+    selected = get(SELF_BLOCK).get("selected_options") or []
+    self_ok = any(isinstance(o, dict) and o.get("value") == "on" for o in selected)
+    gallery = get(GALLERY_BLOCK).get("selected_channel")
+    gallery_id = gallery if isinstance(gallery, str) and CHANNEL_ID.fullmatch(gallery) else None
+    return Policy(users, current.reviewer_groups, int(raw), self_ok, gallery_id)

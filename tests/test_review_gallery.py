@@ -51,8 +51,8 @@ async def test_a_double_click_publishes_once_with_the_post_contents(bot: Harness
     [image] = [b for b in post.blocks if b["type"] == "image"]
     assert image["slack_file"]["id"] == emu.replies(CHANNEL, result.thread_ts or "")[2].files[0].id
     assert post.metadata and post.metadata["event_type"] == "imagine_gallery_post"
-    row = await _gallery_row(bot)
-    assert (row.state, row.message_ts) == ("posted", post.ts)
+    row = await _wait_posted(bot)
+    assert row.message_ts == post.ts
     async with bot.sm() as s:
         actions = list(await s.scalars(select(AuditRow.action).order_by(AuditRow.id)))
     assert actions == ["policy_set", "approve", "approved", "published"]

@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot import blocks
 from bot.listeners import actions, commands, events, review
-from bot.review_views import REQUEST_CHANGES_VIEW
+from bot.review_views import REQUEST_CHANGES_VIEW, SETTINGS_VIEW
 from bot.runtime import Runtime
 
 
@@ -30,6 +30,7 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     app.action(blocks.APPROVE)(review.approve)
     app.action(blocks.REQUEST_CHANGES)(review.request_changes)
     app.view(REQUEST_CHANGES_VIEW)(review.changes_submitted)
+    app.view(SETTINGS_VIEW)(review.settings_submitted)
     app.action(blocks.REGENERATE)(actions.regenerate)
     app.action(blocks.REFINE_THIS)(actions.refine_this)
     app.action(blocks.CANCEL)(actions.cancel)

@@ -27,6 +27,8 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
         return
     if is_review(text):
         return await review.review_command(ack, command, runtime)
+    if text.lower() == "settings":
+        return await review.settings_command(ack, command, runtime)
     if text.lower() == "history":
         await ack(text=await _recent_sessions(runtime, command), response_type="ephemeral")
         return

@@ -21,10 +21,14 @@ from bot.listeners.events import handle_reply
 from bot.publisher import SlackPublisher
 from bot.review_text import ReviewSyntaxError, parse_review
 from bot.review_views import (
+    APPROVALS_BLOCK,
     COMMENT_ACTION,
     COMMENT_BLOCK,
+    FIELD_BLOCKS,
     ChangeTarget,
     request_changes_modal,
+    settings_modal,
+    settings_values,
     submitted_text,
 )
 from bot.runtime import Runtime
@@ -175,3 +179,53 @@ async def changes_submitted(
     await runtime.publisher.update_result(request.view)
     await handle_reply(runtime, session, {"user": user_id, "text": comment})
     await review.link_change(runtime.sessionmaker, request, user_id)
+
+
+async def settings_command(ack: AsyncAck, command: dict[str, Any], runtime: Runtime) -> None:
+    """`/imagine settings`: admins get the review settings modal (views.open with the
+    command's trigger_id); others a private explanation."""
+    if not await is_admin(runtime.publisher, runtime.settings, command["user_id"]):
+        await ack(text=messages.REVIEW_ADMIN_ONLY, response_type="ephemeral")
+        return
+    channel_id = command["channel_id"]
+    policy = await review.get_policy(runtime.sessionmaker, command.get("team_id", ""), channel_id)
+    opened = await runtime.publisher.open_view(
+        str(command.get("trigger_id") or ""), settings_modal(policy, channel_id)
+    )
+    if opened:
+        await ack()
+    else:
+        await ack(text=messages.SETTINGS_NOT_OPENED, response_type="ephemeral")
+
+
+async def settings_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any]
+) -> None:
+    """The settings modal was submitted: checked in the modal (`response_action: errors`
+    on the block to fix), saved and audited like `/imagine review set`."""
+    runtime: Runtime = context["runtime"]
+    user = body.get("user") if isinstance(body.get("user"), dict) else {}
+    team = body.get("team") if isinstance(body.get("team"), dict) else {}
+    user_id, team_id = str(user.get("id") or ""), str(team.get("id") or "")
+    channel_id = str(view.get("private_metadata") or "")
+    if not await is_admin(runtime.publisher, runtime.settings, user_id):
+        await ack(response_action="errors", errors={APPROVALS_BLOCK: messages.REVIEW_ADMIN_ONLY})
+        return
+    current = await review.get_policy(runtime.sessionmaker, team_id, channel_id)
+    wanted = settings_values(view, current)
+    if isinstance(wanted, str):
+        await ack(response_action="errors", errors={APPROVALS_BLOCK: wanted})
+        return
+    try:
+        await review.set_policy(
+            runtime.sessionmaker,
+            team_id=team_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            policy=wanted,
+        )
+    except PolicyInvalid as err:
+        block = FIELD_BLOCKS.get(err.field, APPROVALS_BLOCK)
+        await ack(response_action="errors", errors={block: str(err)})
+        return
+    await ack()
