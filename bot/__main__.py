@@ -1,4 +1,4 @@
-"""The `imagine-bot` command line: `serve`, `demo` and `doctor`."""
+"""The `imagine-bot` command line: `serve`, `demo`, `doctor` and `audit`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot.doctor import StartupError
 from core.config import SettingsError, load_settings
@@ -76,6 +77,19 @@ def _doctor(args: argparse.Namespace) -> int:
     return doctor(args.channel)
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from bot.audit import AuditArgumentError, export, parse_since
+
+    settings = load_settings()
+    try:
+        since = parse_since(args.since)
+    except AuditArgumentError as err:
+        print(f"imagine-bot: {err}", file=sys.stderr)
+        return 2
+    sys.stdout.write(asyncio.run(export(settings, since, args.channel, args.format)))
+    return 0
+
+
 REQUIRED = {
     "slack_bot_token": "required",
     "slack_signing_secret": "required over HTTP",
@@ -96,13 +110,21 @@ def _settings_help() -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `imagine-bot` / `python -m bot`; returns the exit code."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per job (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="demo: log at LOG_LEVEL (default INFO)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    _add_demo(sub)
+    _add_doctor(sub)
+    _add_audit(sub)
+    return parser
+
+
+def _add_serve(sub: Any) -> None:
     serve = sub.add_parser(
         "serve",
         help="run the Slack app (HTTP, or Socket Mode)",
@@ -115,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         help="connect over Socket Mode with SLACK_APP_TOKEN instead of serving POST /slack/events",
     )
     serve.set_defaults(run=_serve)
+
+
+def _add_demo(sub: Any) -> None:
     demo = sub.add_parser("demo", help="run /imagine offline against a local Slack stand-in")
     demo.add_argument("prompt", nargs="+", help='the /imagine text, e.g. "a lighthouse --ar 3:2"')
     demo.add_argument("--out", default="imagine-demo", help="folder for the images")
@@ -127,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
     demo.set_defaults(run=_demo)
+
+
+def _add_doctor(sub: Any) -> None:
     doctor = sub.add_parser(
         "doctor",
         help="check settings, database, image store, Slack token and scopes, provider",
@@ -140,6 +168,22 @@ def main(argv: list[str] | None = None) -> int:
         help="also check that the bot is a member of this channel id (repeatable)",
     )
     doctor.set_defaults(run=_doctor)
+
+
+def _add_audit(sub: Any) -> None:
+    audit = sub.add_parser(
+        "audit",
+        help="print the audit trail (review decisions, publishes, policy changes, refusals)",
+    )
+    audit.add_argument("--since", metavar="DATE", help="from this UTC date or ISO 8601 time")
+    audit.add_argument("--channel", metavar="C…", help="only this channel id")
+    audit.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    audit.set_defaults(run=_audit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `imagine-bot` / `python -m bot`; returns the exit code."""
+    parser = _parser()
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -28,7 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import listeners
+from bot import gallery, listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
 from bot.routing import RoutedPublisher
@@ -183,6 +183,7 @@ def web_app(
         runtime.jobs.start()
         if runtime.retention is not None:
             runtime.retention.start()
+        gallery.start_resume(runtime)  # issue 10: finish gallery posts a crash interrupted
         if socket_mode is not None:
             await socket_mode.connect_async()
 

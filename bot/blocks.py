@@ -12,6 +12,7 @@ message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -19,6 +20,7 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ContextBlock,
+    ImageBlock,
     MarkdownTextObject,
     SectionBlock,
 )
@@ -33,6 +35,7 @@ REGENERATE = "regenerate"
 REFINE_THIS = "refine_this"
 CANCEL = "cancel"
 HISTORY = "history"
+REQUEST_CHANGES = "request_changes"
 PROGRESS_CELLS = 10
 # Room for the person's words inside one line of a status or result (the rest of the
 # line is ours); the whole section is clipped to Slack's limit as well.
@@ -182,22 +185,33 @@ def upload_alt_text(view: GenerationView) -> str:
 
 
 def _image_blocks(view: GenerationView) -> list[Block]:
-    """Per image: its section (size, who approved it) and its buttons."""
+    """Per image: its section (size, review progress or who approved it) and its buttons
+    (Approve and Request changes until it is fully approved, Refine this always)."""
     count = len(view.images)
     out: list[Block] = []
+    changes = dict(view.changes_requested)
     for image in view.images:
         label = f"Image {image.index + 1} of {count}" if count > 1 else "The image"
         value = f"{view.generation_id}:{image.index}"
         text = f"{label} · {image.width}×{image.height} px"
         buttons = [_button("Refine this", REFINE_THIS, value)]
         if image.approved_by:
-            text += f"\n:white_check_mark: *Approved by <@{image.approved_by}>*"
+            approvers = image.votes or (image.approved_by,)
+            names = ", ".join(f"<@{user}>" for user in approvers)
+            text += f"\n:white_check_mark: *Approved by {names}*"
             if image.approved_at:
                 # Slack renders <!date^…> in each reader's own time zone.
                 when = int(image.approved_at)
                 text += f" <!date^{when}^{{date_short_pretty}} at {{time}}|at {when}>"
         else:
-            buttons.insert(0, _button("Approve", APPROVE, value, style="primary"))
+            if image.votes or view.review.approvals_required > 1 or view.review.has_reviewers:
+                text += "\n" + messages.approval_progress(image.votes, view.review)
+            buttons[:0] = [
+                _button("Approve", APPROVE, value, style="primary"),
+                _button("Request changes", REQUEST_CHANGES, value),
+            ]
+        if image.index in changes:
+            text += f"\n:memo: Changes requested by <@{changes[image.index]}>"
         out.append(_section(text, block_id=f"image-{image.index}"))
         out.append(ActionsBlock(block_id=f"image-{image.index}-actions", elements=buttons))
     return out
@@ -242,3 +256,48 @@ def failure_message(view: GenerationView, failure: Failure) -> str:
     """The thread reply when a generation fails: what happened and what to do (the
     provider's own words in it are escaped by `messages.failure_text`)."""
     return _text(f":warning: *v{view.version}* failed. {messages.failure_text(failure)}")
+
+
+# ---------------------------------------------------------------------------------------
+# Team review (issue 10): the gallery post
+# ---------------------------------------------------------------------------------------
+
+GALLERY_EVENT = "imagine_gallery_post"
+"""The message metadata `event_type` of a gallery post (payload: image_id, generation_id)."""
+
+
+@dataclass(frozen=True)
+class GalleryPost:
+    """What a gallery post shows: the image (`file_id`: the file uploaded in the thread),
+    its label ("v3 image 1"), the prompt, who asked, who approved, the version lineage
+    (version numbers, first to this one) and the thread's link (None when Slack gave none)."""
+
+    channel_id: str
+    image_id: int
+    generation_id: int
+    label: str
+    prompt: str
+    requested_by: str
+    approvers: tuple[str, ...]
+    lineage: tuple[int, ...]
+    thread_link: str | None
+    file_id: str | None
+
+
+def gallery_message(post: GalleryPost) -> tuple[str, list[dict[str, Any]]]:
+    """The gallery post: head, prompt, the image (image block with `slack_file`, see
+    https://docs.slack.dev/reference/block-kit/blocks/image-block), approvals, lineage and
+    the thread link. Returns (text, blocks) within Slack's limits; the prompt is escaped."""
+    approvers = ", ".join(f"<@{user}>" for user in post.approvers)
+    head = f":frame_with_picture: *{escape(post.label)}* by <@{post.requested_by}>, approved"
+    parts: list[Block] = [_section(head), _section(_quote(post.prompt))]
+    if post.file_id:
+        alt = mrkdwn.clip(post.prompt, mrkdwn.ALT_TEXT) if post.prompt else post.label
+        parts.append(ImageBlock(slack_file={"id": post.file_id}, alt_text=alt))
+    lineage = " → ".join(f"v{v}" for v in post.lineage)
+    facts = [f"Approved by {approvers}", f"Versions: {lineage}"]
+    if post.thread_link:
+        facts.append(f"<{post.thread_link}|Open the thread>")
+    parts.append(_context(" · ".join(facts)))
+    text = _text(f"{escape(post.label)} approved: {escape(post.prompt)}")
+    return text, _json(parts)

@@ -12,6 +12,7 @@ from bot.mrkdwn import clip, escape, user_text
 from core.flags import MAX_N, MAX_RATIO_SIDE, MAX_SEED, QUALITIES, FlagError, FlagProblem, Params
 from core.history import SessionSummary, VersionSummary
 from core.images import MB, ImageRejected, Rejection, describe_types, type_name
+from core.policy import ApprovalRefusal, Policy
 from core.ports import Failure, FailureReason, GenerationView, InputsNote, WaitReason
 from core.refinement import MAX_INPUTS, Accepted, RefineOutcome
 from core.sessions import Refusal
@@ -628,3 +629,127 @@ def inputs_note(note: InputsNote) -> str:
             "newest kept): " + ", ".join(note.dropped)
         )
     return "; ".join(parts) + "."
+
+
+# Team review (issue 10): policies, approvals under a policy, gallery, change requests
+# ---------------------------------------------------------------------------------------
+
+REVIEW_ADMIN_ONLY = (
+    "Only workspace admins and owners (and the people in `IMAGINE_ADMINS`) can change how "
+    "images are reviewed in this channel. Ask one of them, or see the current rules with "
+    "`/imagine review`."
+)
+REVIEW_USAGE = (
+    "Usage: `/imagine review` shows this channel's review rules; "
+    "`/imagine review set --reviewers @carol @design-team --approvals 2 "
+    "--self-approval off --gallery #design-gallery` changes them (give only what changes; "
+    "`--reviewers anyone` and `--gallery none` clear them); `/imagine review off` goes back "
+    "to one approval by anyone."
+)
+
+
+def reviewers_text(policy: Policy) -> str:
+    """ "<@U1>, <@U2> or <!subteam^S1>" (Slack renders the names), or "anyone in the
+    channel" when the policy names nobody."""
+    names = [f"<@{u}>" for u in policy.reviewer_users]
+    names += [f"<!subteam^{g}>" for g in policy.reviewer_groups]
+    if not names:
+        return "anyone in the channel"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def policy_text(policy: Policy, channel_id: str) -> str:
+    """The channel's review rules, one line each (ephemeral answer to `/imagine review`)."""
+    if policy.is_default:
+        head = f"*Review in <#{channel_id}>:* the default, one approval by anyone."
+    else:
+        head = f"*Review in <#{channel_id}>:*"
+    count = policy.approvals_required
+    gallery = f"<#{policy.gallery_channel_id}>" if policy.gallery_channel_id else "none"
+    lines = [
+        head,
+        f"• Reviewers: {reviewers_text(policy)}",
+        f"• Approvals needed: {count}",
+        f"• Requester may approve their own image: {'yes' if policy.self_approval else 'no'}",
+        f"• Gallery channel: {gallery}",
+    ]
+    return "\n".join(lines)
+
+
+def policy_saved(policy: Policy, channel_id: str) -> str:
+    """Confirmation after `/imagine review set` or the settings modal."""
+    return ":white_check_mark: Saved. " + policy_text(policy, channel_id)
+
+
+def policy_off(channel_id: str) -> str:
+    """Confirmation after `/imagine review off`."""
+    return (
+        f":white_check_mark: Review rules for <#{channel_id}> are off: "
+        "one approval by anyone, no gallery."
+    )
+
+
+def review_error(message: str) -> str:
+    """A malformed `/imagine review` (message from the parser or the policy's validation)."""
+    return f":warning: {escape(message)}\n{REVIEW_USAGE}"
+
+
+def approval_refused(refusal: ApprovalRefusal, view: GenerationView) -> str:
+    """Why an Approve click did not count, and who can approve (ephemeral)."""
+    policy = view.review
+    who = reviewers_text(policy)
+    if refusal is ApprovalRefusal.SELF_APPROVAL:
+        return (
+            f"You asked for v{view.version}, and this channel's rules don't let people approve "
+            f"their own images. It can be approved by {who}."
+        )
+    return f"Only {who} can approve images in this channel. Your click was not counted."
+
+
+def already_voted(index: int, view: GenerationView) -> str:
+    """Approve by someone whose approval of this image is already counted."""
+    image = view.images[index] if index < len(view.images) else None
+    have = len(image.votes) if image else 0
+    return (
+        f"Your approval of image {index + 1} of v{view.version} is already counted "
+        f"({have} of {view.review.approvals_required})."
+    )
+
+
+def approval_progress(votes: tuple[str, ...], policy: Policy) -> str:
+    """ "Approved 1 of 2 · waiting for <@carol> or <!subteam^S1>" (who approved so far
+    follows)."""
+    line = f":hourglass: *Approved {len(votes)} of {policy.approvals_required}*"
+    if policy.has_reviewers:
+        line += f" · waiting for {reviewers_text(policy)}"
+    if votes:
+        line += " · by " + ", ".join(f"<@{u}>" for u in votes)
+    return line
+
+
+def gallery_not_in_channel(channel_id: str, reason: str) -> str:
+    """To the approver: the image could not go to the gallery; the approval stands."""
+    if reason == "not_in_channel":
+        fix = (
+            f"I'm not a member of <#{channel_id}>. Invite me there with `/invite @imagine` "
+            "(or mention me in that channel and choose *Add to channel*)"
+        )
+    else:
+        fix = f"I can't post in <#{channel_id}> (Slack says `{escape(reason)}`); check it exists"
+    return (
+        f":warning: The image is approved, but I could not publish it to the gallery. "
+        f"{fix}; images approved after that go there. Your approval stands."
+    )
+
+
+def change_note(user_id: str, label: str, comment: str) -> str:
+    """The thread note of a change request (the comment escaped and quoted)."""
+    quoted = "\n".join(f"> {escape(line)}" for line in comment.splitlines() or [""])
+    return f":memo: <@{user_id}> requested changes to {escape(label)}:\n{quoted}"
+
+
+EMPTY_COMMENT = "Write what should change (up to 3,000 characters)."
+SETTINGS_NOT_OPENED = (
+    "I couldn't open the settings window (Slack gives an app 3 seconds to open it). "
+    "Try `/imagine settings` again, or use `/imagine review set …`."
+)

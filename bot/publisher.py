@@ -212,7 +212,81 @@ class SlackCalls:
         )
 
 
-class SlackPublisher(SlackCalls):
+class ReviewCalls(SlackCalls):
+    """The Web API calls of team review (issue 10): user groups, the gallery post, modals
+    and the App Home tab."""
+
+    async def usergroup_members(self, group_id: str) -> frozenset[str] | None:
+        """usergroups.users.list (form arguments, slack_sdk's typed method; needs
+        `usergroups:read`): the user ids in a user group, or None when Slack will not say
+        (unknown group, missing scope, Slack unreachable): the caller treats that as "not a
+        member", the safe side. https://docs.slack.dev/reference/methods/usergroups.users.list
+        """
+        try:
+            response = await self._call(lambda c: c.usergroups_users_list(usergroup=group_id))
+        except (PublishError, ChannelUnreachable) as err:
+            log.warning("usergroups.users.list failed: %s", err)
+            return None
+        users = response.get("users")
+        return frozenset(str(u) for u in users) if isinstance(users, list) else None
+
+    async def find_gallery_post(self, channel_id: str, image_id: int) -> str | None:
+        """The ts of a gallery post already made for `image_id` (found by its message
+        metadata in the channel's recent history), or None. Used before posting again an
+        intent whose poster crashed. conversations.history with `include_all_metadata`."""
+        response = await self._call(
+            lambda c: c.conversations_history(
+                channel=channel_id, limit=100, include_all_metadata=True
+            )
+        )
+        for message in response.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if (
+                meta.get("event_type") == blocks.GALLERY_EVENT
+                and payload.get("image_id") == image_id
+            ):
+                return str(message["ts"])
+        return None
+
+    async def publish_to_gallery(self, post: blocks.GalleryPost) -> str:
+        """chat.postMessage of a fully approved image in the gallery channel: the image (the
+        file already uploaded in the thread, shown with an image block's `slack_file`), the
+        prompt, who asked, who approved, the version lineage and a link to the thread; tagged
+        with message metadata (`imagine_gallery_post`, the image id) so a resumed post can
+        be found. Returns the message ts. Raises ChannelUnreachable (`not_in_channel`, …) or
+        PublishError."""
+        text, body = blocks.gallery_message(post)
+        tag = {
+            "event_type": blocks.GALLERY_EVENT,
+            "event_payload": {"image_id": post.image_id, "generation_id": post.generation_id},
+        }
+        response = await self._call(
+            lambda c: c.chat_postMessage(
+                channel=post.channel_id, text=text, blocks=body, unfurl_links=False, metadata=tag
+            )
+        )
+        return str(response["ts"])
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> str | None:
+        """views.open of a modal for the person whose click or command gave `trigger_id`
+        (good once, within 3 seconds: https://docs.slack.dev/reference/methods/views.open).
+        Returns the view id, or None when Slack refused (an expired trigger: the person
+        clicks again)."""
+        try:
+            response = await self._call(lambda c: c.views_open(trigger_id=trigger_id, view=view))
+        except (PublishError, ChannelUnreachable) as err:
+            log.warning("views.open failed: %s", err)
+            return None
+        return str((response.get("view") or {}).get("id") or "") or None
+
+    async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
+        """views.publish of a person's App Home tab
+        (https://docs.slack.dev/reference/methods/views.publish). Raises PublishError."""
+        await self._call(lambda c: c.views_publish(user_id=user_id, view=view))
+
+
+class SlackPublisher(ReviewCalls):
     """The Publisher port over the Slack Web API: the thread, the status message (one edit
     per `status_interval` seconds per generation; terminal states always go out), uploads,
     the result message, failures; every message tagged with metadata so a lost answer is

@@ -29,6 +29,9 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     ),
     "users.info": frozenset({"users:read"}),
     "usergroups.users.list": frozenset({"usergroups:read"}),
+    "views.open": frozenset(),
+    "views.update": frozenset(),
+    "views.publish": frozenset(),
 }
 """Required bot scopes of every Web API method the bot may call (from Slack's method pages)."""
 
@@ -52,6 +55,7 @@ BOT_SCOPES: dict[str, str] = {
     "groups:history": "see replies in threads in private channels",
     "groups:read": "check that the bot is in a private channel (`imagine-bot doctor`)",
     "users:read": "tell workspace admins and owners (`users.info`) for admin-only settings",
+    "usergroups:read": "judge approvals by user group reviewers (`usergroups.users.list`)",
 }
 """Every bot scope the app asks for (`manifest.json`), with what it is used for."""
 

@@ -238,24 +238,6 @@ class DeliveryRow(Base):
 # Content policy, brand styles and privacy (issue 12).
 
 
-class AuditRow(Base):
-    """A policy event: a refused request, a withheld result, a retention sweep or a forget-me.
-
-    `action` names it (moderation_refused, result_withheld, retention, forget_me); `detail`
-    holds codes and counts only, never what a person typed.
-    """
-
-    __tablename__ = "policy_audit"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    action: Mapped[str] = mapped_column(String(32), index=True)
-    team_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    channel_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    user_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    at: Mapped[float] = mapped_column(Float, server_default=db_now())
-
-
 class StyleRow(Base):
     """A named brand style of a workspace: a prompt fragment (and reference images)."""
 
@@ -294,3 +276,94 @@ class ChannelStyleRow(Base):
     channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     style_name: Mapped[str] = mapped_column(String(64))
     set_by: Mapped[str] = mapped_column(String(32))
+
+
+# ---------------------------------------------------------------------------------------
+# Team review (issue 10): policies, votes, change requests, gallery posts, the audit trail
+# ---------------------------------------------------------------------------------------
+
+
+class ReviewPolicyRow(Base):
+    """A channel's review policy. No row = the default (anyone, 1 approval, no gallery,
+    self-approval on). Reviewers are Slack user ids and user group ids."""
+
+    __tablename__ = "review_policies"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", name="uq_review_policy_channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    reviewer_users: Mapped[list[Any]] = mapped_column(JSON)
+    reviewer_groups: Mapped[list[Any]] = mapped_column(JSON)
+    approvals_required: Mapped[int] = mapped_column(Integer, default=1)
+    self_approval: Mapped[bool] = mapped_column(Boolean, default=True)
+    gallery_channel_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+
+
+class ReviewVoteRow(Base):
+    """One person's approval of one image (counted once per person). When the votes reach
+    the policy's count the image gets its `ApprovalRow` (fully approved, once)."""
+
+    __tablename__ = "review_votes"
+    __table_args__ = (UniqueConstraint("image_id", "user_id", name="uq_review_votes_person"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(32))
+    voted_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+
+
+class ChangeRequestRow(Base):
+    """A reviewer asked for changes on an image: the comment and the version it became."""
+
+    __tablename__ = "change_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    image_index: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str] = mapped_column(Text)
+    new_generation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("generations.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+
+
+class GalleryPostRow(Base):
+    """The intent to publish a fully approved image to a gallery channel, recorded before
+    the post (one per image): pending → posting (claimed) → posted, or unreachable."""
+
+    __tablename__ = "gallery_posts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), unique=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    approver: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    message_ts: Mapped[str | None] = mapped_column(String(32), default=None)
+    claimed_at: Mapped[float | None] = mapped_column(Float, default=None)
+    created_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+
+
+class AuditRow(Base):
+    """The audit trail: one row per review or policy event. Review (issue 10): approve,
+    approved, changes_requested, published, publish_failed, policy_set, policy_off, with the
+    generation/image and the review `policy` in force. Content policy and privacy (issue 12):
+    moderation_refused, result_withheld, retention, forget_me, whose `detail` holds codes and
+    counts only, never what a person typed. `team_id`/`channel_id` are None for events of no
+    one channel (retention); `user_id` is None for the system or a forgotten person."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    channel_id: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
+    user_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    generation_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    image_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[float] = mapped_column(Float, server_default=db_now(), index=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.flags import Params
+from core.policy import DEFAULT_POLICY, Policy
 
 
 class ChannelUnreachable(Exception):
@@ -194,6 +195,8 @@ class ImageView:
     file_id: str | None = None
     approved_by: str | None = None
     approved_at: float | None = None  # UTC epoch seconds
+    # issue 10: everyone who approved it so far (user ids, oldest first)
+    votes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,9 @@ class GenerationView:
     cancel_requested: bool = False
     images: tuple[ImageView, ...] = ()
     enterprise_id: str | None = None
+    # issue 10: the channel's review policy, and (image index, user id) change requests
+    review: Policy = DEFAULT_POLICY
+    changes_requested: tuple[tuple[int, str], ...] = ()
 
 
 class Publisher(Protocol):

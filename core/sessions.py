@@ -11,20 +11,35 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from core import moderation, styles
 from core.db import refinement as threads
+from core.db import review as review_db
 from core.db import sessions as repo
 from core.db.views import GenerationGone, load_view
 from core.flags import MAX_SEED, Params
 from core.models import GenerationState
+from core.policy import ApprovalRefusal, Policy, judge
 from core.ports import GenerationView
 
 # A second Regenerate click by the same person on the same version within this many
 # seconds is a double-click: it queues nothing (issue 8, "one click, one action").
 DOUBLE_CLICK_SECONDS = 5.0
+
+# Two approvals of one image at the same moment: SQLite may answer "database is locked"
+# to the one that read first, and a unique constraint may refuse the loser's row; the
+# whole use case runs again (it reads the winner's approval and counts on from there).
+retry_busy = retry(
+    retry=retry_if_exception_type((IntegrityError, OperationalError)),
+    stop=stop_after_attempt(6),
+    wait=wait_random(0.01, 0.1),
+    reraise=True,
+)
 
 __all__ = [
     "ActionRefused",
@@ -185,35 +200,98 @@ async def regenerate(
 
 @dataclass(frozen=True)
 class ApprovalOutcome:
-    """The result of an Approve click: whether it was new, who approved the image first,
-    and the generation as it is now."""
+    """The result of an Approve click under the channel's review policy.
+
+    `newly_approved`: this click counted (a new approval by this person);
+    `approved_by`: who completed the image's approval (None while it is not complete);
+    `completed`: this click completed it; `refused`: why the click did not count (nothing
+    changed); `already_voted`: this person had approved it before; `gallery`: the image's
+    gallery intent recorded by this click (publish it); `view`: the generation as it is now.
+    """
 
     newly_approved: bool
-    approved_by: str
+    approved_by: str | None
     view: GenerationView
+    completed: bool = False
+    refused: ApprovalRefusal | None = None
+    already_voted: bool = False
+    gallery: int | None = None  # the image id whose gallery post was recorded
+
+    @property
+    def policy(self) -> Policy:
+        """The policy the click was judged by."""
+        return self.view.review
 
 
+@retry_busy
 async def approve(
     sm: async_sessionmaker[AsyncSession],
     generation_id: int,
     image_index: int,
     user_id: str,
     where: Conversation,
+    *,
+    user_groups: frozenset[str] = frozenset(),
 ) -> ApprovalOutcome:
-    """Record that `user_id` approved image `image_index` (0-based) of a generation.
+    """Record `user_id`'s approval of image `image_index` (0-based) of a generation, under
+    the channel's review policy (`core.policy.judge`; `user_groups` are the policy's user
+    groups the clicker is a member of, resolved by the caller).
 
-    A second approval of the same image changes nothing (the first approver stays).
+    An allowed approval counts once per person; when the count reaches the policy's
+    `approvals_required` the image is approved (once: its `ApprovalRow`) and, when the
+    policy names a gallery, its gallery post is recorded in the same transaction. A refused
+    or repeated approval changes nothing. Every counted approval is audited.
     Raises ActionRefused (GONE when the generation or image does not exist,
     WRONG_CONVERSATION).
     """
     async with sm.begin() as db:
-        await check_target(db, generation_id, where)
+        found = await check_target(db, generation_id, where)
         image = await repo.image_id(db, generation_id, image_index)
         if image is None:
             raise ActionRefused(Refusal.GONE)
-        newly, approver = await repo.approve_image(db, image, user_id)
+        await review_db.lock_image(db, image)
         view = await load_view(db, generation_id)
-        return ApprovalOutcome(newly_approved=newly, approved_by=approver, view=view)
+        done = view.images[image_index].approved_by if image_index < len(view.images) else None
+        if done is not None:
+            return ApprovalOutcome(False, done, view)
+        requesters = (view.requested_by, view.owner_user_id)
+        refusal = judge(view.review, user_id, requesters, user_groups)
+        if refusal is not None:
+            return ApprovalOutcome(False, None, view, refused=refusal)
+        if not await review_db.add_vote(db, image, user_id):
+            return ApprovalOutcome(False, None, view, already_voted=True)
+        count = len((await review_db.votes(db, [image]))[image])
+        audit = _audit(found, user_id, view.review, generation_id, image)
+        await review_db.add_audit(
+            db, **audit, action="approve", detail={"image": image_index + 1, "count": count}
+        )
+        completed, gallery = False, None
+        if count >= view.review.approvals_required:
+            completed, _ = await repo.approve_image(db, image, user_id)
+        if completed:
+            await review_db.add_audit(db, **audit, action="approved", detail={"count": count})
+            if view.review.gallery_channel_id:
+                await review_db.add_gallery_intent(
+                    db, image, view.review.gallery_channel_id, user_id
+                )
+                gallery = image
+        view = await load_view(db, generation_id)
+        approver = view.images[image_index].approved_by
+        return ApprovalOutcome(True, approver, view, completed=completed, gallery=gallery)
+
+
+def _audit(
+    found: repo.Target, user_id: str, policy: Policy, generation_id: int, image: int | None
+) -> dict[str, Any]:
+    """The common fields of an audit row about a click on a generation."""
+    return {
+        "team_id": found.team_id,
+        "channel_id": found.channel_id,
+        "user_id": user_id,
+        "policy": policy,
+        "generation_id": generation_id,
+        "image_id": image,
+    }
 
 
 @dataclass(frozen=True)

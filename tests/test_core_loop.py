@@ -61,6 +61,7 @@ async def _imagine_approve_regenerate(harness: Harness) -> None:
     g = generation.id
     assert buttons(result) == [
         ("approve", f"{g}:0"),
+        ("request_changes", f"{g}:0"),
         ("refine_this", f"{g}:0"),
         ("regenerate", str(g)),
         ("history", str(g)),
@@ -95,7 +96,13 @@ async def _imagine_approve_regenerate(harness: Harness) -> None:
     thread = harness.thread(thread_ts)
     assert len([m for m in thread if m.files]) == 2
     latest = thread[-1]
-    assert [a for a, _ in buttons(latest)] == ["approve", "refine_this", "regenerate", "history"]
+    assert [a for a, _ in buttons(latest)] == [
+        "approve",
+        "request_changes",
+        "refine_this",
+        "regenerate",
+        "history",
+    ]
     assert ("approve", f"{second.id}:0") in buttons(latest)
     assert "v2" in block_text(latest)
 
@@ -108,8 +115,10 @@ async def test_two_concurrent_approvals_keep_the_first(harness: Harness) -> None
     result = harness.thread(await harness.thread_of(generation.id))[-1]
     assert [a for a, _ in buttons(result)] == [
         "approve",
+        "request_changes",
         "refine_this",
         "approve",
+        "request_changes",
         "refine_this",
         "regenerate",
         "history",

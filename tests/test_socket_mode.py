@@ -68,6 +68,7 @@ async def test_imagine_approve_and_refine_over_socket_mode(tmp_path: Path) -> No
         g = generation.id
         assert buttons(result) == [
             ("approve", f"{g}:0"),
+            ("request_changes", f"{g}:0"),
             ("refine_this", f"{g}:0"),
             ("regenerate", str(g)),
             ("history", str(g)),

@@ -13,7 +13,7 @@ from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import messages
-from bot.listeners import actions
+from bot.listeners import actions, review
 from core import db, history, refinement, sessions
 from core.db.views import get_view
 from core.flags import Params
@@ -127,7 +127,7 @@ async def test_a_button_listener_acks_first_and_answers_garbage_privately() -> N
         calls.append(("respond", kwargs))
 
     body = {"channel": {"id": "C0HERE"}, "team": {"id": "T0TEAM"}}  # no user
-    for listener in (actions.approve, actions.regenerate, actions.history):
+    for listener in (review.approve, actions.regenerate, actions.history):
         calls.clear()
         # An empty context: a listener that reached for the runtime would raise KeyError.
         await listener(ack=ack, body=body, action={"value": "1"}, respond=respond, context={})

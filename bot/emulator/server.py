@@ -26,7 +26,7 @@ from . import delivery as dl
 from . import installs, limits
 from .mentions import app_mention_event
 from .socket_mode import SocketModeGateway
-from .state import Channel, Ephemeral, Message, SlackFile, User, Workspace, truthy
+from .state import Channel, Ephemeral, Message, SlackFile, User, UserGroup, View, Workspace, truthy
 from .transcript import render_ephemerals, render_thread
 from .webapi import JSON_METHODS, ApiCall, ApiError, WebApi, now, parse_params
 
@@ -51,6 +51,7 @@ DEFAULT_BOT_SCOPES = (
     "groups:history",
     "groups:read",
     "users:read",
+    "usergroups:read",
 )
 """What a bot token is granted unless a test says otherwise (``SlackEmulator.scopes``)."""
 
@@ -549,8 +550,11 @@ class SlackEmulator:
         self._response_urls[rid] = ctx
         return f"{self.base_url}response/{rid}"
 
-    def _trigger_id(self) -> str:
-        return f"{next(self._seq)}.{int(time.time())}.emu{next(self._seq):08x}"
+    def _trigger_id(self, user_id: str = "") -> str:
+        """A new trigger_id for `user_id`, good for one views.open within 3 seconds."""
+        trigger = f"{next(self._seq)}.{int(time.time())}.emu{next(self._seq):08x}"
+        self.ws.triggers[trigger] = (user_id, time.monotonic())
+        return trigger
 
     def _user(self, user_id: str) -> User:
         if user_id not in self.ws.users:
@@ -597,7 +601,7 @@ class SlackEmulator:
         user, chan = self._user(user_id), self._channel(channel_id)
         response_url = self._new_response_url(dl.ResponseUrl(chan.id, user.id))
         form = dl.slash_command_form(
-            self.ws, user, chan, command, text, response_url, self._trigger_id()
+            self.ws, user, chan, command, text, response_url, self._trigger_id(user.id)
         )
         installs.retarget(form, self.installs.team_fields(chan.id))
         if self._over_socket():
@@ -624,7 +628,14 @@ class SlackEmulator:
         block, button = dl.find_button(msg, action_id, value)
         ctx = dl.ResponseUrl(chan.id, user.id, msg.ts, msg.thread_ts)
         payload = dl.block_actions_payload(
-            self.ws, user, chan, msg, block, button, self._new_response_url(ctx), self._trigger_id()
+            self.ws,
+            user,
+            chan,
+            msg,
+            block,
+            button,
+            self._new_response_url(ctx),
+            self._trigger_id(user.id),
         )
         installs.retarget(payload, self.installs.team_fields(chan.id))
         if self._over_socket():
@@ -782,3 +793,95 @@ class SlackEmulator:
             chan = self.ws.channels[msg.channel]
             event = dl.message_changed_event(self.ws, previous, msg, chan)
             self._spawn(self._deliver_event(event))
+
+    # -- team review (issue 10): user groups, modals, the Home tab ----------------------
+    def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> UserGroup:
+        """Add a user group (``S…``) with these members."""
+        group = UserGroup(group_id, handle, list(users))
+        self.ws.usergroups[group_id] = group
+        return group
+
+    def mention_group(self, group_id: str) -> str:
+        """How Slack escapes a group mention in a command's text: ``<!subteam^S…|@handle>``."""
+        return f"<!subteam^{group_id}|@{self.ws.usergroups[group_id].handle}>"
+
+    def mention_user(self, user_id: str) -> str:
+        """How Slack escapes a user mention in a command's text: ``<@U…|name>``."""
+        return f"<@{user_id}|{self.ws.users[user_id].name}>"
+
+    def mention_channel(self, channel_id: str) -> str:
+        """How Slack escapes a channel mention in a command's text: ``<#C…|name>``."""
+        return f"<#{channel_id}|{self.ws.channels[channel_id].name}>"
+
+    def open_views(self, user_id: str) -> list[View]:
+        """The modals open for a person, oldest first."""
+        return [
+            v
+            for v in self.ws.views.values()
+            if v.user == user_id and v.view.get("type") == "modal" and not v.closed
+        ]
+
+    def home(self, user_id: str) -> View | None:
+        """The Home tab published for a person, if any."""
+        return self.ws.home_views.get(user_id)
+
+    async def submit_view(
+        self, user_id: str, view_id: str, values: dict[str, dict[str, dict[str, Any]]]
+    ) -> dl.Delivery:
+        """Press a modal's submit button: deliver ``view_submission`` with ``values`` as the
+        view's ``state.values`` (``{block_id: {action_id: {"type": …, "value": …}}}``).
+
+        As in Slack (https://docs.slack.dev/surfaces/modals#handling_submissions), an empty
+        200 closes the modal, ``response_action: errors`` keeps it open with the messages
+        on their blocks (recorded in ``View.errors``), ``update`` replaces it and ``clear``
+        closes it.
+        """
+        view = self.ws.views[view_id]
+        if view.user != user_id or view.closed:
+            raise LookupError(f"{user_id} has no open view {view_id}")
+        payload_view = view.to_dict(self.ws.team_id, self.ws.app_id)
+        payload_view["state"] = {"values": values}
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.ws.team_id, "domain": self.ws.team_domain},
+            "user": dl.user_ref(self.ws.users[user_id], self.ws.team_id),
+            "api_app_id": self.ws.app_id,
+            "token": dl.VERIFICATION_TOKEN,
+            "trigger_id": self._trigger_id(user_id),
+            "view": payload_view,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        if self._over_socket():
+            result = await self._send_envelope("block_actions", payload)
+        else:
+            body = urlencode({"payload": json.dumps(payload)}).encode()
+            result = await self.send_raw(
+                body, "application/x-www-form-urlencoded", kind="view_submission"
+            )
+        answer = result.json() if result.status == 200 else None
+        action = answer.get("response_action") if isinstance(answer, dict) else None
+        view.errors = dict(answer.get("errors") or {}) if action == "errors" else {}
+        if action == "update" and isinstance(answer.get("view"), dict):
+            view.view = self.api.review._check_view(answer["view"], "modal")
+        elif result.status == 200 and action in (None, "clear"):
+            view.closed = True
+        return result
+
+    async def open_app_home(self, user_id: str) -> dl.Delivery:
+        """A person opens the app's Home tab: deliver ``app_home_opened``
+        (https://docs.slack.dev/reference/events/app_home_opened)."""
+        user = self._user(user_id)
+        dm = self.ws.open_dm(user.id)
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user.id,
+            "channel": dm.id,
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        }
+        home = self.ws.home_views.get(user.id)
+        if home is not None:
+            event["view"] = home.to_dict(self.ws.team_id, self.ws.app_id)
+        return await self._deliver_event(event)

@@ -293,6 +293,11 @@ class Workspace:
         self.files: dict[str, SlackFile] = {}
         self.ephemerals: list[Ephemeral] = []
         self._file_seq = itertools.count(1)
+        self.usergroups: dict[str, UserGroup] = {}  # issue 10
+        self.views: dict[str, View] = {}  # issue 10: open modals and Home tabs by view id
+        self.home_views: dict[str, View] = {}  # issue 10: user id -> published Home tab
+        self._view_seq = itertools.count(1)
+        self.triggers: dict[str, tuple[str, float]] = {}  # issue 10: trigger -> (user, issued)
         self.add_user(bot_user_id, "imagine", is_bot=True)
 
     # -- setup -------------------------------------------------------------------------
@@ -392,3 +397,48 @@ def truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.lower() in ("1", "true", "yes")
     return bool(value)
+
+
+# -- team review (issue 10): user groups, modals and the Home tab ------------------------
+
+
+@dataclass
+class UserGroup:
+    """A user group (``S…``), mentioned as ``<!subteam^S…|@handle>``; ``users`` in order."""
+
+    id: str
+    handle: str
+    users: list[str] = field(default_factory=list)
+    disabled: bool = False
+
+
+@dataclass
+class View:
+    """A modal opened with ``views.open`` (``type: modal``) or a Home tab published with
+    ``views.publish`` (``type: home``), as Slack's view object."""
+
+    id: str
+    user: str
+    view: dict[str, Any]
+    hash: str
+    trigger_id: str | None = None
+    closed: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self, team_id: str, app_id: str) -> dict[str, Any]:
+        """Slack's view object (the payload's ``view``, the methods' answers)."""
+        out = dict(self.view)
+        out.update(
+            {
+                "id": self.id,
+                "team_id": team_id,
+                "app_id": app_id,
+                "hash": self.hash,
+                "state": {"values": {}},
+                "root_view_id": self.id,
+                "previous_view_id": None,
+            }
+        )
+        out.setdefault("private_metadata", "")
+        out.setdefault("callback_id", "")
+        return out

@@ -16,9 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import limits, reads
-from .state import Channel, Ephemeral, Message, SlackFile, Workspace, ensure_block_ids, truthy
+from .state import (
+    Channel,
+    Ephemeral,
+    Message,
+    SlackFile,
+    View,
+    Workspace,
+    ensure_block_ids,
+    truthy,
+)
 
-JSON_PARAMS = ("blocks", "attachments", "files", "metadata")
+JSON_PARAMS = ("blocks", "attachments", "files", "metadata", "view")
 # Methods that read a JSON body (each method's reference page lists application/json among
 # its accepted content types; "Most write methods", https://docs.slack.dev/apis/web-api).
 # Read methods (chat.getPermalink, conversations.*, files.info, users.info, …) and
@@ -113,6 +122,7 @@ class WebApi:
         """Seconds between files.completeUploadExternal answering and the files being shared
         (Slack shares them asynchronously); 0 shares them before it answers."""
         self.pending_shares: set[asyncio.TimerHandle] = set()
+        self.review = ReviewApi(ws)
         self.methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "api.test": lambda p: {"args": p},
             "auth.test": self.auth_test,
@@ -129,6 +139,10 @@ class WebApi:
             "conversations.replies": self.conversations_replies,
             "conversations.history": self.conversations_history,
             "users.info": self.users_info,
+            "usergroups.users.list": self.review.usergroups_users_list,
+            "views.open": self.review.views_open,
+            "views.update": self.review.views_update,
+            "views.publish": self.review.views_publish,
         }
 
     # -- helpers ---------------------------------------------------------------------
@@ -411,6 +425,103 @@ class WebApi:
         if user is None:
             raise ApiError("user_not_found")
         return {"user": user.to_dict(self.ws.team_id)}
+
+
+class ReviewApi:
+    """Web API methods for team review (issue 10): user groups, modals, the Home tab.
+
+    Limits and errors follow Slack's method pages:
+    https://docs.slack.dev/reference/methods/usergroups.users.list (``no_such_subteam``),
+    https://docs.slack.dev/reference/methods/views.open (``invalid_trigger_id``,
+    ``expired_trigger_id``: a trigger is good for 3 seconds and once),
+    https://docs.slack.dev/reference/methods/views.update (``not_found``, ``hash_conflict``),
+    https://docs.slack.dev/reference/methods/views.publish (``user_id`` required), and the
+    view object's limits: https://docs.slack.dev/reference/views/modal-views (title and
+    button texts at most 24 characters, at most 100 blocks, ``private_metadata`` at most
+    3,000 characters, ``callback_id`` at most 255).
+    """
+
+    TRIGGER_SECONDS = 3.0
+    VIEW_TITLE = 24
+    VIEW_BLOCKS = 100
+    PRIVATE_METADATA = 3000
+    CALLBACK_ID = 255
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``usergroups.users.list``: the user ids of a user group."""
+        group = self.ws.usergroups.get(params.get("usergroup") or "")
+        if group is None:
+            raise ApiError("no_such_subteam")
+        if group.disabled and not truthy(params.get("include_disabled")):
+            raise ApiError("no_such_subteam")
+        return {"users": list(group.users)}
+
+    def _check_view(self, view: Any, kind: str) -> dict[str, Any]:
+        if not isinstance(view, dict) or view.get("type") != kind:
+            raise ApiError("invalid_arguments", messages=[f"[ERROR] view type must be {kind}"])
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > self.VIEW_BLOCKS:
+            raise ApiError("invalid_arguments", messages=["[ERROR] 0-100 blocks"])
+        problem = limits.blocks_problem(blocks) if blocks else None
+        for key in ("title", "submit", "close"):
+            text = (view.get(key) or {}).get("text", "") if isinstance(view.get(key), dict) else ""
+            if key == "title" and kind == "modal" and not 1 <= len(text) <= self.VIEW_TITLE:
+                problem = problem or f"title must be 1-{self.VIEW_TITLE} characters"
+            elif len(text) > self.VIEW_TITLE:
+                problem = problem or f"{key} must be at most {self.VIEW_TITLE} characters"
+        if len(str(view.get("private_metadata") or "")) > self.PRIVATE_METADATA:
+            problem = problem or "private_metadata too long"
+        if len(str(view.get("callback_id") or "")) > self.CALLBACK_ID:
+            problem = problem or "callback_id too long"
+        if problem:
+            raise ApiError("invalid_arguments", messages=[f"[ERROR] {problem}"])
+        ensure_block_ids(blocks)
+        return copy.deepcopy(view)
+
+    def _new_view(self, user: str, view: dict[str, Any], trigger: str | None) -> View:
+        seq = next(self.ws._view_seq)
+        made = View(f"V0EMU{seq:06d}", user, view, f"{time.time():.6f}.{seq}", trigger)
+        self.ws.views[made.id] = made
+        return made
+
+    def views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``views.open``: open a modal for the person whose click or command made the
+        trigger (once, within 3 seconds)."""
+        trigger = str(params.get("trigger_id") or "")
+        issued = self.ws.triggers.pop(trigger, None)
+        if issued is None:
+            raise ApiError("invalid_trigger_id")
+        user, at = issued
+        if time.monotonic() - at > self.TRIGGER_SECONDS:
+            raise ApiError("expired_trigger_id")
+        view = self._new_view(user, self._check_view(params.get("view"), "modal"), trigger)
+        return {"view": view.to_dict(self.ws.team_id, self.ws.app_id)}
+
+    def views_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``views.update``: replace an open view (``hash`` guards against races)."""
+        found = self.ws.views.get(str(params.get("view_id") or ""))
+        if found is None or found.closed:
+            raise ApiError("not_found")
+        if params.get("hash") and params["hash"] != found.hash:
+            raise ApiError("hash_conflict")
+        found.view = self._check_view(params.get("view"), str(found.view.get("type")))
+        found.hash = f"{time.time():.6f}.{next(self.ws._view_seq)}"
+        return {"view": found.to_dict(self.ws.team_id, self.ws.app_id)}
+
+    def views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``views.publish``: set a person's Home tab."""
+        user = str(params.get("user_id") or "")
+        if user not in self.ws.users:
+            raise ApiError("user_not_found")
+        home = self.ws.home_views.get(user)
+        if home is not None and params.get("hash") and params["hash"] != home.hash:
+            raise ApiError("hash_conflict")
+        view = self._new_view(user, self._check_view(params.get("view"), "home"), None)
+        self.ws.home_views[user] = view
+        return {"view": view.to_dict(self.ws.team_id, self.ws.app_id)}
 
 
 def now() -> float:

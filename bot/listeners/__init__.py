@@ -13,7 +13,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot import blocks
-from bot.listeners import actions, commands, events, mentions
+from bot.listeners import actions, commands, events, mentions, review
+from bot.review_views import REQUEST_CHANGES_VIEW, SETTINGS_VIEW
 from bot.runtime import Runtime
 
 
@@ -26,7 +27,10 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
 
     app.use(provide_runtime)
     app.command("/imagine")(commands.imagine)
-    app.action(blocks.APPROVE)(actions.approve)
+    app.action(blocks.APPROVE)(review.approve)
+    app.action(blocks.REQUEST_CHANGES)(review.request_changes)
+    app.view(REQUEST_CHANGES_VIEW)(review.changes_submitted)
+    app.view(SETTINGS_VIEW)(review.settings_submitted)
     app.action(blocks.REGENERATE)(actions.regenerate)
     app.action(blocks.REFINE_THIS)(actions.refine_this)
     app.action(blocks.CANCEL)(actions.cancel)

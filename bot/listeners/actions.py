@@ -1,4 +1,5 @@
-"""Buttons: Approve, Regenerate, Refine this and History on results; Cancel on status.
+"""Buttons: Regenerate, Refine this and History on results; Cancel on status (Approve and
+Request changes are in `bot.listeners.review`).
 
 Button values carry the generation id (and image index): "<generation_id>:<index>" for
 Approve and Refine this, "<generation_id>" for the others. Every click is acknowledged
@@ -112,19 +113,6 @@ def button(*, with_index: bool) -> Callable[[Handler], Listener]:
         return listener
 
     return wrap
-
-
-@button(with_index=True)
-async def approve(runtime: Runtime, click: Click, respond: AsyncRespond) -> None:
-    """Approve: record the approval and show it on the result (once per image)."""
-    outcome = await sessions.approve(
-        runtime.sessionmaker, click.generation_id, click.index, click.user_id, click.where
-    )
-    if not outcome.newly_approved:
-        text = messages.already_approved(click.index, outcome.view.version, outcome.approved_by)
-        await private(respond, text)
-        return
-    await runtime.publisher.update_result(outcome.view)
 
 
 @button(with_index=False)

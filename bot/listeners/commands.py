@@ -11,7 +11,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck
 
 from bot import blocks, messages
+from bot.listeners import review
 from bot.listeners.styles import is_style_command, style_command
+from bot.review_text import is_review
 from bot.runtime import Runtime
 from core import history, sessions, styles
 from core.flags import FlagError, ParsedCommand, check_supported, parse_command
@@ -28,6 +30,10 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
         return
     if is_style_command(text):
         return await style_command(ack, command, runtime)
+    if is_review(text):
+        return await review.review_command(ack, command, runtime)
+    if text.lower() == "settings":
+        return await review.settings_command(ack, command, runtime)
     if text.lower() == "history":
         await ack(text=await _recent_sessions(runtime, command), response_type="ephemeral")
         return

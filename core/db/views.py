@@ -13,9 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import jobs as jobs_db
+from core.db import review as review_db
 from core.db.rows import from_row
 from core.flags import Params
 from core.models import ApprovalRow, GenerationRow, ImageRow, SessionRow
+from core.policy import DEFAULT_POLICY
 from core.ports import Failure, GenerationView, ImageView, InputsNote
 from core.providers.registry import provider_label
 
@@ -68,7 +70,7 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         )
     ).all()
     waiting, waiting_number = await jobs_db.waiting_of(db, row)
-    return from_row(
+    view = from_row(
         GenerationView,
         row,
         generation_id=row.id,
@@ -80,6 +82,8 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         failure=Failure.from_json(row.failure),
         parent_label=await parent_label(db, row.parent_image_id),
         inputs_note=InputsNote.from_stored(row.inputs_note),
+        review=DEFAULT_POLICY,  # the channel's policy: filled in by review_db.with_review
+        changes_requested=(),
         images=tuple(
             from_row(
                 ImageView,
@@ -89,7 +93,9 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
                 file_id=img.slack_file_id,
                 approved_by=approver,
                 approved_at=approved_at,
+                votes=(),  # filled in by review_db.with_review
             )
             for img, approver, approved_at in images
         ),
     )
+    return await review_db.with_review(db, view)

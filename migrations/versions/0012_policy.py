@@ -1,7 +1,7 @@
-"""policy_audit, styles, style_references, channel_styles (issue 12)
+"""styles, style_references, channel_styles (issue 12)
 
 Revision ID: 0012
-Revises: 0004
+Revises: 0010
 Create Date: 2026-11-27 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0004"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -25,17 +25,6 @@ def _now() -> sa.TextClause:
 
 def upgrade() -> None:
     now = _now()
-    op.create_table(
-        "policy_audit",
-        sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("action", sa.String(32), nullable=False),
-        sa.Column("team_id", sa.String(32), nullable=True),
-        sa.Column("channel_id", sa.String(32), nullable=True),
-        sa.Column("user_id", sa.String(32), nullable=True),
-        sa.Column("detail", sa.JSON(), nullable=False),
-        sa.Column("at", sa.Float(), server_default=now, nullable=False),
-    )
-    op.create_index("ix_policy_audit_action", "policy_audit", ["action"])
     op.create_table(
         "styles",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -72,5 +61,3 @@ def downgrade() -> None:
     op.drop_table("channel_styles")
     op.drop_table("style_references")
     op.drop_table("styles")
-    op.drop_index("ix_policy_audit_action", table_name="policy_audit")
-    op.drop_table("policy_audit")
