@@ -241,3 +241,18 @@ def failure_message(view: GenerationView, failure: Failure) -> str:
     """The thread reply when a generation fails: what happened and what to do (the
     provider's own words in it are escaped by `messages.failure_text`)."""
     return _text(f":warning: *v{view.version}* failed. {messages.failure_text(failure)}")
+
+
+# Cost control (issue 11): the private duplicate note with its *Generate anyway* button,
+# whose value is the earlier generation's id (its prompt and flags are queued again).
+GENERATE_ANYWAY = "generate_anyway"
+
+
+def duplicate_message(text: str, generation_id: int) -> tuple[str, list[dict[str, Any]]]:
+    """The ephemeral duplicate note (`text`, mrkdwn built by `messages.duplicate_text`)
+    with a *Generate anyway* button; returns (text, blocks)."""
+    blocks: list[Block] = [
+        _section(text),
+        ActionsBlock(elements=[_button("Generate anyway", GENERATE_ANYWAY, str(generation_id))]),
+    ]
+    return _text(text), _json(blocks)

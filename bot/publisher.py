@@ -202,3 +202,11 @@ class SlackPublisher:
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         await self._call("chat.postEphemeral", **kwargs)
+
+    async def send_dm(self, user_id: str, text: str) -> None:
+        """chat.postMessage with `channel` set to a user id: a message in the app's DM with
+        that person (Slack opens it; https://docs.slack.dev/reference/methods/chat.postMessage,
+        "channel": "an encoded ID ... or a user ID"). `text` is mrkdwn the caller built."""
+        await self._call(
+            "chat.postMessage", channel=user_id, text=mrkdwn.clip(text, mrkdwn.MESSAGE_TEXT)
+        )

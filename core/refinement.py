@@ -26,6 +26,7 @@ from core.images import (
     prepare_mask,
 )
 from core.prompts import compose_prompt
+from core.quotas import CostPolicy, admit
 from core.sessions import ActionRefused, Conversation, Refusal, check_target, new_seed
 from core.store import ImageStore, NotAnImage
 
@@ -175,13 +176,15 @@ async def take_reply(
     limits: ImageLimits,
     provider: str,
     model: str | None,
+    cost: CostPolicy | None = None,
 ) -> ReplyOutcome:
     """Take a reply in a session's thread: check and store its images (references, or the
     mask sized to the current base), record them, and when `instruction` is not empty
     queue a refinement that uses them, all recorded in one transaction.
 
     A refused image (ImageRejected, NotAnImage) is kept in `problems` (bot words it); the
-    rest of the reply still counts.
+    rest of the reply still counts. A refinement over a quota raises
+    core.quotas.QuotaExceeded: nothing of the reply is recorded then.
     """
     async with sm() as db:
         base = await threads.base_image(db, session.session_id)
@@ -195,7 +198,7 @@ async def take_reply(
         except (ImageRejected, NotAnImage) as err:
             problems.append(err)
     waiting, refined = await _record(
-        sm, session.session_id, kept, user_id, instruction, params, provider, model
+        sm, session.session_id, kept, user_id, instruction, params, provider, model, cost
     )
     return ReplyOutcome(tuple(k.accepted for k in kept), tuple(problems), waiting, refined)
 
@@ -239,6 +242,7 @@ async def _record(
     params: Params,
     provider: str,
     model: str | None,
+    cost: CostPolicy | None = None,
 ) -> tuple[int, RefineOutcome | None]:
     """One transaction: record the kept images, then queue the refinement (if any)."""
     async with sm.begin() as db:
@@ -256,6 +260,7 @@ async def _record(
             refined = await _queue_refinement(
                 db, session_id, user_id, instruction, params, provider, model
             )
+            await admit(db, cost, refined.generation_id, params)
         return await threads.count_waiting(db, session_id), refined
 
 

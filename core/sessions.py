@@ -9,7 +9,7 @@ is gone; a refusal changes nothing.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +20,7 @@ from core.db.views import GenerationGone, load_view
 from core.flags import MAX_SEED, Params
 from core.models import GenerationState
 from core.ports import GenerationView
+from core.quotas import CostPolicy, admit
 
 # A second Regenerate click by the same person on the same version within this many
 # seconds is a double-click: it queues nothing (issue 8, "one click, one action").
@@ -98,11 +99,13 @@ async def start(
     provider: str,
     model: str | None,
     response_url: str | None,
+    cost: CostPolicy | None = None,
 ) -> int:
     """Record a new session and its first generation (queued) in one transaction.
 
     The thread does not exist yet: the job engine opens it before submitting.
-    Returns the generation id.
+    Returns the generation id. Raises core.quotas.QuotaExceeded / DuplicateRequest
+    (checked against `cost`, nothing is stored then).
     """
     width, height = params.size()
     seed = params.seed if params.seed is not None else new_seed()
@@ -126,15 +129,21 @@ async def start(
                 response_url=response_url,
             ),
         )
+        await admit(db, cost, generation_id, params)
         return generation_id
 
 
 @repo.retry_version_race
 async def regenerate(
-    sm: async_sessionmaker[AsyncSession], generation_id: int, user_id: str, where: Conversation
+    sm: async_sessionmaker[AsyncSession],
+    generation_id: int,
+    user_id: str,
+    where: Conversation,
+    cost: CostPolicy | None = None,
 ) -> int:
     """Queue the same request as `generation_id` with a new seed, as the session's next
     version (a refinement keeps its instruction, base image, references and mask).
+    Checked against the quotas in `cost` (raises core.quotas.QuotaExceeded).
 
     Returns the new generation id. Raises ActionRefused (GONE, WRONG_CONVERSATION, or
     DOUBLE_CLICK when `user_id` regenerated this version less than DOUBLE_CLICK_SECONDS
@@ -167,6 +176,7 @@ async def regenerate(
             ),
         )
         await threads.add_inputs(db, new_id, await threads.inputs(db, generation_id))
+        await admit(db, cost, new_id, replace(source.params, seed=None))
         return new_id
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot import blocks
-from bot.listeners import actions, commands, events
+from bot.listeners import actions, commands, cost, events
 from bot.runtime import Runtime
 
 
@@ -31,4 +31,5 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     app.action(blocks.REFINE_THIS)(actions.refine_this)
     app.action(blocks.CANCEL)(actions.cancel)
     app.action(blocks.HISTORY)(actions.history)
+    app.action(blocks.GENERATE_ANYWAY)(cost.generate_anyway)
     app.event("message")(events.on_message)

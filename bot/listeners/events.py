@@ -13,12 +13,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot import messages
+from bot import cost, messages
 from bot.files import fetch_slack_file, file_is_too_large
 from bot.runtime import Runtime
 from core import refinement
 from core.flags import FlagError, check_supported, parse_command
 from core.images import ImageLimits, ImageRejected, Rejection, is_mask_request, limits_for
+from core.quotas import QuotaExceeded
 from core.refinement import PostedImage, SessionRef
 from core.store import NotAnImage
 
@@ -68,18 +69,23 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
         runtime.settings.image_provider, max_pixels=runtime.settings.max_image_pixels
     )
     posted, problems = await _download(runtime, limits, text, files)
-    outcome = await refinement.take_reply(
-        runtime.sessionmaker,
-        runtime.store,
-        session,
-        user_id=user_id,
-        instruction=instruction,
-        params=parsed.params,
-        images=posted,
-        limits=limits,
-        provider=runtime.settings.image_provider,
-        model=runtime.settings.image_model,
-    )
+    try:
+        outcome = await refinement.take_reply(
+            runtime.sessionmaker,
+            runtime.store,
+            session,
+            user_id=user_id,
+            instruction=instruction,
+            params=parsed.params,
+            images=posted,
+            limits=limits,
+            provider=runtime.settings.image_provider,
+            model=runtime.settings.image_model,
+            cost=cost.policy(runtime.settings),
+        )
+    except QuotaExceeded as err:
+        message = messages.quota_refused(err)
+        return await publisher.tell_user(session.channel_id, user_id, message, session.thread_ts)
     problems += outcome.problems
     if problems:
         await say(messages.image_problems(problems))
@@ -91,6 +97,7 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
     if outcome.refined.dropped:
         await say(messages.inputs_dropped(outcome.refined))
     runtime.jobs.wake()
+    await cost.send_budget_alerts(runtime)
 
 
 async def _download(
