@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also check that the bot is a member of this channel id (repeatable)",
     )
     doctor.set_defaults(run=_doctor)
+    from bot.usage_export import add_parser as add_usage
+
+    add_usage(sub)  # issue 11: imagine-bot usage
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
