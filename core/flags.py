@@ -27,6 +27,7 @@ USAGE = (
     "• `--no words` things to keep out of the image\n"
     "• `--quality low|medium|high`\n"
     "• `--model NAME` the provider's model to use\n"
+    "• `--fresh` make new images even when an identical request was made before\n"
     "Example: `/imagine a lighthouse at dusk --ar 3:2 --n 2`\n"
     "The bot answers in a thread. Reply there to refine the latest image (flags work in "
     "replies too), post images to use as references, post a PNG with transparent areas and "
@@ -43,7 +44,8 @@ class FlagError(ValueError):
 class Params:
     """The generation parameters a user can set with flags.
 
-    `aspect_ratio` is reduced ("3:2"); `seed` None means "pick one".
+    `aspect_ratio` is reduced ("3:2"); `seed` None means "pick one"; `fresh` skips the
+    result cache (issue 11: no reuse of an identical earlier request's images).
     """
 
     aspect_ratio: str = "1:1"
@@ -52,6 +54,7 @@ class Params:
     negative_prompt: str | None = None
     quality: str | None = None
     model: str | None = None
+    fresh: bool = False
 
     def size(self) -> tuple[int, int]:
         """Pixel size (width, height) with exactly this aspect ratio and about one megapixel."""
@@ -127,6 +130,7 @@ def _parse_int(flag: str, value: str, low: int, high: int, hint: str) -> int:
 
 _FLAG_RE = re.compile(r"(?:^|\s)(?:--|—|–)([A-Za-z]+)")
 _VALUE_FLAGS = ("ar", "aspect", "n", "seed", "no", "quality", "q", "model")
+_SWITCHES = ("fresh",)  # flags without a value (issue 11)
 
 
 def parse_command(
@@ -146,11 +150,15 @@ def parse_command(
         name = match[1].lower()
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         value = text[match.end() : end].strip()
+        if name in _SWITCHES:
+            prompt = f"{prompt} {value}".strip()  # text after a switch belongs to the prompt
+            params = replace(params, fresh=True)
+            continue
         if name not in _VALUE_FLAGS:
             raise FlagError(
                 f"`--{match[1]}` is not a flag I know. "
                 "Allowed: `--ar W:H`, `--n 1-4`, `--seed N`, `--no words`, "
-                "`--quality low|medium|high`, `--model NAME`."
+                "`--quality low|medium|high`, `--model NAME`, `--fresh`."
             )
         if not value:
             raise FlagError(f"`--{name}` needs a value. Try `/imagine help` for examples.")

@@ -6,12 +6,13 @@ caller's clock (`core.quotas.CostPolicy.clock`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.models import (
     BudgetAlertRow,
@@ -23,6 +24,7 @@ from core.models import (
     QuotaLockRow,
     SessionRow,
 )
+from core.store import StoredBlob
 
 
 @dataclass(frozen=True)
@@ -292,3 +294,22 @@ async def mark_reused(db: AsyncSession, generation_id: int, source_id: int) -> N
         .where(CostRow.generation_id == generation_id)
         .values(reused_from_id=source_id)
     )
+
+
+async def cache_lookup(
+    sm: async_sessionmaker[AsyncSession], generation_id: int, key: str, *, use: bool
+) -> tuple[int, list[StoredBlob]] | None:
+    """Remember `key` as the generation's cache key and, when `use`, find an earlier
+    generation with the same key and stored images: (its id, the images in order as store
+    blobs), or None."""
+    async with sm.begin() as db:
+        await set_cache_key(db, generation_id, key)
+        found = await cached_images(db, key, generation_id) if use else None
+        if found is None:
+            return None
+        source, images = found
+        blobs = [
+            StoredBlob(i.sha256, Path(i.path), i.width, i.height, i.mime, i.bytes) for i in images
+        ]
+        await mark_reused(db, generation_id, source)
+        return source, blobs
