@@ -121,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_doctor(sub)
     _add_audit(sub)
+    from bot.usage_export import add_parser as add_usage
+
+    add_usage(sub)  # imagine-bot usage (cost control)
     return parser
 
 

@@ -301,3 +301,18 @@ def gallery_message(post: GalleryPost) -> tuple[str, list[dict[str, Any]]]:
     parts.append(_context(" · ".join(facts)))
     text = _text(f"{escape(post.label)} approved: {escape(post.prompt)}")
     return text, _json(parts)
+
+
+# Cost control (issue 11): the private duplicate note with its *Generate anyway* button,
+# whose value is the earlier generation's id (its prompt and flags are queued again).
+GENERATE_ANYWAY = "generate_anyway"
+
+
+def duplicate_message(text: str, generation_id: int) -> tuple[str, list[dict[str, Any]]]:
+    """The ephemeral duplicate note (`text`, mrkdwn built by `messages.duplicate_text`)
+    with a *Generate anyway* button; returns (text, blocks)."""
+    blocks: list[Block] = [
+        _section(text),
+        ActionsBlock(elements=[_button("Generate anyway", GENERATE_ANYWAY, str(generation_id))]),
+    ]
+    return _text(text), _json(blocks)

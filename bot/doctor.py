@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.scopes import BOT_SCOPES, missing_scopes
-from core.checks import Check, check_database, check_image_store, check_provider
+from core.checks import Check, check_database, check_image_store, check_prices, check_provider
 from core.config import Settings, SettingsError, load_settings
 
 BAD_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
@@ -145,6 +145,7 @@ async def run_checks(channels: list[str]) -> list[Check]:
     if response is not None:
         checks.append(check_scopes(response))
     checks.append(await check_provider(settings))
+    checks.append(check_prices(settings))  # issue 11
     if response is not None:
         checks.extend([await check_channel(client, channel) for channel in channels])
     return checks
@@ -154,7 +155,8 @@ def render(checks: list[Check]) -> str:
     """The checklist as text: `✓ name: detail`, and under each ✗ its `fix:`."""
     lines = []
     for check in checks:
-        lines.append(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
+        mark = ("!" if check.warn else "✓") if check.ok else "✗"
+        lines.append(f"{mark} {check.name}: {check.detail}")
         if not check.ok and check.fix:
             lines.append(f"    fix: {check.fix}")
     return "\n".join(lines)

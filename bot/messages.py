@@ -6,6 +6,7 @@ for Slack (mrkdwn). Block Kit builders live in `bot/blocks.py`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from bot.mrkdwn import clip, escape, user_text
@@ -14,10 +15,12 @@ from core.history import SessionSummary, VersionSummary
 from core.images import MB, ImageRejected, Rejection, describe_types, type_name
 from core.policy import ApprovalRefusal, Policy
 from core.ports import Failure, FailureReason, GenerationView, InputsNote, WaitReason
+from core.quotas import Limit, QuotaExceeded
 from core.refinement import MAX_INPUTS, Accepted, RefineOutcome
 from core.sessions import Refusal
 from core.store import NotAnImage
 from core.styles import MAX_STYLE_REFERENCES, MAX_STYLE_TEXT, Style
+from core.usage import PersonalUsage, TeamUsage, Totals
 
 # ---------------------------------------------------------------------------------------
 # Job engine: failures, waiting reasons, unreachable channels
@@ -514,6 +517,7 @@ USAGE = (
     "• `--model NAME` the provider's model to use\n"
     "• `--style NAME` a saved brand style (`/imagine style list`; `--style none` skips the "
     "channel's default)\n"
+    "• `--fresh` make new images even when an identical request was made before\n"
     "Example: `/imagine a lighthouse at dusk --ar 3:2 --n 2`\n"
     "The bot answers in a thread. Reply there to refine the latest image (flags work in "
     "replies too), post images to use as references, post a PNG with transparent areas and "
@@ -524,7 +528,7 @@ USAGE = (
 
 _ALLOWED_FLAGS = (
     f"Allowed: `--ar W:H`, `--n 1-{MAX_N}`, `--seed N`, `--no words`, "
-    f"`--quality {'|'.join(QUALITIES)}`, `--model NAME`, `--style NAME`."
+    f"`--quality {'|'.join(QUALITIES)}`, `--model NAME`, `--style NAME`, `--fresh`."
 )
 _RATIO_HINT = f"Use `--ar W:H` with whole numbers, e.g. `--ar 3:2`, from {_RATIO_RANGE}."
 
@@ -753,3 +757,137 @@ SETTINGS_NOT_OPENED = (
     "I couldn't open the settings window (Slack gives an app 3 seconds to open it). "
     "Try `/imagine settings` again, or use `/imagine review set …`."
 )
+# Cost control (issue 11): quota refusals, duplicates, budget alerts, usage, quota settings
+# ---------------------------------------------------------------------------------------
+
+
+def _usd(value: float) -> str:
+    """USD for people: cents below $100 ("$0.042" keeps a third decimal when it matters)."""
+    text = f"${value:,.2f}"
+    return f"${value:,.3f}" if value and round(value, 2) != round(value, 3) else text
+
+
+def _reset_text(resets_at: float, *, monthly: bool) -> str:
+    moment = datetime.fromtimestamp(resets_at, UTC)
+    if monthly:
+        return f"resets on {moment.day} {moment:%B} at 00:00 UTC"
+    return "resets at 00:00 UTC"
+
+
+def quota_refused(err: QuotaExceeded) -> str:
+    """Which limit refused a request, how much is used, when it resets; nothing queued."""
+    monthly = err.limit_kind is not Limit.USER_DAILY
+    resets = _reset_text(err.resets_at, monthly=monthly)
+    if err.limit_kind is Limit.USER_DAILY:
+        used, limit = int(err.used), int(err.limit)
+        asked = f" (this request needs {int(err.asked)})" if used < limit else ""
+        text = f"You've used {used} of {limit} images today{asked}; {resets}."
+    elif err.limit_kind is Limit.UNPRICED:
+        text = (
+            f"This workspace has a monthly budget, and the model `{escape(err.model)}` has no "
+            "price in the price table, so I can't tell what it would cost. Ask an admin to add "
+            "it to `IMAGE_PRICES`."
+        )
+    else:
+        who = "This channel has" if err.limit_kind is Limit.CHANNEL_MONTHLY else "The workspace has"
+        text = (
+            f"{who} spent {_usd(err.used)} of its {_usd(err.limit)} monthly image budget; this "
+            f"request would cost about {_usd(err.asked)}. The budget {resets}."
+        )
+    return f":no_entry: {text}\nNothing was queued."
+
+
+def duplicate_text(seconds_ago: float, link: str | None) -> str:
+    """The private note for a repeated request (`link` to the earlier thread, if known)."""
+    ago = f"{max(1, round(seconds_ago))} s ago"
+    where = f"<{link}|that thread>" if link else "this channel (the thread is being opened)"
+    return (
+        f":repeat: You asked for this {ago}; the images are coming in {where}. "
+        "Nothing new was queued. Click *Generate anyway* to make another set."
+    )
+
+
+def budget_alert(month: str, spent: float, limit: float) -> str:
+    """The DM to admins when the workspace reaches 80 % of its monthly budget."""
+    share = round(100 * spent / limit) if limit else 100
+    return (
+        f":warning: Image spend this month ({month}) has reached {_usd(spent)}, {share} % of "
+        f"the {_usd(limit)} budget (`QUOTA_TEAM_MONTHLY_USD`). Requests over the budget will "
+        "be refused until the month ends. `/imagine usage` shows who and what."
+    )
+
+
+def _totals_line(label: str, t: Totals) -> str:
+    usd = _usd(t.usd)
+    if t.unpriced:
+        usd += f" + {t.unpriced} unpriced"
+    return f"{label}: {t.images} image{'s' if t.images != 1 else ''}, {usd}"
+
+
+def usage_personal(u: PersonalUsage) -> str:
+    """`/imagine usage` for one person."""
+    lines = ["*Your image usage*", _totals_line("Today", u.today)]
+    lines.append(_totals_line(f"This month ({u.month_name})", u.month))
+    if u.exempt:
+        lines.append("Daily quota: none for you (you are an admin).")
+    elif u.daily_limit is None:
+        lines.append("Daily quota: unlimited.")
+    else:
+        lines.append(
+            f"Daily quota: {u.remaining_today} of {u.daily_limit} images left today; resets at "
+            "00:00 UTC."
+        )
+    return "\n".join(lines)
+
+
+def _top_lines(title: str, items: list[tuple[str, Totals]], mention: str) -> list[str]:
+    if not items:
+        return []
+    shown = []
+    for name, t in items:
+        label = mention.format(escape(name)) if mention else f"`{escape(name)}`"
+        shown.append(_totals_line(label, t))
+    return [f"*{title}*", *(f"• {line}" for line in shown)]
+
+
+def usage_team(t: TeamUsage) -> str:
+    """The admin part of `/imagine usage`: the workspace's month."""
+    budget = f" of {_usd(t.budget)} budget" if t.budget is not None else " (no budget set)"
+    rate = f"{round(100 * t.cache_hit_rate)} %" if t.cache_hit_rate is not None else "n/a"
+    lines = [
+        f"*Workspace this month ({t.month_name})*",
+        _totals_line("Total", t.month) + budget,
+        f"Cache hits: {t.month.reused} of {t.month.generations} generations ({rate}).",
+    ]
+    lines += _top_lines("Top users", t.top_users, "<@{}>")
+    lines += _top_lines("Top channels", t.top_channels, "<#{}>")
+    lines += _top_lines("Top models", t.top_models, "")
+    return "\n".join(lines)
+
+
+QUOTA_USAGE = (
+    "`/imagine quota` shows this channel's limits; admins can change them: "
+    "`/imagine quota set --user-daily N --team-monthly-usd X` (either or both; `none` "
+    "removes one) or `/imagine quota off` (back to the workspace settings)."
+)
+QUOTA_ADMINS_ONLY = "Only admins can change quotas. " + QUOTA_USAGE
+
+
+def quota_status(
+    user_daily: int | None,
+    monthly_usd: float | None,
+    override: tuple[int | None, float | None] | None,
+) -> str:
+    """`/imagine quota`: the limits in force in this channel and where they come from."""
+    daily = override[0] if override and override[0] is not None else user_daily
+    channel_usd = override[1] if override else None
+    lines = [
+        "*Quotas in this channel*",
+        f"Images per person per day: {daily if daily is not None else 'unlimited'}"
+        + (" (channel override)" if override and override[0] is not None else ""),
+        "Workspace budget per month: "
+        + (_usd(monthly_usd) if monthly_usd is not None else "unlimited"),
+    ]
+    if channel_usd is not None:
+        lines.append(f"This channel's budget per month: {_usd(channel_usd)} (channel override)")
+    return "\n".join(lines) + "\n" + QUOTA_USAGE

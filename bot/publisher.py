@@ -211,6 +211,13 @@ class SlackCalls:
             )
         )
 
+    async def send_dm(self, user_id: str, text: str) -> None:
+        """chat.postMessage with `channel` set to a user id: a message in the app's DM with
+        that person (Slack opens it; https://docs.slack.dev/reference/methods/chat.postMessage,
+        "channel": "an encoded ID ... or a user ID"). `text` is mrkdwn the caller built."""
+        message = mrkdwn.clip(text, mrkdwn.MESSAGE_TEXT)
+        await self._call(lambda c: c.chat_postMessage(channel=user_id, text=message))
+
 
 class ReviewCalls(SlackCalls):
     """The Web API calls of team review (issue 10): user groups, the gallery post, modals

@@ -42,6 +42,7 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    warn: bool = False  # passed, but something deserves attention (shown with "!")
 
 
 def _first_line(err: BaseException) -> str:
@@ -208,3 +209,24 @@ def _shutdown_date(value: object) -> date | None:
         with contextlib.suppress(ValueError):
             return date.fromisoformat(value[:10])
     return None
+
+
+def check_prices(settings: Settings) -> Check:
+    """Whether the configured provider and model have a price (issue 11, `core.pricing`).
+
+    An unpriced model is shown as "unpriced" in usage (never $0): a warning; with
+    QUOTA_TEAM_MONTHLY_USD set every request would be refused, so the check fails then.
+    """
+    from core.pricing import is_priced, price_model
+
+    model = price_model(settings.image_provider, settings.image_model)
+    if is_priced(settings.image_prices, model):
+        return Check("price table", True, f"{model} is priced")
+    fix = (
+        f'add {model} to IMAGE_PRICES, e.g. IMAGE_PRICES=\'{{"{model}": {{"*": {{"*": 0.04}}}}}}\''
+    )
+    if settings.quota_team_monthly_usd is not None:
+        detail = f"{model} has no price, so QUOTA_TEAM_MONTHLY_USD refuses every request"
+        return Check("price table", False, detail, fix)
+    detail = f"{model} has no price: usage shows its images as unpriced. Fix: {fix}"
+    return Check("price table", True, detail, warn=True)

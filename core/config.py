@@ -140,6 +140,15 @@ class Settings(BaseSettings):
     moderation_images: bool = False
     moderation_results: bool = False
     retention_days: float | None = Field(default=None, gt=0)
+    # Cost control (issue 11). Unset quotas mean unlimited.
+    # Images one person may ask for per UTC day (regenerations, refinements and --n count
+    # per image); people in IMAGINE_ADMINS are exempt.
+    quota_user_daily_images: int | None = Field(default=None, ge=0)
+    # Workspace spend per calendar month (UTC), USD, estimated from the price table.
+    quota_team_monthly_usd: float | None = Field(default=None, ge=0)
+    # The same person asking for the same prompt and flags in the same channel within this
+    # many seconds is asked to confirm instead of queueing a second job (0 turns it off).
+    duplicate_window_seconds: float = Field(default=120.0, ge=0)
 
     @field_validator("slack_api_url")
     @classmethod

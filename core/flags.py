@@ -86,7 +86,8 @@ class FlagError(ValueError):
 class Params:
     """The generation parameters a user can set with flags.
 
-    `aspect_ratio` is reduced ("3:2"); `seed` None means "pick one".
+    `aspect_ratio` is reduced ("3:2"); `seed` None means "pick one"; `fresh` skips the
+    result cache (issue 11: no reuse of an identical earlier request's images).
     """
 
     aspect_ratio: str = "1:1"
@@ -96,6 +97,7 @@ class Params:
     quality: str | None = None
     model: str | None = None
     style: str | None = None  # a saved style's name, "none" to skip the channel's default
+    fresh: bool = False
 
     def size(self) -> tuple[int, int]:
         """Pixel size (width, height) with exactly this aspect ratio and about one megapixel."""
@@ -156,6 +158,7 @@ def _parse_int(flag: str, value: str, low: int, high: int) -> int:
 
 _FLAG_RE = re.compile(r"(?:^|\s)(?:--|—|–)([A-Za-z]+)")
 _VALUE_FLAGS = ("ar", "aspect", "n", "seed", "no", "quality", "q", "model", "style")
+_SWITCHES = ("fresh",)  # flags without a value (issue 11)
 STYLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 
@@ -177,6 +180,10 @@ def parse_command(
         name = match[1].lower()
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         value = text[match.end() : end].strip()
+        if name in _SWITCHES:
+            prompt = f"{prompt} {value}".strip()  # text after a switch belongs to the prompt
+            params = replace(params, fresh=True)
+            continue
         if name not in _VALUE_FLAGS:
             raise FlagError(FlagProblem.UNKNOWN_FLAG, match[1])
         if not value:

@@ -367,3 +367,78 @@ class AuditRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[float] = mapped_column(Float, server_default=db_now(), index=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Cost control (issue 11): what each generation is estimated to cost and who asked, channel
+# quota overrides, the per-workspace lock row of the quota check, and budget alerts sent.
+# ---------------------------------------------------------------------------------------
+
+
+class CostRow(Base):
+    """The cost side of one generation, written in the transaction that queues it.
+
+    `created_at` is the quota clock (UTC epoch seconds) at that moment, which decides the
+    day and month it counts in. `estimated_usd` is None when the model has no price
+    ("unpriced"). `request_key` identifies the same person, channel, prompt and flags
+    (duplicate detection); `cache_key` the provider request, set at submit time when the
+    provider is deterministic; `reused_from_id` the generation whose images were reused.
+    """
+
+    __tablename__ = "generation_costs"
+
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[str] = mapped_column(String(32), index=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(64))
+    images: Mapped[int] = mapped_column(Integer)
+    estimated_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    request_key: Mapped[str] = mapped_column(String(64), index=True)
+    seed_fixed: Mapped[bool] = mapped_column(Boolean, default=False)
+    cache_key: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    reused_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("generations.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class ChannelQuotaRow(Base):
+    """A channel's quota overrides (`/imagine quota set`); None keeps the global setting."""
+
+    __tablename__ = "channel_quotas"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_daily_images: Mapped[int | None] = mapped_column(Integer, default=None)
+    monthly_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    set_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+
+
+class QuotaLockRow(Base):
+    """One row per workspace, written first by every quota check so concurrent checks of
+    one workspace run one after the other (the write lock on SQLite, a row lock on
+    PostgreSQL)."""
+
+    __tablename__ = "quota_locks"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    touched_at: Mapped[float] = mapped_column(Float)
+
+
+class BudgetAlertRow(Base):
+    """The 80 % budget alert of a workspace for a month ("2026-11"): recorded when the
+    threshold is crossed, `sent_at` set when the admins' DMs were claimed for sending."""
+
+    __tablename__ = "budget_alerts"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    spent_usd: Mapped[float] = mapped_column(Float)
+    limit_usd: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+    sent_at: Mapped[float | None] = mapped_column(Float, default=None)

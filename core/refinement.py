@@ -28,6 +28,7 @@ from core.images import (
 from core.moderation import Moderator, check_reply
 from core.ports import InputsNote
 from core.prompts import compose_prompt
+from core.quotas import CostPolicy, admit
 from core.sessions import ActionRefused, Conversation, Refusal, check_target, new_seed
 from core.store import ImageStore, NotAnImage
 from core.styles import Style, styled_prompt
@@ -180,6 +181,7 @@ async def take_reply(
     model: str | None,
     moderator: Moderator | None = None,
     style: Style | None = None,
+    cost: CostPolicy | None = None,
 ) -> ReplyOutcome:
     """Take a reply in a session's thread: check and store its images (references, or the
     mask sized to the current base), record them, and when `instruction` is not empty
@@ -188,7 +190,9 @@ async def take_reply(
     A refused image (ImageRejected, NotAnImage) is kept in `problems` (bot words it); the
     rest of the reply still counts. Raises ModerationRefused (nothing recorded but the
     audit row) when `moderator`'s policy flags the full prompt or (MODERATION_IMAGES) images.
-    A `style` (core.styles) adds its fragment and references to the refinement.
+    A `style` (core.styles) adds its fragment and references to the refinement. A
+    refinement over a quota raises core.quotas.QuotaExceeded: nothing of the reply is
+    recorded then.
     """
     await check_reply(
         moderator,
@@ -210,7 +214,7 @@ async def take_reply(
         except (ImageRejected, NotAnImage) as err:
             problems.append(err)
     waiting, refined = await _record(
-        sm, session.session_id, kept, user_id, instruction, params, provider, model, style
+        sm, session.session_id, kept, user_id, instruction, params, provider, model, style, cost
     )
     return ReplyOutcome(tuple(k.accepted for k in kept), tuple(problems), waiting, refined)
 
@@ -255,6 +259,7 @@ async def _record(
     provider: str,
     model: str | None,
     style: Style | None = None,
+    cost: CostPolicy | None = None,
 ) -> tuple[int, RefineOutcome | None]:
     """One transaction: record the kept images, then queue the refinement (if any)."""
     async with sm.begin() as db:
@@ -272,6 +277,7 @@ async def _record(
             refined = await _queue_refinement(
                 db, session_id, user_id, instruction, params, provider, model, style
             )
+            await admit(db, cost, refined.generation_id, params)
         return await threads.count_waiting(db, session_id), refined
 
 

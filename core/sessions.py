@@ -9,7 +9,7 @@ is gone; a refusal changes nothing.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -26,6 +26,7 @@ from core.flags import MAX_SEED, Params
 from core.models import GenerationState
 from core.policy import ApprovalRefusal, Policy, judge
 from core.ports import GenerationView
+from core.quotas import CostPolicy, admit
 
 # A second Regenerate click by the same person on the same version within this many
 # seconds is a double-click: it queues nothing (issue 8, "one click, one action").
@@ -118,6 +119,7 @@ async def start(
     thread_ts: str | None = None,
     moderator: moderation.Moderator | None = None,
     style: styles.Style | None = None,
+    cost: CostPolicy | None = None,
 ) -> int:
     """Record a new session and its first generation (queued) in one transaction.
 
@@ -128,6 +130,8 @@ async def start(
     org (None outside Grid). Returns the generation id. Raises moderation.ModerationRefused
     (nothing recorded but the audit row) when `moderator`'s content policy flags the prompt.
     A `style` adds its fragment to the provider prompt and its references as inputs.
+    Raises core.quotas.QuotaExceeded / DuplicateRequest (checked against `cost`, nothing is
+    stored then).
     """
     await moderation.check_request(
         moderator, sm, team_id=team_id, channel_id=channel_id, user_id=user_id, text=prompt
@@ -154,15 +158,21 @@ async def start(
         )
         generation_id, _ = await repo.add_generation(db, new)
         await styles.attach(db, generation_id, prompt, style)
+        await admit(db, cost, generation_id, params)
         return generation_id
 
 
 @repo.retry_version_race
 async def regenerate(
-    sm: async_sessionmaker[AsyncSession], generation_id: int, user_id: str, where: Conversation
+    sm: async_sessionmaker[AsyncSession],
+    generation_id: int,
+    user_id: str,
+    where: Conversation,
+    cost: CostPolicy | None = None,
 ) -> int:
     """Queue the same request as `generation_id` with a new seed, as the session's next
     version (a refinement keeps its instruction, base image, references and mask).
+    Checked against the quotas in `cost` (raises core.quotas.QuotaExceeded).
 
     Returns the new generation id. Raises ActionRefused (GONE, WRONG_CONVERSATION, or
     DOUBLE_CLICK when `user_id` regenerated this version less than DOUBLE_CLICK_SECONDS
@@ -194,7 +204,14 @@ async def regenerate(
                 parent_image_id=source.parent_image_id,
             ),
         )
+        # Checked again now that this transaction writes (SQLite: holds the write lock): a
+        # concurrent click that committed meanwhile is seen, and this one is dropped.
+        if await repo.recent_regeneration(
+            db, generation_id, user_id, DOUBLE_CLICK_SECONDS, exclude=new_id
+        ):
+            raise ActionRefused(Refusal.DOUBLE_CLICK)
         await threads.add_inputs(db, new_id, await threads.inputs(db, generation_id))
+        await admit(db, cost, new_id, replace(source.params, seed=None))
         return new_id
 
 

@@ -99,10 +99,24 @@ async def test_all_checks_pass(setup: Setup, openai_fake: FakeOpenAI) -> None:
         "✓ Slack accepts SLACK_BOT_TOKEN (auth.test)",
         "✓ the token has the manifest's scopes",
         "✓ provider answers (OpenAI, model gpt-image-1)",
+        "✓ price table",
         "✓ the bot is in C0DESIGN",
     ]
     assert "All checks passed." in out
     assert [r.path for r in openai_fake.calls("model")] == ["/v1/models/gpt-image-1"]
+
+
+async def test_an_unpriced_model_is_a_warning_and_fails_with_a_budget(
+    setup: Setup, openai_fake: FakeOpenAI
+) -> None:
+    env = {**openai_env(openai_fake), "IMAGE_MODEL": "dall-e-3"}
+    code, out, _ = await setup.run("doctor", **env)
+    assert code == 0, out
+    assert "! price table: dall-e-3 has no price: usage shows its images as unpriced" in out
+    assert "IMAGE_PRICES" in out
+    code, out, _ = await setup.run("doctor", **env, QUOTA_TEAM_MONTHLY_USD="5")
+    assert code == 1
+    assert "✗ price table: dall-e-3 has no price, so QUOTA_TEAM_MONTHLY_USD refuses" in out
 
 
 async def test_a_bad_token_is_named_with_its_fix(setup: Setup) -> None:

@@ -643,6 +643,42 @@ class SlackEmulator:
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
 
+    async def click_ephemeral_button(
+        self, ephemeral: Ephemeral, action_id: str, value: str | None = None
+    ) -> dl.Delivery:
+        """Click a button of an ephemeral message its user saw (issue 11, *Generate
+        anyway*). Slack sends the same ``block_actions`` payload, but the container says
+        ``is_ephemeral: true`` and there is no ``message`` (the app never stored it;
+        https://docs.slack.dev/reference/interaction-payloads/block_actions-payload).
+
+        Raises ``LookupError`` when the ephemeral message has no such button.
+        """
+        user, chan = self._user(ephemeral.user), self._channel(ephemeral.channel)
+        seen = Message(
+            channel=chan.id,
+            ts=ephemeral.message_ts,
+            blocks=ephemeral.blocks,
+            thread_ts=ephemeral.thread_ts,
+        )
+        block, button = dl.find_button(seen, action_id, value)
+        ctx = dl.ResponseUrl(chan.id, user.id, None, ephemeral.thread_ts)
+        payload = dl.block_actions_payload(
+            self.ws,
+            user,
+            chan,
+            seen,
+            block,
+            button,
+            self._new_response_url(ctx),
+            self._trigger_id(),
+        )
+        payload.pop("message", None)
+        payload["container"]["is_ephemeral"] = True
+        if self._over_socket():
+            return await self._send_envelope("block_actions", payload)
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
+
     async def post_user_message(
         self,
         user_id: str,

@@ -20,10 +20,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 
-from bot import blocks, messages
+from bot import blocks, cost, messages
 from bot.runtime import Runtime
 from core import history as history_uc
 from core import refinement, sessions
+from core.quotas import QuotaExceeded
 from core.sessions import ActionRefused, Conversation
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,15 @@ def button(*, with_index: bool) -> Callable[[Handler], Listener]:
 @button(with_index=False)
 async def regenerate(runtime: Runtime, click: Click, respond: AsyncRespond) -> None:
     """Regenerate: the same request with a new seed as the next version."""
-    await sessions.regenerate(runtime.sessionmaker, click.generation_id, click.user_id, click.where)
+    policy = cost.policy(runtime.settings)
+    try:
+        await sessions.regenerate(
+            runtime.sessionmaker, click.generation_id, click.user_id, click.where, policy
+        )
+    except QuotaExceeded as err:
+        return await private(respond, messages.quota_refused(err))
     runtime.jobs.wake()
+    await cost.send_budget_alerts(runtime)
 
 
 @button(with_index=True)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 
-from bot import blocks, messages
+from bot import blocks, cost, messages
+from bot.listeners import cost as cost_listeners
 from bot.listeners import review
 from bot.listeners.styles import is_style_command, style_command
 from bot.review_text import is_review
@@ -18,11 +19,15 @@ from bot.runtime import Runtime
 from core import history, sessions, styles
 from core.flags import FlagError, ParsedCommand, check_supported, parse_command
 from core.moderation import ModerationRefused
+from core.quotas import DuplicateRequest, QuotaExceeded
 from core.styles import StyleRefused
 
 
-async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any]) -> None:
-    """`/imagine <prompt> [flags]`, `/imagine help`, `/imagine history`."""
+async def imagine(
+    ack: AsyncAck, command: dict[str, Any], context: dict[str, Any], respond: AsyncRespond
+) -> None:
+    """`/imagine <prompt> [flags]`, `/imagine help`, `/imagine history`, `/imagine usage`,
+    `/imagine quota …`."""
     runtime: Runtime = context["runtime"]
     text = (command.get("text") or "").strip()
     if text.lower() in messages.HELP_WORDS:
@@ -37,25 +42,32 @@ async def imagine(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     if text.lower() == "history":
         await ack(text=await _recent_sessions(runtime, command), response_type="ephemeral")
         return
+    if word := cost_listeners.subcommand(text):
+        return await cost_listeners.command(ack, runtime, command, word)
     try:
         parsed = parse_command(text)
         check_supported(parsed.params, runtime.provider.allowed_n, runtime.provider.label)
     except FlagError as err:
         await ack(text=messages.flag_error(err), response_type="ephemeral")
         return
-    refused = await start_session(
-        runtime,
-        team=(command.get("team_id", ""), command.get("enterprise_id") or None),
-        channel_id=command["channel_id"],
-        user_id=command["user_id"],
-        parsed=parsed,
-        response_url=command.get("response_url"),
-    )
+    try:
+        refused = await start_session(
+            runtime,
+            team=(command.get("team_id", ""), command.get("enterprise_id") or None),
+            channel_id=command["channel_id"],
+            user_id=command["user_id"],
+            parsed=parsed,
+            response_url=command.get("response_url"),
+        )
+    except DuplicateRequest as dup:
+        await ack()
+        return await cost_listeners.duplicate(runtime, dup, respond)
     if refused is not None:
         await ack(text=refused, response_type="ephemeral")
         return
     await ack()
     runtime.jobs.wake()
+    await cost.send_budget_alerts(runtime)
 
 
 async def start_session(
@@ -70,8 +82,10 @@ async def start_session(
 ) -> str | None:
     """Queue a new session for `/imagine` or an `@imagine` mention of `team` (team id, Grid
     org id or None): its style resolved and its prompt moderated first. Returns the private
-    refusal (mrkdwn) when the style or the content policy refuses it, else None (queued; the
-    caller wakes the engine). `thread_ts` names an existing message as the thread's root."""
+    refusal (mrkdwn) when the style, the content policy or a quota refuses it, else None
+    (queued; the caller wakes the engine and sends budget alerts). `thread_ts` names an
+    existing message as the thread's root. Raises core.quotas.DuplicateRequest (nothing
+    queued) for the same request within DUPLICATE_WINDOW_SECONDS."""
     try:
         style = await styles.resolve(runtime.sessionmaker, team[0], channel_id, parsed.params.style)
         await sessions.start(
@@ -88,7 +102,10 @@ async def start_session(
             thread_ts=thread_ts,
             moderator=runtime.moderator,
             style=style,
+            cost=cost.policy(runtime.settings),
         )
+    except QuotaExceeded as err:
+        return messages.quota_refused(err)
     except StyleRefused as err:
         return messages.style_refused(err.problem, err.name, err.known, request=True)
     except ModerationRefused as no:

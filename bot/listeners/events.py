@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot import messages
+from bot import cost, messages
 from bot.files import fetch_slack_file, file_is_too_large, is_tombstone, needs_file_info
 from bot.runtime import Runtime
 from core import refinement, styles
 from core.flags import FlagError, check_supported, parse_command
 from core.images import ImageLimits, ImageRejected, Rejection, is_mask_request, limits_for
 from core.moderation import ModerationRefused
+from core.quotas import QuotaExceeded
 from core.refinement import PostedImage, SessionRef
 from core.store import NotAnImage
 from core.styles import StyleRefused
@@ -86,7 +87,11 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
             model=runtime.settings.image_model,
             moderator=runtime.moderator,
             style=style,
+            cost=cost.policy(runtime.settings),
         )
+    except QuotaExceeded as err:
+        message = messages.quota_refused(err)
+        return await publisher.tell_user(session.channel_id, user_id, message, session.thread_ts)
     except StyleRefused as err:
         text = messages.style_refused(err.problem, err.name, err.known, request=True)
         await publisher.tell_user(session.channel_id, user_id, text, session.thread_ts)
@@ -120,6 +125,7 @@ async def _report(
     if outcome.refined.dropped:
         await say(messages.inputs_dropped(outcome.refined))
     runtime.jobs.wake()
+    await cost.send_budget_alerts(runtime)
 
 
 async def _download(

@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot import messages
+from bot import cost, messages
 from bot.listeners.commands import start_session
 from bot.listeners.events import handle_reply
 from bot.runtime import Runtime
 from core import refinement
 from core.flags import FlagError, check_supported, parse_command
+from core.quotas import DuplicateRequest
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
@@ -78,15 +79,19 @@ async def _start(
     except FlagError as err:
         await publisher.tell_user(channel_id, user_id, messages.flag_error(err), in_thread)
         return
-    refused = await start_session(
-        runtime,
-        team=(team[0], team[1] or None),
-        channel_id=channel_id,
-        user_id=user_id,
-        parsed=parsed,
-        response_url=None,
-        thread_ts=root,
-    )
+    try:
+        refused = await start_session(
+            runtime,
+            team=(team[0], team[1] or None),
+            channel_id=channel_id,
+            user_id=user_id,
+            parsed=parsed,
+            response_url=None,
+            thread_ts=root,
+        )
+    except DuplicateRequest as dup:
+        link = await cost.thread_link(runtime, dup.previous_id)
+        refused = messages.duplicate_text(dup.seconds_ago, link)
     if refused is not None:
         await publisher.tell_user(channel_id, user_id, refused, in_thread)
         return

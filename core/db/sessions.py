@@ -203,10 +203,14 @@ async def generation(db: AsyncSession, generation_id: int) -> GenerationRecord |
 
 
 async def recent_regeneration(
-    db: AsyncSession, source_id: int, user_id: str, within_seconds: float
+    db: AsyncSession,
+    source_id: int,
+    user_id: str,
+    within_seconds: float,
+    exclude: int | None = None,
 ) -> int | None:
     """The id of a regeneration of `source_id` that `user_id` asked for less than
-    `within_seconds` ago (database clock), or None."""
+    `within_seconds` ago (database clock), other than `exclude`, or None."""
     return await db.scalar(
         select(GenerationRow.id)
         .where(
@@ -214,6 +218,7 @@ async def recent_regeneration(
             GenerationRow.kind == "regenerate",
             GenerationRow.requested_by == user_id,
             GenerationRow.created_at > db_now() - within_seconds,
+            GenerationRow.id != (exclude or 0),
         )
         .limit(1)
     )

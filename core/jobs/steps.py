@@ -16,7 +16,7 @@ from core.db import jobs as jobs_db
 from core.db import sessions as sessions_db
 from core.db import views
 from core.db.jobs import Job, LeaseLost
-from core.jobs import outcomes, policy
+from core.jobs import cache, outcomes, policy
 from core.jobs.context import JobContext
 from core.jobs.once import post_once, upload_once
 from core.jobs.outcomes import best_effort
@@ -109,6 +109,8 @@ async def submit(ctx: JobContext, job: Job, view: GenerationView) -> float | Non
     opened = await open_thread(ctx, job, view)
     if opened is None:
         return None
+    if await cache.reuse(ctx, job, await _request(ctx, job)):  # issue 11: no provider call
+        return 0
     async with ctx.admission.slot(job) as wait:
         if wait is not None:
             return await outcomes.hold(ctx, job, opened, wait)

@@ -190,6 +190,14 @@ class ProviderInfo:
         poll_schedule: the default delays (seconds) between polls of one task.
         default_prices: the provider's published prices, USD per image (`PriceTable`); {}
             when it publishes none in a form we can use.
+        honours_seed: True when the same request with the same seed gives the same images
+            (the result cache may reuse them, issue 11); False when the API takes no seed.
+        sizes: the size values the provider makes, with their aspect ratios
+            ({"1536x1024": (3, 2)}); a request is priced at the closest one. {} when the
+            provider makes any size (priced as "WxH").
+        token_prices: USD per million tokens by model and token kind ("text_input",
+            "image_input", "output"), for providers that report token `usage` and bill by
+            tokens; the cost is then reconciled from the usage. {} when not billed by tokens.
     """
 
     name: str
@@ -199,6 +207,9 @@ class ProviderInfo:
     limits: InputLimits
     poll_schedule: PollSchedule
     default_prices: PriceTable = field(default_factory=dict)
+    honours_seed: bool = False
+    sizes: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    token_prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def label(self, model: str | None) -> str:
         """How the UI names the provider running `model`: "OpenAI gpt-image-1", or the title

@@ -62,12 +62,18 @@ SIZES: dict[str, tuple[int, int]] = {
     "1024x1536": (2, 3),
 }
 
-# OpenAI's published per-image prices for gpt-image-1, USD (pricing page, "Image generation").
+# OpenAI's published per-image prices for gpt-image-1, USD (pricing page, "Image generation",
+# read 2026-11-27).
 # Its default quality "auto" has no published price, so a request without --quality has an
 # unknown cost unless IMAGE_PRICES prices "auto" or "*".
 _SQUARE = {"low": 0.011, "medium": 0.042, "high": 0.167}
 _WIDE = {"low": 0.016, "medium": 0.063, "high": 0.25}
 PRICES = {"gpt-image-1": {"1024x1024": _SQUARE, "1536x1024": _WIDE, "1024x1536": _WIDE}}
+# What OpenAI bills gpt-image-1 by: USD per million tokens (pricing page, "Image generation
+# models", read 2026-11-27): text input $5, image input $10, image output $40. The `usage` of
+# a response gives the tokens, so the real cost of a request (also for quality "auto") is
+# reconciled from it (core.pricing.cost_from_usage).
+TOKEN_PRICES = {"gpt-image-1": {"text_input": 5.0, "image_input": 10.0, "output": 40.0}}
 
 INFO = ProviderInfo(
     name="openai",
@@ -86,6 +92,9 @@ INFO = ProviderInfo(
     # the request at once, and retries are spaced by the engine's retry_delay.
     poll_schedule=PollSchedule(first=0.0, interval=1.0, factor=2.0, cap=10.0),
     default_prices=PRICES,
+    honours_seed=False,  # the Images API takes no seed
+    sizes=SIZES,
+    token_prices=TOKEN_PRICES,
 )
 
 _CONTENT_POLICY_CODES = {"moderation_blocked", "content_policy_violation"}

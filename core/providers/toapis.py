@@ -75,6 +75,10 @@ INFO = ProviderInfo(
     ),
     # First poll about 5 s after submit, then every 5-10 s with ±20 % jitter (issue 3).
     poll_schedule=PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0),
+    # No price list we can read per model (checked 2026-11-27): its models are "unpriced"
+    # until IMAGE_PRICES names them (doctor warns). The task API takes no seed.
+    honours_seed=False,
+    sizes=SIZES,
 )
 ALLOWED_N = INFO.allowed_n
 MAX_REFERENCES = INFO.limits.max_references

@@ -54,6 +54,7 @@ INFO = ProviderInfo(
     # Fast polling: first poll 0.5 s after submit, then every 0.5-1 s.
     poll_schedule=PollSchedule(first=0.5, interval=0.5, factor=1.25, cap=1.0),
     default_prices={"local": {"*": {"*": 0.0}}},  # free; priced under its provider name
+    honours_seed=True,  # deterministic for prompt, size, seed and inputs
 )
 
 _TASK_ID = re.compile(r"^local-(?P<uid>[0-9a-f]{32})-(?P<ms>\d{1,16})$")
