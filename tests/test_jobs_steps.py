@@ -20,10 +20,8 @@ S = GenerationState
 
 
 @pytest.fixture
-async def sm(tmp_path: Path) -> AsyncIterator[Maker]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/jobs.db"
-    await db.upgrade_to_head(url)
-    engine = db.create_engine(url)
+async def sm(migrated_url: str) -> AsyncIterator[Maker]:
+    engine = db.create_engine(migrated_url)
     yield db.sessionmaker(engine)
     await engine.dispose()
 
