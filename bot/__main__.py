@@ -1,4 +1,4 @@
-"""The `imagine-bot` command line: `serve`, `demo` and `doctor`."""
+"""The `imagine-bot` command line: `serve`, `worker`, `demo` and `doctor`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,12 @@ def _serve(args: argparse.Namespace) -> int:
         if make_url(settings.database_url).get_backend_name() == "sqlite":
             await db.upgrade_to_head(settings.database_url)
         auth_test = await preflight(settings)
-        runtime = build_runtime(settings, socket_mode=args.socket_mode, auth_test=auth_test)
+        runtime = build_runtime(
+            settings,
+            socket_mode=args.socket_mode,
+            auth_test=auth_test,
+            run_jobs=not args.no_worker,
+        )
         log = logging.getLogger("imagine")
         if args.socket_mode:
             try:
@@ -54,6 +59,24 @@ def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await runner.cleanup()
+
+    asyncio.run(main())
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings)
+    settings.require("slack_bot_token")
+    from sqlalchemy.engine import make_url
+
+    from bot.worker import run_worker
+    from core import db
+
+    async def main() -> None:
+        if make_url(settings.database_url).get_backend_name() == "sqlite":
+            await db.upgrade_to_head(settings.database_url)
+        await run_worker(settings)
 
     asyncio.run(main())
     return 0
@@ -114,7 +137,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="connect over Socket Mode with SLACK_APP_TOKEN instead of serving POST /slack/events",
     )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not run the job engine here (run `imagine-bot worker` processes beside it)",
+    )
     serve.set_defaults(run=_serve)
+    worker = sub.add_parser(
+        "worker",
+        help="run the job engine alone (scale-out beside `serve --no-worker`)",
+        description="Run queued generations: submit, poll, post to Slack. Needs "
+        "SLACK_BOT_TOKEN and DATABASE_URL; no HTTP port.",
+    )
+    worker.set_defaults(run=_worker)
     demo = sub.add_parser("demo", help="run /imagine offline against a local Slack stand-in")
     demo.add_argument("prompt", nargs="+", help='the /imagine text, e.g. "a lighthouse --ar 3:2"')
     demo.add_argument("--out", default="imagine-demo", help="folder for the images")

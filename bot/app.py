@@ -27,10 +27,11 @@ from bot import listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
+from bot.worker import engine_config
 from core import db
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
-from core.jobs import EngineConfig, JobEngine
+from core.jobs import JobEngine
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
 from core.store import ImageStore
@@ -45,6 +46,7 @@ def build_runtime(
     owner: str | None = None,
     socket_mode: bool = False,
     auth_test: AsyncSlackResponse | None = None,
+    run_jobs: bool = True,
 ) -> Runtime:
     """Wire the parts from `settings`. Requires SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET.
 
@@ -53,6 +55,9 @@ def build_runtime(
     required instead of SLACK_SIGNING_SECRET: Socket Mode envelopes are not signed (the
     WebSocket itself was opened with the app-level token), so the runtime then refuses
     to serve `POST /slack/events`.
+
+    `run_jobs=False` (`serve --no-worker`) builds the job engine but never starts it: jobs
+    queued here are run by `imagine-bot worker` processes.
 
     `auth_test` is Slack's answer to the `auth.test` made at start (`bot.doctor.preflight`):
     Bolt then authorizes every request with it instead of calling `auth.test` itself on the
@@ -86,18 +91,12 @@ def build_runtime(
         provider,
         publisher,
         store,
-        EngineConfig(
-            lease_seconds=settings.job_lease_seconds,
-            max_attempts=settings.job_max_attempts,
-            deadline_seconds=settings.job_deadline_seconds,
-            concurrency=settings.provider_concurrency,
-            breaker_failures=settings.provider_breaker_failures,
-            breaker_cooloff_seconds=settings.provider_breaker_cooloff_seconds,
-            prices=settings.image_prices,
-        ),
+        engine_config(settings),
         owner=owner,
     )
-    runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
+    runtime = Runtime(
+        settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode, run_jobs
+    )
 
     @bolt.middleware
     async def drop_retried_deliveries(body: dict[str, Any], next: Any) -> BoltResponse | None:
@@ -150,7 +149,8 @@ def web_app(
         )
 
     async def on_startup(_app: web.Application) -> None:
-        runtime.jobs.start()
+        if runtime.run_jobs:
+            runtime.jobs.start()
         if socket_mode is not None:
             await socket_mode.connect_async()
 

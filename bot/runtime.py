@@ -32,6 +32,8 @@ class Runtime:
     jobs: JobEngine
     bolt: AsyncApp
     socket_mode: bool = False
+    # False for `serve --no-worker`: this process queues jobs, `imagine-bot worker` runs them.
+    run_jobs: bool = True
 
     async def aclose(self) -> None:
         """Stop the job engine (releasing its leases) and close connections."""
