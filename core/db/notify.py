@@ -55,6 +55,7 @@ class QueueListener:
         self._on_notify = on_notify
         self._retry = retry_seconds
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.connected = asyncio.Event()
 
     def start(self) -> None:
@@ -64,11 +65,16 @@ class QueueListener:
 
     async def stop(self) -> None:
         """Stop listening and close the connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        self._stopping = True
+        # Cancel until it is done: a cancellation that lands while asyncpg's connect (with
+        # its own timeout) completes can be swallowed by asyncio.wait_for (Python < 3.12).
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
 
     def _notified(self, *_args: object) -> None:
         self._on_notify()
@@ -76,7 +82,7 @@ class QueueListener:
     async def _run(self) -> None:
         import asyncpg  # the `postgres` extra
 
-        while True:
+        while not self._stopping:
             conn = None
             try:
                 conn = await asyncpg.connect(**self._connect_args, timeout=10)
