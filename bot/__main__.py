@@ -1,4 +1,4 @@
-"""The `imagine-bot` command line: `serve`, `demo`, `doctor` and `audit`."""
+"""The `imagine-bot` command line: `serve`, `worker`, `demo`, `doctor`, `audit` and `usage`."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings)
     # Socket Mode: deliveries come over a WebSocket opened with the app-level token;
     # nothing is signed, so SLACK_SIGNING_SECRET is not needed.
+    token = None if settings.oauth else "slack_bot_token"  # OAuth: each install's token
     settings.require(
-        "slack_bot_token", "slack_app_token" if args.socket_mode else "slack_signing_secret"
+        *filter(None, [token, "slack_app_token" if args.socket_mode else "slack_signing_secret"])
     )
     from sqlalchemy.engine import make_url
 
@@ -33,7 +34,12 @@ def _serve(args: argparse.Namespace) -> int:
         if make_url(settings.database_url).get_backend_name() == "sqlite":
             await db.upgrade_to_head(settings.database_url)
         auth_test = await preflight(settings)
-        runtime = build_runtime(settings, socket_mode=args.socket_mode, auth_test=auth_test)
+        runtime = build_runtime(
+            settings,
+            socket_mode=args.socket_mode,
+            auth_test=auth_test,
+            run_jobs=not args.no_worker,
+        )
         log = logging.getLogger("imagine")
         if args.socket_mode:
             try:
@@ -55,6 +61,25 @@ def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await runner.cleanup()
+
+    asyncio.run(main())
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings)
+    if not settings.oauth:
+        settings.require("slack_bot_token")
+    from sqlalchemy.engine import make_url
+
+    from bot.worker import run_worker
+    from core import db
+
+    async def main() -> None:
+        if make_url(settings.database_url).get_backend_name() == "sqlite":
+            await db.upgrade_to_head(settings.database_url)
+        await run_worker(settings)
 
     asyncio.run(main())
     return 0
@@ -118,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
+    _add_worker(sub)
     _add_demo(sub)
     _add_doctor(sub)
     _add_audit(sub)
@@ -139,7 +165,22 @@ def _add_serve(sub: Any) -> None:
         action="store_true",
         help="connect over Socket Mode with SLACK_APP_TOKEN instead of serving POST /slack/events",
     )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not run the job engine here (run `imagine-bot worker` processes beside it)",
+    )
     serve.set_defaults(run=_serve)
+
+
+def _add_worker(sub: Any) -> None:
+    worker = sub.add_parser(
+        "worker",
+        help="run the job engine alone (scale-out beside `serve --no-worker`)",
+        description="Run queued generations: submit, poll, post to Slack. Needs "
+        "SLACK_BOT_TOKEN (or the OAuth settings) and DATABASE_URL; no HTTP port.",
+    )
+    worker.set_defaults(run=_worker)
 
 
 def _add_demo(sub: Any) -> None:

@@ -69,6 +69,7 @@ def build_runtime(
     owner: str | None = None,
     socket_mode: bool = False,
     auth_test: AsyncSlackResponse | None = None,
+    run_jobs: bool = True,
 ) -> Runtime:
     """Wire the parts from `settings`. Requires SLACK_BOT_TOKEN (or, for OAuth, the three
     SLACK_CLIENT_ID / SLACK_CLIENT_SECRET / SLACK_STATE_SECRET) and SLACK_SIGNING_SECRET.
@@ -78,6 +79,9 @@ def build_runtime(
     required instead of SLACK_SIGNING_SECRET: Socket Mode envelopes are not signed (the
     WebSocket itself was opened with the app-level token), so the runtime then refuses
     to serve `POST /slack/events`.
+
+    `run_jobs=False` (`serve --no-worker`) builds the job engine but never starts it: jobs
+    queued here are run by `imagine-bot worker` processes.
 
     `auth_test` is Slack's answer to the `auth.test` made at start (`bot.doctor.preflight`):
     Bolt then authorizes every request with it instead of calling `auth.test` itself on the
@@ -103,7 +107,9 @@ def build_runtime(
         EngineConfig.from_settings(settings),
         owner=owner,
     )
-    runtime = Runtime(settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode)
+    runtime = Runtime(
+        settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode, run_jobs=run_jobs
+    )
     runtime.moderator = jobs.ctx.moderator = Moderator.from_settings(settings)
     runtime.retention = RetentionTask(sm, settings.retention_days)
 
@@ -180,7 +186,8 @@ def web_app(
         )
 
     async def on_startup(_app: web.Application) -> None:
-        runtime.jobs.start()
+        if runtime.run_jobs:  # not for `serve --no-worker`
+            runtime.jobs.start()
         if runtime.retention is not None:
             runtime.retention.start()
         gallery.start_resume(runtime)  # issue 10: finish gallery posts a crash interrupted

@@ -45,6 +45,9 @@ class Runtime:
         team = Team(str(context.get("team_id") or ""), context.get("enterprise_id") or None)
         return replace(self, publisher=self.publisher.for_team(team))
 
+    # False for `serve --no-worker`: this process queues jobs, `imagine-bot worker` runs them.
+    run_jobs: bool = True
+
     async def aclose(self) -> None:
         """Stop the job engine (releasing its leases) and close connections."""
         if self.retention is not None:

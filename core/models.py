@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import FunctionElement
@@ -99,7 +109,7 @@ class GenerationRow(Base):
     provider_prompt: Mapped[str | None] = mapped_column(Text, default=None)  # prompt + chain
     inputs_note: Mapped[str | None] = mapped_column(Text, default=None)  # references used
     params: Mapped[dict[str, Any]] = mapped_column(JSON)  # flags.Params without the seed
-    seed: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)  # 0 … 2**32 - 1 (issue 14: BIGINT)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     provider: Mapped[str] = mapped_column(String(16))

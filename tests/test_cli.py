@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 
 from bot.__main__ import main
+from core.config import database_url_problem
 
 
 def test_demo_runs_the_main_job_offline(
@@ -90,14 +92,22 @@ def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Compl
 SLACK = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
 
 
+def test_a_missing_asyncpg_is_named_with_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The test extra installs asyncpg (for the PostgreSQL variants), so hide it here.
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "asyncpg" else real(name, *a)
+    )
+    said = database_url_problem("postgresql+asyncpg://me:hunter2@db/imagine")
+    assert said == "the asyncpg driver is not installed: pip install 'slack-imagine[postgres]'"
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
         ("sqlite:///x.db", "needs the async driver aiosqlite: use sqlite+aiosqlite:///x.db"),
-        (
-            "postgresql+asyncpg://me:hunter2@db/imagine",
-            "the asyncpg driver is not installed: pip install 'slack-imagine[postgres]'",
-        ),
         ("postgresql://me:hunter2@db/x", "use postgresql+asyncpg://me:***@db/x"),
     ],
 )
@@ -143,3 +153,10 @@ def test_readme_links_stay_in_the_repository() -> None:
         if not target.startswith("https://"):
             assert (root / target).resolve().is_relative_to(root) and (root / target).exists()
     assert "manifest.json" in readme and "imagine-bot doctor" in readme
+
+
+def test_worker_without_a_bot_token_says_so_in_one_line(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, {}, "worker")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "SLACK_BOT_TOKEN" in result.stderr
+    assert "SLACK_SIGNING_SECRET" not in result.stderr  # a worker serves no HTTP

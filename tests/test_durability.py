@@ -17,9 +17,11 @@ def _results(harness: Harness, thread_ts: str) -> list:  # type: ignore[type-arg
     return [m for m in harness.thread(thread_ts) if ("approve" in [a for a, _ in buttons(m)])]
 
 
-async def test_restart_while_submitted_polls_the_same_task_and_posts_once(tmp_path: Path) -> None:
+async def test_restart_while_submitted_polls_the_same_task_and_posts_once(
+    tmp_path: Path, database_url: str
+) -> None:
     provider = LocalProvider(render_seconds=2.0)
-    harness = await Harness(tmp_path, provider=provider).start()
+    harness = await Harness(tmp_path, database_url=database_url, provider=provider).start()
     try:
         await harness.imagine("a quiet harbour at night")
         [generation] = await harness.generations()
@@ -42,9 +44,11 @@ async def test_restart_while_submitted_polls_the_same_task_and_posts_once(tmp_pa
         await harness.close()
 
 
-async def test_restart_after_completion_posts_the_stored_result_once(tmp_path: Path) -> None:
+async def test_restart_after_completion_posts_the_stored_result_once(
+    tmp_path: Path, database_url: str
+) -> None:
     provider = LocalProvider(render_seconds=0.2)
-    harness = await Harness(tmp_path, provider=provider).start()
+    harness = await Harness(tmp_path, database_url=database_url, provider=provider).start()
     try:
         # Slack rate-limits the upload: the images are stored, the post waits 30 s to retry.
         harness.emulator.fail_next(
@@ -68,9 +72,13 @@ async def test_restart_after_completion_posts_the_stored_result_once(tmp_path: P
         await harness.close()
 
 
-async def test_job_of_a_dead_worker_is_finished_after_its_lease_expires(tmp_path: Path) -> None:
+async def test_job_of_a_dead_worker_is_finished_after_its_lease_expires(
+    tmp_path: Path, database_url: str
+) -> None:
     provider = LocalProvider(render_seconds=1.0)
-    harness = await Harness(tmp_path, provider=provider, job_lease_seconds=1.5).start()
+    harness = await Harness(
+        tmp_path, database_url=database_url, provider=provider, job_lease_seconds=1.5
+    ).start()
     try:
         await harness.imagine("a field of sunflowers")
         [generation] = await harness.generations()

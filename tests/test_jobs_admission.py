@@ -24,10 +24,8 @@ HERE = sessions.Conversation("T0TEAM", CHANNEL)
 
 
 @pytest.fixture
-async def sm(tmp_path: Path) -> AsyncIterator[Maker]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/admission.db"
-    await db.upgrade_to_head(url)
-    engine = db.create_engine(url)
+async def sm(migrated_url: str) -> AsyncIterator[Maker]:
+    engine = db.create_engine(migrated_url)
     yield db.sessionmaker(engine)
     await engine.dispose()
 

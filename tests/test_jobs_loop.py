@@ -37,10 +37,8 @@ async def emulator() -> AsyncIterator[SlackEmulator]:
 
 
 @pytest.fixture
-async def sm(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/engine.db"
-    await db.upgrade_to_head(url)
-    engine = db.create_engine(url)
+async def sm(migrated_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = db.create_engine(migrated_url)
     yield db.sessionmaker(engine)
     await engine.dispose()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +22,8 @@ HERE = Conversation("T0TEAM", "C0HERE")
 
 
 @pytest.fixture
-async def sm(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/use_cases.db"
-    await db.upgrade_to_head(url)
-    engine = db.create_engine(url)
+async def sm(migrated_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = db.create_engine(migrated_url)
     yield db.sessionmaker(engine)
     await engine.dispose()
 

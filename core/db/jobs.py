@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import effects
@@ -81,7 +81,13 @@ async def claim(
 ) -> int | None:
     """Take the lease on the most overdue claimable job (active, due, no live lease, not in
     `exclude`) for `lease_seconds`; its id, or None when there is none (or another worker
-    won the race)."""
+    won the race).
+
+    On PostgreSQL the candidate row is locked with `SELECT … FOR UPDATE SKIP LOCKED`, so
+    workers claiming at the same moment each get a different job instead of queueing
+    behind one row lock (https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE);
+    SQLite has one writer at a time and ignores the clause. The UPDATE re-checks the lease
+    either way."""
     async with sm.begin() as db:
         job_id = await db.scalar(
             select(GenerationRow.id)
@@ -93,6 +99,7 @@ async def claim(
             )
             .order_by(GenerationRow.next_attempt_at, GenerationRow.id)
             .limit(1)
+            .with_for_update(skip_locked=True)
         )
         if job_id is None:
             return None
@@ -380,3 +387,20 @@ async def waiting_of(db: AsyncSession, row: GenerationRow) -> tuple[WaitReason |
         select(func.count()).where(GenerationRow.state.in_(S.ACTIVE), GenerationRow.id < row.id)
     )
     return (WaitReason.QUEUE, int(ahead)) if ahead else (None, None)
+
+
+async def next_due_in(sm: Maker, exclude: Collection[int]) -> float | None:
+    """Seconds (database clock) until the next job not in `exclude` may be claimed: the
+    earliest `next_attempt_at` of an active job without a live lease, or the earliest
+    `lease_expires_at` of an active job with one (a dead worker's job comes back then).
+    0 or less means one is claimable now; None means no active job exists."""
+    wake_at = case(
+        (_claimable(), GenerationRow.next_attempt_at),
+        else_=GenerationRow.lease_expires_at,
+    )
+    async with sm() as db:
+        return await db.scalar(
+            select(func.min(wake_at) - db_now()).where(
+                GenerationRow.state.in_(S.ACTIVE), GenerationRow.id.not_in(list(exclude))
+            )
+        )

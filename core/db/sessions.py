@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
+from core.db import notify
 from core.flags import Params
 from core.models import (
     ApprovalRow,
@@ -159,6 +160,7 @@ async def add_generation(db: AsyncSession, new: NewGeneration) -> tuple[int, int
     )
     db.add(row)
     await db.flush()
+    await notify.announce(db)  # wakes workers everywhere when this transaction commits
     return row.id, row.version
 
 

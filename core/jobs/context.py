@@ -24,7 +24,9 @@ class EngineConfig:
     max_attempts: failed tries (provider or Slack errors) before a job fails.
     deadline_seconds: longest time from submit to completion before a job fails.
     concurrency: jobs submitted to the provider at once; more stay queued, in order.
-    idle_seconds: how often the loop looks for due jobs when nothing wakes it.
+    idle_seconds: how often the loop looks for due jobs when nothing wakes it (SQLite).
+    listen_idle_seconds: on PostgreSQL, where NOTIFY wakes the loop and it sleeps until the
+        next due time, the longest it sleeps anyway (a safety net; issue 14).
     breaker_failures, breaker_cooloff_seconds: consecutive retryable provider failures that
         open the circuit breaker, and how long new jobs then wait before a probe.
     prices: USD price table per image (core.pricing); None uses the published defaults.
@@ -35,6 +37,7 @@ class EngineConfig:
     deadline_seconds: float = 600.0
     concurrency: int = 2
     idle_seconds: float = 0.5
+    listen_idle_seconds: float = 5.0
     breaker_failures: int = 5
     breaker_cooloff_seconds: float = 60.0
     prices: PriceTable | None = None

@@ -12,6 +12,7 @@ import uuid
 from core.breaker import CircuitBreaker
 from core.db import jobs as jobs_db
 from core.db.jobs import LeaseLost, Maker
+from core.db.notify import QueueListener, is_postgresql
 from core.jobs.admission import Admission
 from core.jobs.context import EngineConfig, JobContext
 from core.jobs.steps import run_step
@@ -28,9 +29,13 @@ class JobEngine:
 
     `provider` makes images, `publisher` shows them, `store` keeps them; `owner` names this
     worker in the leases it writes (default: host, pid and a random suffix). Call `start()`
-    once, `wake()` after queuing a job (it is also found by polling every
-    `config.idle_seconds`), and `stop()` at shutdown (leases are released so a restart
-    resumes at once).
+    once, `wake()` after queuing a job in this process, and `stop()` at shutdown (leases are
+    released so a restart resumes at once).
+
+    On SQLite (one process) the loop also looks at the queue every `config.idle_seconds`.
+    On PostgreSQL it LISTENs for the NOTIFY that queuing a job sends from any process
+    (`core.db.notify`), and otherwise sleeps until the next job falls due or a lease
+    expires (`jobs_db.next_due_in`), at most `config.listen_idle_seconds`.
     """
 
     def __init__(
@@ -60,6 +65,11 @@ class JobEngine:
             schedule=provider.poll_schedule,
         )
         self._wake = asyncio.Event()
+        self._listener: QueueListener | None = None
+        bind = sessionmaker.kw.get("bind")
+        if is_postgresql(bind):
+            url = bind.url.render_as_string(hide_password=False)  # type: ignore[union-attr]
+            self._listener = QueueListener(url, self.wake)
         self._loop_task: asyncio.Task[None] | None = None
         self._jobs: dict[int, asyncio.Task[None]] = {}
 
@@ -77,6 +87,8 @@ class JobEngine:
         """Start the worker loop on the running event loop."""
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._loop(), name="job-engine")
+            if self._listener is not None:
+                self._listener.start()
 
     def wake(self) -> None:
         """Look for due jobs now instead of at the next idle tick."""
@@ -85,6 +97,8 @@ class JobEngine:
     async def stop(self, *, release: bool = True) -> None:
         """Stop the loop and the running steps; release their leases unless `release` is False
         (False simulates a crash: the leases then expire)."""
+        if self._listener is not None:
+            await self._listener.stop()
         tasks = [t for t in (self._loop_task, *self._jobs.values()) if t is not None]
         for task in tasks:
             task.cancel()
@@ -114,9 +128,24 @@ class JobEngine:
                 raise
             except Exception:
                 log.exception("job engine: claim failed")
+            idle = await self._idle_seconds()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.ctx.config.idle_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=idle)
             self._wake.clear()
+
+    async def _idle_seconds(self) -> float:
+        """How long to sleep when nothing wakes the loop (seconds)."""
+        config = self.ctx.config
+        if self._listener is None or len(self._jobs) >= config.concurrency * 2:
+            return config.idle_seconds
+        try:
+            due = await jobs_db.next_due_in(self.ctx.sm, self._jobs)
+        except Exception:
+            log.exception("job engine: cannot read the next due time")
+            return config.idle_seconds
+        if due is None:
+            return config.listen_idle_seconds
+        return min(max(due, config.idle_seconds / 10), config.listen_idle_seconds)
 
     def _done(self, job_id: int) -> None:
         self._jobs.pop(job_id, None)

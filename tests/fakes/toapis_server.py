@@ -25,6 +25,7 @@ Scripting: set `task_script` (a list of `TaskStep`) before submitting; `result_s
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -66,6 +67,9 @@ class FakeToAPIs(FakeServer):
         result_shape: where completed tasks put their image URLs.
         image: PNG bytes served for every result image.
         tasks: the submitted tasks by id (delete one to get a 404 task_not_found).
+        polls_open: an event; while it is cleared, poll requests wait (unanswered) until
+            it is set again, as a slow provider would keep them (the test holds workers
+            mid-poll, each holding its job's lease).
     """
 
     def __init__(self, api_key: str | None = "toapis-test-key") -> None:
@@ -74,6 +78,8 @@ class FakeToAPIs(FakeServer):
         self.result_shape: Literal["result", "data", "url"] = "result"
         self.image = png_bytes(12, 8)
         self.tasks: dict[str, _Task] = {}
+        self.polls_open = asyncio.Event()
+        self.polls_open.set()
         self.uploads: dict[str, bytes] = {}
         self._route("GET", "/v1/models", "models", self._models)
         self._route("POST", "/v1/uploads/images", "upload", self._upload)
@@ -146,6 +152,7 @@ class FakeToAPIs(FakeServer):
                 {"error": {"code": "task_not_found", "message": "Task not found", "type": "error"}},
                 status=404,
             )
+        await self.polls_open.wait()
         step = task.script[min(task.polls, len(task.script) - 1)]
         task.polls += 1
         payload: dict[str, Any] = {

@@ -1,0 +1,83 @@
+"""`imagine-bot worker`: the job engine alone, beside any number of web processes.
+
+A worker needs the database, the image store, the provider and a Slack Web API client for
+its publisher (posting threads, uploading images); it serves no HTTP and has no Bolt app,
+so it needs SLACK_BOT_TOKEN but not SLACK_SIGNING_SECRET. On PostgreSQL workers on any
+machine share the queue (`FOR UPDATE SKIP LOCKED` claims) and are woken by NOTIFY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.doctor import preflight
+from bot.publisher import SlackPublisher
+from bot.routing import RoutedPublisher
+from bot.workspaces import Workspaces, oauth_flow
+from core import db
+from core.config import Settings
+from core.jobs import EngineConfig, JobEngine
+from core.moderation import Moderator
+from core.providers.base import ImageProvider
+from core.providers.factory import build_provider
+from core.store import ImageStore
+
+log = logging.getLogger(__name__)
+
+
+def build_worker(
+    settings: Settings, *, provider: ImageProvider | None = None, owner: str | None = None
+) -> tuple[JobEngine, ImageStore]:
+    """A JobEngine (not started) wired from `settings`: its own database engine, image store,
+    provider (or `provider`) and a Slack publisher over SLACK_BOT_TOKEN at SLACK_API_URL.
+    Raises SettingsError when SLACK_BOT_TOKEN is missing (and OAuth is not set)."""
+    if not settings.oauth:
+        settings.require("slack_bot_token")
+    engine = db.create_engine(settings.database_url)
+    sm = db.sessionmaker(engine)
+    store = ImageStore(settings.image_store_dir)
+    # As in `serve`: no connection-error retries inside slack_sdk (the engine's retry finds
+    # a post whose answer was lost); in OAuth mode each workspace's token from its install.
+    token = settings.slack_bot_token
+    client = AsyncWebClient(
+        token=None if settings.oauth or token is None else token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        retry_handlers=[],
+    )
+    installations = oauth_flow(settings, engine, client)[1] if settings.oauth else None
+    publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
+    jobs = JobEngine(
+        sm,
+        provider or build_provider(settings),
+        RoutedPublisher(publisher),
+        store,
+        EngineConfig.from_settings(settings),
+        owner=owner,
+    )
+    jobs.ctx.moderator = Moderator.from_settings(settings)  # MODERATION_RESULTS
+    return jobs, store
+
+
+async def run_worker(settings: Settings) -> None:
+    """Check the database and the token (`preflight`), then run the engine until SIGINT or
+    SIGTERM; on the way out its leases are released so another worker resumes at once."""
+    await preflight(settings)
+    jobs, _store = build_worker(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    jobs.start()
+    log.info("worker %s running (provider: %s)", jobs.owner, jobs.ctx.provider.label)
+    try:
+        await stop.wait()
+    finally:
+        await jobs.stop()
+        await jobs.ctx.provider.aclose()
+        bind = jobs.ctx.sm.kw.get("bind")
+        if bind is not None:
+            await bind.dispose()
