@@ -31,15 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import gallery, listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
-from bot.routing import RoutedPublisher
 from bot.runtime import Runtime
+from bot.worker import job_engine
 from bot.workspaces import Workspaces, oauth_flow
 from core import db
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
 from core.db.jobs import Maker
-from core.jobs import EngineConfig, JobEngine
-from core.moderation import Moderator
 from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
@@ -99,18 +97,11 @@ def build_runtime(
     bolt, installations = _bolt_app(settings, engine, auth_test)
     client = bolt.client
     publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
-    jobs = JobEngine(
-        sm,
-        provider,
-        RoutedPublisher(publisher),
-        store,
-        EngineConfig.from_settings(settings),
-        owner=owner,
-    )
+    jobs = job_engine(settings, sm, store, provider, publisher, owner)
     runtime = Runtime(
         settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode, run_jobs=run_jobs
     )
-    runtime.moderator = jobs.ctx.moderator = Moderator.from_settings(settings)
+    runtime.moderator = jobs.ctx.moderator
     runtime.retention = RetentionTask(sm, settings.retention_days)
 
     bolt.middleware(_drop_retried_deliveries(sm))

@@ -20,6 +20,7 @@ from bot.routing import RoutedPublisher
 from bot.workspaces import Workspaces, oauth_flow
 from core import db
 from core.config import Settings
+from core.db.jobs import Maker
 from core.jobs import EngineConfig, JobEngine
 from core.moderation import Moderator
 from core.providers.base import ImageProvider
@@ -50,16 +51,31 @@ def build_worker(
     )
     installations = oauth_flow(settings, engine, client)[1] if settings.oauth else None
     publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
+    jobs = job_engine(settings, sm, store, provider or build_provider(settings), publisher, owner)
+    return jobs, store
+
+
+def job_engine(
+    settings: Settings,
+    sm: Maker,
+    store: ImageStore,
+    provider: ImageProvider,
+    publisher: SlackPublisher,
+    owner: str | None,
+) -> JobEngine:
+    """The job engine of a `serve` or `worker` process (not started): JOB_*/PROVIDER_*
+    settings, each generation's Slack calls bound to its workspace (`RoutedPublisher`),
+    and the content policy for MODERATION_RESULTS."""
     jobs = JobEngine(
         sm,
-        provider or build_provider(settings),
+        provider,
         RoutedPublisher(publisher),
         store,
         EngineConfig.from_settings(settings),
         owner=owner,
     )
-    jobs.ctx.moderator = Moderator.from_settings(settings)  # MODERATION_RESULTS
-    return jobs, store
+    jobs.ctx.moderator = Moderator.from_settings(settings)
+    return jobs
 
 
 async def run_worker(settings: Settings) -> None:

@@ -180,8 +180,6 @@ async def regenerate(
     """
     async with sm.begin() as db:
         await check_target(db, generation_id, where)
-        if await repo.recent_regeneration(db, generation_id, user_id, DOUBLE_CLICK_SECONDS):
-            raise ActionRefused(Refusal.DOUBLE_CLICK)
         source = await repo.generation(db, generation_id)
         assert source is not None
         new_id, _ = await repo.add_generation(
@@ -204,8 +202,9 @@ async def regenerate(
                 parent_image_id=source.parent_image_id,
             ),
         )
-        # Checked again now that this transaction writes (SQLite: holds the write lock): a
-        # concurrent click that committed meanwhile is seen, and this one is dropped.
+        # Checked after the insert, once this transaction writes (SQLite: holds the write
+        # lock): a click that committed before, even concurrently, is seen, and this one is
+        # rolled back. (Before the insert the check could miss a click still in flight.)
         if await repo.recent_regeneration(
             db, generation_id, user_id, DOUBLE_CLICK_SECONDS, exclude=new_id
         ):
