@@ -316,3 +316,18 @@ def duplicate_message(text: str, generation_id: int) -> tuple[str, list[dict[str
         ActionsBlock(elements=[_button("Generate anyway", GENERATE_ANYWAY, str(generation_id))]),
     ]
     return _text(text), _json(blocks)
+
+
+# Privacy (issue 12): the private forget-me confirmation; the button's value is the id of
+# the person who asked, so only that person's click counts.
+FORGET_ME = "forget_me_confirm"
+
+
+def forget_confirmation(text: str, user_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The ephemeral forget-me preview (`text`, mrkdwn from `messages.forget_preview`) with
+    a *Delete my data* button for `user_id`; returns (text, blocks)."""
+    blocks: list[Block] = [
+        _section(text),
+        ActionsBlock(elements=[_button("Delete my data", FORGET_ME, user_id, style="danger")]),
+    ]
+    return _text(text), _json(blocks)

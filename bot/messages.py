@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from bot.mrkdwn import clip, escape, user_text
 from core.flags import MAX_N, MAX_RATIO_SIDE, MAX_SEED, QUALITIES, FlagError, FlagProblem, Params
+from core.forget import DeletionCounts, ForgetPreview, ForgetReport
 from core.history import SessionSummary, VersionSummary
 from core.images import MB, ImageRejected, Rejection, describe_types, type_name
 from core.policy import ApprovalRefusal, Policy
@@ -891,3 +892,57 @@ def quota_status(
     if channel_usd is not None:
         lines.append(f"This channel's budget per month: {_usd(channel_usd)} (channel override)")
     return "\n".join(lines) + "\n" + QUOTA_USAGE
+
+
+# ---------------------------------------------------------------------------------------
+# Privacy (issue 12): `/imagine forget-me`.
+# ---------------------------------------------------------------------------------------
+
+FORGET_NOTHING = (
+    "There is nothing of yours to forget here: no sessions, prompts, images or posted files."
+)
+FORGET_NOT_YOURS = (
+    "This button belongs to someone else's `/imagine forget-me`. "
+    "To erase your own data, run `/imagine forget-me` yourself."
+)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def forget_preview(p: ForgetPreview) -> str:
+    """The private preview of `/imagine forget-me`: what will be removed, what stays."""
+    return (
+        "*Forget me*: this will permanently delete, in this workspace:\n"
+        f"• {_n(p.sessions, 'session')} you started and the prompts and replies of "
+        f"{_n(p.generations, 'image request')} (yours, and others' in your sessions)\n"
+        f"• {_n(p.images, 'generated image')} and {_n(p.attachments, 'image')} posted in "
+        "threads\n"
+        "• the bot's messages and files in your sessions (deleted from Slack too)\n"
+        "Your approvals stay as anonymous approvals and usage keeps anonymous totals, so "
+        "other people's history stays true. This cannot be undone."
+    )
+
+
+def forget_done(r: ForgetReport, d: DeletionCounts) -> str:
+    """The private answer once forget-me ran: what was removed (counts)."""
+    if not (r.sessions or r.prompts or r.images or r.attachments or r.inputs or d.deleted):
+        return "Nothing was left to remove: your data was already forgotten."
+    lines = [
+        "*Done.* Removed:",
+        f"• {_n(r.sessions, 'session')}, {_n(r.prompts, 'prompt')} and replies",
+        f"• {_n(r.images, 'generated image')}, {_n(r.attachments, 'posted image')} and "
+        f"{_n(r.inputs, 'stored input')}",
+        f"• {d.deleted} of the bot's Slack messages and files",
+    ]
+    if r.approvals_anonymised:
+        lines.append(f"• {_n(r.approvals_anonymised, 'approval')} anonymised")
+    if d.refused:
+        lines.append(f"Slack would not delete {d.refused} of them (not the bot's).")
+    if d.retry:
+        lines.append(
+            f"Slack did not answer for {d.retry} of them: run `/imagine forget-me` again "
+            "later to finish."
+        )
+    return "\n".join(lines)

@@ -482,7 +482,7 @@ class SlackEmulator:
             authorized = authorized or installed is not None
         if not authorized:
             return web.Response(text=LOGIN_PAGE, content_type="text/html")
-        if f is None or f.data is None:
+        if f is None or f.data is None or f.deleted:
             return web.Response(status=404, text="file_not_found", content_type="text/plain")
         return web.Response(body=f.data, content_type=f.mimetype)
 
@@ -644,16 +644,25 @@ class SlackEmulator:
         return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
 
     async def click_ephemeral_button(
-        self, ephemeral: Ephemeral, action_id: str, value: str | None = None
+        self,
+        ephemeral: Ephemeral,
+        action_id: str,
+        value: str | None = None,
+        *,
+        forged_by: str | None = None,
     ) -> dl.Delivery:
         """Click a button of an ephemeral message its user saw (issue 11, *Generate
         anyway*). Slack sends the same ``block_actions`` payload, but the container says
         ``is_ephemeral: true`` and there is no ``message`` (the app never stored it;
         https://docs.slack.dev/reference/interaction-payloads/block_actions-payload).
+        ``forged_by`` sends the click as another member instead: Slack never delivers
+        that (only its user sees an ephemeral message), but a replayed or crafted payload
+        can carry any user, so an app must check the clicker anyway.
 
         Raises ``LookupError`` when the ephemeral message has no such button.
         """
-        user, chan = self._user(ephemeral.user), self._channel(ephemeral.channel)
+        user = self._user(forged_by or ephemeral.user)
+        chan = self._channel(ephemeral.channel)
         seen = Message(
             channel=chan.id,
             ts=ephemeral.message_ts,

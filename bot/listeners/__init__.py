@@ -13,7 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot import blocks
-from bot.listeners import actions, commands, cost, events, mentions, review
+from bot.listeners import actions, commands, cost, events, mentions, privacy, review
 from bot.review_views import REQUEST_CHANGES_VIEW, SETTINGS_VIEW
 from bot.runtime import Runtime
 
@@ -36,5 +36,6 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     app.action(blocks.CANCEL)(actions.cancel)
     app.action(blocks.HISTORY)(actions.history)
     app.action(blocks.GENERATE_ANYWAY)(cost.generate_anyway)
+    app.action(blocks.FORGET_ME)(privacy.confirm)
     app.event("message")(events.on_message)
     app.event("app_mention")(mentions.on_mention)
