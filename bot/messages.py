@@ -20,6 +20,7 @@ from core.quotas import Limit, QuotaExceeded
 from core.refinement import MAX_INPUTS, Accepted, RefineOutcome
 from core.sessions import Refusal
 from core.store import NotAnImage
+from core.style_results import SavedFromResult
 from core.styles import MAX_STYLE_REFERENCES, MAX_STYLE_TEXT, Style
 from core.usage import PersonalUsage, TeamUsage, Totals
 
@@ -946,3 +947,46 @@ def forget_done(r: ForgetReport, d: DeletionCounts) -> str:
             "later to finish."
         )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Brand styles (issue 12): *Save style…* on a result. Modal errors are plain text (Slack
+# shows them under the field: https://docs.slack.dev/reference/views/modal-views).
+# ---------------------------------------------------------------------------------------
+
+STYLE_IMAGE_GONE = "This image is gone or belongs to another conversation; nothing was saved."
+
+
+def style_field_error(problem: StrEnum, name: str) -> str:
+    """Why the *Save style* modal was not saved, for the field to change (plain text)."""
+    sentences = {
+        "bad_name": "Use letters, digits, - and _ (up to 40 characters, not none).",
+        "not_allowed": f"{name} belongs to someone else: only its creator or an admin can "
+        "change it. Pick another name.",
+        "full": f"{name} already has {MAX_STYLE_REFERENCES} reference images. Pick another "
+        "name, or delete it first.",
+        "no_text": "Describe the look in a few words.",
+        "too_long": f"Keep it under {MAX_STYLE_TEXT} characters.",
+    }
+    return sentences.get(str(problem), "Check the name and the text.")
+
+
+def style_text_refused(
+    categories: tuple[str, ...], terms: tuple[str, ...], unavailable: bool = False
+) -> str:
+    """The content policy refused a style text typed in the modal (plain text)."""
+    if unavailable:
+        return "The content check is not answering right now; try again in a minute."
+    why = ", ".join(categories or terms) or "the content policy"
+    return f"This text was refused ({why}). Change those words and save again."
+
+
+def style_saved_from_result(saved: SavedFromResult) -> str:
+    """The private answer once a style was saved from a result."""
+    shown = escape(saved.name)
+    verb = "Saved" if saved.new else "Updated"
+    return (
+        f"{verb} style `{shown}` with {escape(saved.label)} as a reference image "
+        f"({saved.references} of {MAX_STYLE_REFERENCES}). "
+        f"Use it with `/imagine <prompt> --style {shown}`."
+    )

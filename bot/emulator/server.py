@@ -643,6 +643,40 @@ class SlackEmulator:
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
 
+    async def choose_overflow(
+        self, user_id: str, channel_id: str, message_ts: str, action_id: str, value: str
+    ) -> dl.Delivery:
+        """Open an overflow ("…") menu of a stored message and pick the option ``value``:
+        a ``block_actions`` payload whose action has ``type: overflow`` and the
+        ``selected_option`` (https://docs.slack.dev/reference/interaction-payloads/block_actions-payload).
+
+        Raises ``LookupError`` when the message or the option does not exist.
+        """
+        user, chan = self._user(user_id), self._channel(channel_id)
+        msg = self.ws.message(chan.id, message_ts)
+        if msg is None:
+            raise LookupError(f"no message {message_ts} in {channel_id}")
+        block, menu, option = dl.find_overflow_option(msg, action_id, value)
+        ctx = dl.ResponseUrl(chan.id, user.id, msg.ts, msg.thread_ts)
+        payload = dl.block_actions_payload(
+            self.ws,
+            user,
+            chan,
+            msg,
+            block,
+            menu,
+            self._new_response_url(ctx),
+            self._trigger_id(user.id),
+        )
+        action = payload["actions"][0]
+        action.update({"type": "overflow", "selected_option": option})
+        action.pop("text", None)
+        installs.retarget(payload, self.installs.team_fields(chan.id))
+        if self._over_socket():
+            return await self._send_envelope("block_actions", payload)
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
+
     async def click_ephemeral_button(
         self,
         ephemeral: Ephemeral,
