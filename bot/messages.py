@@ -402,14 +402,21 @@ CAUSES["withheld"] = (
 
 
 def moderation_refused(
-    categories: tuple[str, ...], terms: tuple[str, ...], unavailable: bool
+    categories: tuple[str, ...],
+    terms: tuple[str, ...],
+    unavailable: bool,
+    retry_after: float | None = None,
 ) -> str:
     """The private answer to a request the content policy refused: the categories (never
-    scores), the blocked words the person typed, and what to change."""
+    scores), the blocked words the person typed, and what to change. Unavailable: when to
+    try again (`retry_after` seconds, else "in a minute")."""
     if unavailable:
+        when = "in a minute"
+        if retry_after is not None and retry_after > 60:
+            when = f"in about {round(retry_after / 60)} minutes"
         return (
             "I couldn't check this request against the content policy right now, so I didn't "
-            "start it. Nothing was queued; please try again in a minute."
+            f"start it. Nothing was queued; please try again {when}."
         )
     if terms:
         listed = ", ".join(f"`{escape(term)}`" for term in terms)

@@ -111,7 +111,7 @@ async def start_session(
     except StyleRefused as err:
         return messages.style_refused(err.problem, err.name, err.known, request=True)
     except ModerationRefused as no:
-        return messages.moderation_refused(no.categories, no.terms, no.unavailable)
+        return messages.moderation_refused(no.categories, no.terms, no.unavailable, no.retry_after)
     return None
 
 

@@ -43,7 +43,7 @@ async def style_command(ack: AsyncAck, command: dict[str, Any], runtime: Runtime
     except StyleRefused as err:
         text = messages.style_refused(err.problem, err.name, err.known)
     except ModerationRefused as no:
-        text = messages.moderation_refused(no.categories, no.terms, no.unavailable)
+        text = messages.moderation_refused(no.categories, no.terms, no.unavailable, no.retry_after)
     await ack(text=text, response_type="ephemeral")
 
 
