@@ -60,15 +60,7 @@ async def forget(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: st
     """Erase `user_id`'s data in workspace `team_id` (see the module doc). Running
     generations among them are cancelled. Returns the ForgetReport."""
     async with sm.begin() as db:
-        own = list(
-            (
-                await db.scalars(
-                    select(SessionRow.id).where(
-                        SessionRow.team_id == team_id, SessionRow.owner_user_id == user_id
-                    )
-                )
-            ).all()
-        )
+        own = await _own_sessions(db, team_id, user_id)
         generations = await _generations(db, team_id, user_id, own)
         messages = await _bot_messages(db, own, generations)
         images, image_paths, files = await repo.drop_images(db, generations, keep_approved=False)
@@ -97,6 +89,16 @@ async def forget(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: st
         await policy_db.audit(db, "forget_me", team_id=team_id, detail=counts)
     await policy_db.delete_unused_files(sm, image_paths + input_paths + attachment_paths)
     return report
+
+
+async def _own_sessions(db: AsyncSession, team_id: str, user_id: str) -> list[int]:
+    """The sessions the person started in the workspace."""
+    found = await db.scalars(
+        select(SessionRow.id).where(
+            SessionRow.team_id == team_id, SessionRow.owner_user_id == user_id
+        )
+    )
+    return list(found.all())
 
 
 async def _generations(db: AsyncSession, team_id: str, user_id: str, own: list[int]) -> list[int]:
@@ -188,15 +190,7 @@ async def preview(
 ) -> ForgetPreview:
     """Count what `forget(sm, team_id, user_id)` would remove (read only)."""
     async with sm() as db:
-        own = list(
-            (
-                await db.scalars(
-                    select(SessionRow.id).where(
-                        SessionRow.team_id == team_id, SessionRow.owner_user_id == user_id
-                    )
-                )
-            ).all()
-        )
+        own = await _own_sessions(db, team_id, user_id)
         generations = await _generations(db, team_id, user_id, own)
         images = await db.scalar(
             select(func.count()).where(ImageRow.generation_id.in_(generations))

@@ -621,27 +621,12 @@ class SlackEmulator:
 
         Raises ``LookupError`` when the message or the button does not exist.
         """
-        user, chan = self._user(user_id), self._channel(channel_id)
-        msg = self.ws.message(chan.id, message_ts)
-        if msg is None:
-            raise LookupError(f"no message {message_ts} in {channel_id}")
-        block, button = dl.find_button(msg, action_id, value)
-        ctx = dl.ResponseUrl(chan.id, user.id, msg.ts, msg.thread_ts)
-        payload = dl.block_actions_payload(
-            self.ws,
-            user,
-            chan,
-            msg,
-            block,
-            button,
-            self._new_response_url(ctx),
-            self._trigger_id(user.id),
-        )
-        installs.retarget(payload, self.installs.team_fields(chan.id))
-        if self._over_socket():
-            return await self._send_envelope("block_actions", payload)
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
+
+        def find(msg: Message) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            block, button = dl.find_button(msg, action_id, value)
+            return block, button, {}
+
+        return await self._act_on_message(user_id, channel_id, message_ts, find)
 
     async def choose_overflow(
         self, user_id: str, channel_id: str, message_ts: str, action_id: str, value: str
@@ -652,11 +637,27 @@ class SlackEmulator:
 
         Raises ``LookupError`` when the message or the option does not exist.
         """
+
+        def find(msg: Message) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            block, menu, option = dl.find_overflow_option(msg, action_id, value)
+            return block, menu, {"type": "overflow", "selected_option": option}
+
+        return await self._act_on_message(user_id, channel_id, message_ts, find)
+
+    async def _act_on_message(
+        self,
+        user_id: str,
+        channel_id: str,
+        message_ts: str,
+        find: Callable[[Message], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]],
+    ) -> dl.Delivery:
+        """Deliver the ``block_actions`` payload of an element `find` picks in a stored
+        message: (block, element, fields that replace the button's in the action)."""
         user, chan = self._user(user_id), self._channel(channel_id)
         msg = self.ws.message(chan.id, message_ts)
         if msg is None:
             raise LookupError(f"no message {message_ts} in {channel_id}")
-        block, menu, option = dl.find_overflow_option(msg, action_id, value)
+        block, element, fields = find(msg)
         ctx = dl.ResponseUrl(chan.id, user.id, msg.ts, msg.thread_ts)
         payload = dl.block_actions_payload(
             self.ws,
@@ -664,14 +665,17 @@ class SlackEmulator:
             chan,
             msg,
             block,
-            menu,
+            element,
             self._new_response_url(ctx),
             self._trigger_id(user.id),
         )
-        action = payload["actions"][0]
-        action.update({"type": "overflow", "selected_option": option})
-        action.pop("text", None)
+        if fields:  # not a button: no `text`, its own `type` and selection
+            payload["actions"][0].pop("text", None)
+            payload["actions"][0].update(fields)
         installs.retarget(payload, self.installs.team_fields(chan.id))
+        return await self._send_block_actions(payload)
+
+    async def _send_block_actions(self, payload: dict[str, Any]) -> dl.Delivery:
         if self._over_socket():
             return await self._send_envelope("block_actions", payload)
         body = urlencode({"payload": json.dumps(payload)}).encode()
@@ -717,10 +721,7 @@ class SlackEmulator:
         )
         payload.pop("message", None)
         payload["container"]["is_ephemeral"] = True
-        if self._over_socket():
-            return await self._send_envelope("block_actions", payload)
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
+        return await self._send_block_actions(payload)
 
     async def post_user_message(
         self,

@@ -16,7 +16,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot import blocks, messages
-from bot.listeners.actions import private
+from bot.listeners.actions import actor, private
 from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
 from core import forget
@@ -57,10 +57,7 @@ async def confirm(
     the bot's messages and files of their sessions, and answer with what was removed."""
     await ack()
     runtime: Runtime = context["runtime"]
-    user = body.get("user") if isinstance(body.get("user"), dict) else {}
-    team = body.get("team") if isinstance(body.get("team"), dict) else {}
-    clicker = str(user.get("id") or "")
-    team_id = str(team.get("id") or user.get("team_id") or "")
+    clicker, team_id = actor(body)
     if not clicker or action.get("value") != clicker:
         await private(respond, messages.FORGET_NOT_YOURS)
         return

@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot import messages
 from bot.admins import is_admin
-from bot.listeners.actions import parse_click, private
+from bot.listeners.actions import actor, parse_click, private
 from bot.review_views import ChangeTarget, submitted_text
 from bot.runtime import Runtime
 from bot.style_views import NAME_ACTION, NAME_BLOCK, TEXT_ACTION, TEXT_BLOCK, save_style_modal
@@ -117,14 +117,12 @@ async def save_style_submitted(
     the thread."""
     runtime: Runtime = context["runtime"]
     target = ChangeTarget.parse(view.get("private_metadata"))
-    user = body.get("user") if isinstance(body.get("user"), dict) else {}
-    team = body.get("team") if isinstance(body.get("team"), dict) else {}
-    user_id = str(user.get("id") or "")
+    user_id, team_id = actor(body)
     if target is None or not user_id:
         await ack(response_action="errors", errors={NAME_BLOCK: messages.STYLE_IMAGE_GONE})
         return
     name = submitted_text(view, NAME_BLOCK, NAME_ACTION)
-    where = Conversation(str(team.get("id") or user.get("team_id") or ""), target.channel_id)
+    where = Conversation(team_id, target.channel_id)
     try:
         saved = await style_results.save_from_result(
             runtime.sessionmaker,
