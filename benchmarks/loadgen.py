@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,14 @@ class Burst:
         """Milliseconds from sending to the full answer, answered requests only."""
         answers = zip(self.sent, self.answered, self.statuses, strict=True)
         return [(a - s) * 1000 for s, a, status in answers if status]
+
+    @property
+    def refusals(self) -> str:
+        """The answers other than 200, e.g. "404×3, no answer×1" ("" when none).
+
+        Bolt answers 404 when a listener has not acked within 3 s (Slack's limit)."""
+        counts = Counter(s or "no answer" for s in self.statuses if s != 200)
+        return ", ".join(f"{status}×{n}" for status, n in counts.most_common())
 
     @property
     def failed(self) -> int:

@@ -26,7 +26,7 @@ async def measure(workdir: Path, jobs: int = 1000, steady: float = 20.0) -> list
         await asyncio.sleep(3.0)
         measured = await window(stage, bot, steady)
         running = len(stage.toapis.submitted_at)
-    note = f", {sent.failed} not acked" if sent.failed else ""
+    note = f"; not acked: {sent.refusals}" if sent.failed else ""
     return [
         Row(
             f"CPU, {jobs} queued and {running} running",
