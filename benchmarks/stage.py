@@ -19,6 +19,11 @@ from .procs import Proc, free_port
 from .timed_toapis import API_KEY, TimedToAPIs
 
 UPLOAD_DONE = "files.completeUploadExternal"  # the call that shares an image in the thread
+# Commands come from this many channels in turn (CHANNEL and C0BENCH01…): a burst from a
+# workspace, not one channel, since Slack paces chat.postMessage per channel (about 1 a
+# second, https://docs.slack.dev/apis/web-api/rate-limits) and a stand-in that enforces it
+# would otherwise make one channel's queue the figure.
+CHANNELS = 20
 
 
 class Stage:
@@ -39,9 +44,12 @@ class Stage:
         self.procs: list[Proc] = []
         self._count = 0
         self._toapis_url = ""
+        self.channels = [CHANNEL, *(f"C0BENCH{i:02d}" for i in range(1, CHANNELS))]
 
     async def __aenter__(self) -> Stage:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        for i, channel in enumerate(self.channels[1:], start=1):
+            self.emulator.add_channel(channel, f"bench-{i}", members=[ALICE], bot_member=True)
         await self.emulator.start()
         if self.toapis is not None:
             self._toapis_url = await self.toapis.start()
@@ -108,13 +116,14 @@ class Stage:
         return proc
 
     def imagine_bodies(self, texts: list[str]) -> list[str]:
-        """Form bodies of `/imagine <text>` from ALICE in CHANNEL, each with its own
-        trigger id (their response URLs are not registered at the stand-in: the happy
+        """Form bodies of `/imagine <text>` from ALICE in each of `channels` in turn, each
+        with its own trigger id (their response URLs are not registered at the stand-in: the happy
         path of `/imagine` does not use them)."""
         ws = self.emulator.ws
-        user, channel = ws.users[ALICE], ws.channels[CHANNEL]
+        user = ws.users[ALICE]
         bodies = []
         for i, text in enumerate(texts):
+            channel = ws.channels[self.channels[i % len(self.channels)]]
             response_url = f"{self.emulator.base_url}response/bench{i:06d}"
             trigger = f"{i}.{int(time.time())}.bench{secrets.token_hex(4)}"
             form = slash_command_form(ws, user, channel, "/imagine", text, response_url, trigger)
