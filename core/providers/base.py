@@ -94,6 +94,10 @@ class GenerationRequest:
         model: model name to send, or None for the provider default.
         references: reference images, oldest first (at most 5).
         mask: a PNG whose transparent pixels mark the area to repaint, or None.
+        typed_prompt: what the person typed for this version, as they wrote it (the
+            prompt of a new image, or the refining reply), or None when unknown. `prompt` is
+            what providers send; only the local preview renderer shows this one (its
+            caption).
     """
 
     prompt: str
@@ -107,6 +111,7 @@ class GenerationRequest:
     model: str | None = None
     references: tuple[ImageInput, ...] = ()
     mask: ImageInput | None = None
+    typed_prompt: str | None = None
 
 
 @dataclass(frozen=True)
