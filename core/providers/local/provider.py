@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 
 from core.providers.base import (
+    MB,
     DeclaredProvider,
     ErrorKind,
     GeneratedImage,
@@ -37,8 +38,6 @@ from core.schedule import PollSchedule
 
 __all__ = ["INFO", "LocalProvider", "caption_for"]
 
-MB = 1024 * 1024
-
 INFO = ProviderInfo(
     name="local",
     title="local preview renderer",
@@ -49,7 +48,6 @@ INFO = ProviderInfo(
     limits=InputLimits(
         max_references=5,
         max_bytes=20 * MB,
-        mimes=frozenset({"image/png", "image/jpeg", "image/webp"}),
         mask_max_bytes=20 * MB,
     ),
     # Fast polling: first poll 0.5 s after submit, then every 0.5-1 s.
