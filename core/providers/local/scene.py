@@ -203,9 +203,8 @@ def _sky(
         top, low = _mix(top, dimmed, share), _mix(low, dimmed, share)
     column = Image.new("RGB", (1, height))
     span = max(1.0, horizon)
-    curve = math.exp(
-        rng.choice((-1, 1)) * rng.uniform(0.35, 1.0)
-    )  # where the sky turns from top to horizon
+    # where the sky turns from the top colour to the horizon's (0.5-2: low or high)
+    curve = math.exp(rng.choice((-1, 1)) * rng.uniform(0.3, 0.7))
     column.putdata([_mix(top, low, min(1.0, y / span) ** curve) for y in range(height)])
     return column.resize((width, height), Image.Resampling.NEAREST)
 
