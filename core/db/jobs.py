@@ -53,6 +53,7 @@ class Job:
     waiting: str | None
     lease_owner: str | None
     prompt: str
+    instruction: str | None  # the refining reply as typed, None for a new image
     provider_prompt: str | None
     params: Params
     seed: int

@@ -13,7 +13,8 @@ from core.store import ImageStore
 async def build_request(
     job: Job, inputs: Sequence[JobInput], store: ImageStore, model: str | None
 ) -> GenerationRequest:
-    """The GenerationRequest of `job`: its prompt (with the refinement chain), parameters,
+    """The GenerationRequest of `job`: its prompt (with the refinement chain), what the
+    person typed (the refining reply, else the prompt), parameters,
     `model`, and the input images in order (base first, then references). The mask is
     resized to the base image (or the requested size, in pixels) when the base changed since
     it was posted; the resized mask is written to `store`."""
@@ -48,4 +49,5 @@ async def build_request(
         model=model,
         references=references,
         mask=mask,
+        typed_prompt=job.instruction or job.prompt,
     )
