@@ -25,7 +25,7 @@ from core.jobs import EngineConfig, JobEngine
 from core.moderation import Moderator
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
-from core.store import ImageStore
+from core.store import ImageStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def build_worker(
         settings.require("slack_bot_token")
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
-    store = ImageStore(settings.image_store_dir)
+    store = open_store(settings)
     # As in `serve`: no connection-error retries inside slack_sdk (the engine's retry finds
     # a post whose answer was lost); in OAuth mode each workspace's token from its install.
     token = settings.slack_bot_token

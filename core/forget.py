@@ -28,6 +28,7 @@ from core.models import (
     SessionRow,
     StyleRow,
 )
+from core.store import ImageStore
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,15 @@ class ForgetReport:
     files: tuple[str, ...]
 
 
-async def forget(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: str) -> ForgetReport:
+async def forget(
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    user_id: str,
+    store: ImageStore | None = None,
+) -> ForgetReport:
     """Erase `user_id`'s data in workspace `team_id` (see the module doc). Running
-    generations among them are cancelled. Returns the ForgetReport."""
+    generations among them are cancelled; unused files go from `store` (None: files on this
+    machine). Returns the ForgetReport."""
     async with sm.begin() as db:
         own = list(
             (
@@ -82,7 +89,7 @@ async def forget(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: st
         )
         counts = {k: v for k, v in report.__dict__.items() if isinstance(v, int)}
         await policy_db.audit(db, "forget_me", team_id=team_id, detail=counts)
-    await policy_db.delete_unused_files(sm, image_paths + input_paths + attachment_paths)
+    await policy_db.delete_unused_files(sm, image_paths + input_paths + attachment_paths, store)
     return report
 
 
