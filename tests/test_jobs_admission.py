@@ -53,7 +53,12 @@ async def test_a_full_provider_holds_new_jobs_and_older_jobs_start_first(sm: Mak
     assert await admission.check(await job(sm, older)) is None
     # The older job is due, so the newer one waits behind it…
     assert (await admission.check(await job(sm, newer))) == Wait(WaitReason.SLOT, None, 1.0)
-    # …unless the older one is in backoff.
+    # …unless a slot is left after it (a burst starts at once)…
+    assert await _admission(sm, concurrency=2).check(await job(sm, newer)) is None
+    await set_row(sm, running, state=S.SUBMITTED)
+    assert await _admission(sm, concurrency=2).check(await job(sm, newer)) is not None
+    await set_row(sm, running, state=S.POSTED)
+    # …or the older one is in backoff.
     await set_row(sm, older, next_attempt_at=db_now() + 60)
     assert await admission.check(await job(sm, newer)) is None
 

@@ -1,11 +1,13 @@
-"""Scale-out on PostgreSQL: two web processes (`serve --no-worker`) and two workers
-(`imagine-bot worker`) as real subprocesses on one database, the Slack stand-in and the
-ToAPIs fake in this process on loopback. One worker is killed with SIGKILL while it holds
-jobs mid-poll; the other takes them over once their leases expire. Every /imagine gets one
-thread with one result, every task is submitted once, none is lost.
+"""Scale-out on PostgreSQL (issue 14): three processes on one database, as real
+subprocesses: two web processes, `serve` (which also runs the job engine) and
+`serve --no-worker`, and one `imagine-bot worker`; the Slack stand-in and the ToAPIs fake run
+in this process on loopback. 200 /imagine are spread over the two web processes; once every
+task is submitted and results are being posted, the worker is killed with SIGKILL while it
+holds leases; the engine in `serve` takes its jobs over once the leases expire. Every
+/imagine gets one thread with one result and one upload, every task is submitted once, none
+is lost.
 
-SCALE_TEST_JOBS sets how many /imagine are sent (default 50; the jobs start in queue
-order, one admission wave a second, which bounds the run time).
+SCALE_TEST_JOBS sets how many /imagine are sent (default 200).
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from tests.fakes.toapis_server import FakeToAPIs, TaskStep
 from tests.harness import ALICE, CHANNEL, buttons
 
 S = GenerationState
-JOBS = int(os.environ.get("SCALE_TEST_JOBS", "50"))
+JOBS = int(os.environ.get("SCALE_TEST_JOBS", "200"))
 LEASE_SECONDS = 3.0
 
-pytestmark = pytest.mark.timeout(170)
+pytestmark = pytest.mark.timeout(420)
 
 
 @pytest.fixture
@@ -143,7 +145,7 @@ async def _healthy(port: int) -> bool:
         return False
 
 
-async def test_two_web_two_workers_one_killed_every_job_posted_once(
+async def test_three_processes_worker_killed_mid_run_every_job_posted_once(
     tmp_path: Path, pg_url: str
 ) -> None:
     secret, token = "scale-secret", "xoxb-scale-test"
@@ -178,10 +180,9 @@ async def test_two_web_two_workers_one_killed_every_job_posted_once(
             return int(await s.scalar(query) or 0)
 
     try:
-        for i, port in enumerate(ports):
-            await fleet.spawn(f"web{i}", "serve", "--no-worker", PORT=str(port))
-        doomed = await fleet.spawn("worker0", "worker")
-        await fleet.spawn("worker1", "worker")
+        await fleet.spawn("web0", "serve", PORT=str(ports[0]))  # web and job engine
+        await fleet.spawn("web1", "serve", "--no-worker", PORT=str(ports[1]))
+        doomed = await fleet.spawn("worker", "worker")
         for port in ports:
             await _until(lambda p=port: _healthy(p), 60, f"web :{port}", fleet)
 
@@ -198,18 +199,29 @@ async def test_two_web_two_workers_one_killed_every_job_posted_once(
             held = await count(GenerationRow.lease_owner.like(f"%:{doomed.pid}:%"))
             return await count(GenerationRow.state == S.SUBMITTED) == JOBS and held > 0
 
-        await _until(all_submitted_and_doomed_holds_some, 90, "every task submitted", fleet, sm)
+        await _until(all_submitted_and_doomed_holds_some, 150, "every task submitted", fleet, sm)
         print(
             f"sent {JOBS} in {sent - t0:.1f}s; all submitted after {time.monotonic() - sent:.1f}s"
         )
-        doomed.send_signal(signal.SIGKILL)  # mid-poll, with its leases in the database
-        await doomed.wait()
         toapis.polls_open.set()
+
+        async def posting_and_doomed_holds_some() -> bool:
+            held = await count(
+                GenerationRow.lease_owner.like(f"%:{doomed.pid}:%"), GenerationRow.state != S.POSTED
+            )
+            return await count(GenerationRow.state == S.POSTED) >= JOBS // 4 and held > 0
+
+        await _until(posting_and_doomed_holds_some, 120, "a quarter posted", fleet, sm)
+        posted_at_kill = await count(GenerationRow.state == S.POSTED)
+        doomed.send_signal(signal.SIGKILL)  # mid-run, with its leases in the database
+        await doomed.wait()
+        print(f"worker killed with {posted_at_kill} of {JOBS} posted")
+        assert posted_at_kill < JOBS
 
         async def all_posted() -> bool:
             return await count(GenerationRow.state == S.POSTED) == JOBS
 
-        await _until(all_posted, 90, "every job posted", fleet, sm)
+        await _until(all_posted, 180, "every job posted", fleet, sm)
         print(f"all posted {time.monotonic() - sent:.1f}s after the last was sent")
 
         # Each task submitted once: one submit per prompt, and the stored task ids are those.
