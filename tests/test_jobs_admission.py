@@ -63,6 +63,15 @@ async def test_a_full_provider_holds_new_jobs_and_older_jobs_start_first(sm: Mak
     assert await admission.check(await job(sm, newer)) is None
 
 
+async def test_an_older_job_in_a_step_elsewhere_does_not_hold_newer_ones(sm: Maker) -> None:
+    older, newer = await queue(sm), await queue(sm)
+    await set_row(sm, older, lease_owner="host:1:other", lease_expires_at=db_now() + 60)
+    admission = _admission(sm, concurrency=1)
+    assert await admission.check(await job(sm, newer)) is None  # another process runs it
+    await set_row(sm, older, lease_expires_at=db_now() - 1)  # that process died: it waits
+    assert await admission.check(await job(sm, newer)) == Wait(WaitReason.SLOT, None, 1.0)
+
+
 async def test_a_slot_taken_in_this_process_counts_before_the_submit_is_stored(sm: Maker) -> None:
     first, second = await queue(sm), await queue(sm)
     await set_row(sm, first, next_attempt_at=db_now() + 60)  # not holding the line

@@ -16,13 +16,10 @@ import asyncio
 import collections
 import os
 import signal
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from sqlalchemy import func, select
 
@@ -32,6 +29,7 @@ from core.models import GenerationRow, GenerationState, SessionRow
 from tests import pg
 from tests.conftest import TOAPIS_KEY
 from tests.fakes.toapis_server import FakeToAPIs, TaskStep
+from tests.fleet import Fleet, free_port, healthy
 from tests.harness import ALICE, CHANNEL, buttons
 
 S = GenerationState
@@ -53,54 +51,6 @@ async def pg_url(pg_template: str | None) -> AsyncIterator[str]:
         yield url
     finally:
         await pg.drop_database(admin, name)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Fleet:
-    """The bot's processes: `python -m bot …` with one environment, output in log files."""
-
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
-        self.tmp = tmp
-        self.env = env
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
-
-    async def spawn(self, name: str, *args: str, **env: str) -> asyncio.subprocess.Process:
-        log = (self.tmp / f"{name}.log").open("wb")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            *args,
-            env={**os.environ, **self.env, **env},
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=self.tmp,
-        )
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {name} ---\n" + (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
-            for name in self.procs
-        )
-
-    async def close(self) -> None:
-        for proc in self.procs.values():
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 async def _until(condition, within: float, what: str, fleet: Fleet, sm=None) -> None:  # type: ignore[no-untyped-def]
@@ -134,17 +84,6 @@ async def _states(sm) -> str:  # type: ignore[no-untyped-def]
     return "; ".join(str(tuple(r)) for r in rows)
 
 
-async def _healthy(port: int) -> bool:
-    try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"http://127.0.0.1:{port}/healthz") as res,
-        ):
-            return res.status == 200
-    except aiohttp.ClientError:
-        return False
-
-
 async def test_three_processes_worker_killed_mid_run_every_job_posted_once(
     tmp_path: Path, pg_url: str
 ) -> None:
@@ -156,7 +95,7 @@ async def test_three_processes_worker_killed_mid_run_every_job_posted_once(
     toapis.task_script = (TaskStep("in_progress", 50), TaskStep("completed", 100))
     engine = db.create_engine(pg_url)
     sm = db.sessionmaker(engine)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     fleet = Fleet(
         tmp_path,
         {
@@ -184,7 +123,7 @@ async def test_three_processes_worker_killed_mid_run_every_job_posted_once(
         await fleet.spawn("web1", "serve", "--no-worker", PORT=str(ports[1]))
         doomed = await fleet.spawn("worker", "worker")
         for port in ports:
-            await _until(lambda p=port: _healthy(p), 60, f"web :{port}", fleet)
+            await _until(lambda p=port: healthy(p), 60, f"web :{port}", fleet)
 
         t0 = time.monotonic()
         toapis.polls_open.clear()  # workers will sit mid-poll, holding their leases
