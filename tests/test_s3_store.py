@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from sqlalchemy import update
 
+from core import privacy
 from core.checks import check_image_store
 from core.config import load_settings
-from core.models import GenerationState
+from core.models import GenerationRow, GenerationState, db_now
 from core.providers.toapis import ToAPIsProvider
 from core.schedule import PollSchedule
 from core.store import NotAnImage, S3ImageStore, open_store
@@ -181,5 +184,52 @@ async def test_generation_and_refinement_with_the_store_on_s3(
         [reference] = toapis_fake.calls("upload")
         assert reference.parts_named("file")[0].data == image
         assert (cache / digest[:2] / f"{digest}.png").read_bytes() == image
+
+        # Retention removes the images from the bucket too (the store deletes them).
+        assert harness.runtime is not None
+        store = harness.runtime.store
+        report = await privacy.sweep(harness.sm, 1, now=time.time() + 3 * 86400, store=store)
+        assert report.images == 2 and s3.objects() == {}
+    finally:
+        await harness.close()
+
+
+async def test_a_machine_without_the_image_uploads_it_from_the_bucket(
+    tmp_path: Path, s3: S3Server, toapis_fake: FakeToAPIs
+) -> None:
+    """The image is stored, Slack refuses the upload (rate limited for 30 s), the process
+    stops and its cache is wiped: the process that posts the result reads it from the
+    bucket."""
+    toapis_fake.task_script = [TaskStep("completed", 100)]
+    provider = ToAPIsProvider(TOAPIS_KEY, toapis_fake.root_url, None, timeout=5)
+    provider.poll_schedule = FAST
+    cache = tmp_path / "cache"
+    harness = Harness(
+        tmp_path, provider, image_store_url=URL, s3_endpoint_url=s3.endpoint,
+        image_store_dir=cache,
+    )  # fmt: skip
+    harness.emulator.fail_next(
+        "files.getUploadURLExternal", "ratelimited", status=429, retry_after=30
+    )
+    await harness.start()
+    try:
+        await harness.imagine("a lighthouse at dusk")
+        [v1] = await harness.wait_generations(1)
+        await harness.wait_row(v1.id, lambda r: r.state == "completed" and r.attempts >= 1)
+        await harness.stop()
+        shutil.rmtree(cache)
+        async with harness.sm.begin() as s:  # due now instead of after Retry-After
+            await s.execute(
+                update(GenerationRow)
+                .where(GenerationRow.id == v1.id)
+                .values(next_attempt_at=db_now())
+            )
+        await harness.start()
+        await harness.wait_state(v1.id, GenerationState.POSTED)
+        [upload] = [m for m in harness.thread(await harness.thread_of(v1.id)) if m.files]
+        assert harness.emulator.file_bytes(upload.files[0].id) == toapis_fake.image
+        assert [p.name for p in cache.rglob("*.png")] == [
+            f"{hashlib.sha256(toapis_fake.image).hexdigest()}.png"
+        ]
     finally:
         await harness.close()
