@@ -148,6 +148,16 @@ def test_image_store_url_must_be_s3() -> None:
         load_settings(image_store_url=URL, s3_endpoint_url="minio:9000")
 
 
+def _harness(tmp_path: Path, s3: S3Server, fake: FakeToAPIs, cache: Path) -> Harness:
+    """A bot (not started) with the ToAPIs provider and the image store on S3."""
+    provider = ToAPIsProvider(TOAPIS_KEY, fake.root_url, None, timeout=5)
+    provider.poll_schedule = FAST
+    return Harness(
+        tmp_path, provider, image_store_url=URL, s3_endpoint_url=s3.endpoint,
+        image_store_dir=cache,
+    )  # fmt: skip
+
+
 async def test_generation_and_refinement_with_the_store_on_s3(
     tmp_path: Path, s3: S3Server, toapis_fake: FakeToAPIs
 ) -> None:
@@ -155,13 +165,8 @@ async def test_generation_and_refinement_with_the_store_on_s3(
     the cache is wiped (another machine) and a reply refines it: the base image is fetched
     from the bucket and uploaded to ToAPIs as the reference."""
     toapis_fake.task_script = [TaskStep("in_progress", 50), TaskStep("completed", 100)]
-    provider = ToAPIsProvider(TOAPIS_KEY, toapis_fake.root_url, None, timeout=5)
-    provider.poll_schedule = FAST
     cache = tmp_path / "cache"
-    harness = Harness(
-        tmp_path, provider, image_store_url=URL, s3_endpoint_url=s3.endpoint,
-        image_store_dir=cache,
-    )  # fmt: skip
+    harness = _harness(tmp_path, s3, toapis_fake, cache)
     await harness.start()
     try:
         await harness.imagine("a lighthouse at dusk")
@@ -201,13 +206,8 @@ async def test_a_machine_without_the_image_uploads_it_from_the_bucket(
     stops and its cache is wiped: the process that posts the result reads it from the
     bucket."""
     toapis_fake.task_script = [TaskStep("completed", 100)]
-    provider = ToAPIsProvider(TOAPIS_KEY, toapis_fake.root_url, None, timeout=5)
-    provider.poll_schedule = FAST
     cache = tmp_path / "cache"
-    harness = Harness(
-        tmp_path, provider, image_store_url=URL, s3_endpoint_url=s3.endpoint,
-        image_store_dir=cache,
-    )  # fmt: skip
+    harness = _harness(tmp_path, s3, toapis_fake, cache)
     harness.emulator.fail_next(
         "files.getUploadURLExternal", "ratelimited", status=429, retry_after=30
     )
