@@ -32,13 +32,12 @@ from bot import gallery, listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
-from bot.worker import job_engine
+from bot.worker import job_engine, retention_task
 from bot.workspaces import Workspaces, oauth_flow
 from core import db
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
 from core.db.jobs import Maker
-from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
 from core.store import open_store
@@ -102,7 +101,7 @@ def build_runtime(
         settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode, run_jobs=run_jobs
     )
     runtime.moderator = jobs.ctx.moderator
-    runtime.retention = RetentionTask(sm, settings.retention_days, store=store)
+    runtime.retention = retention_task(settings, sm, store)
 
     bolt.middleware(_drop_retried_deliveries(sm))
     listeners.register(bolt, runtime)

@@ -52,6 +52,12 @@ UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "missing_sc
 CLOCK_SKEW = 60.0  # seconds looked back before an intent's time (database vs Slack clocks)
 HISTORY_PAGE = 200  # conversations.history / replies `limit` (Slack: at most 999, 200 advised)
 HISTORY_PAGES = 5  # pages read when looking for a message posted before a crash
+# chat.delete / files.delete answers (their method pages' error tables): deleted already,
+# or refused for good (not ours, not deletable, the channel is gone).
+GONE_MESSAGE = frozenset({"message_not_found"})
+REFUSED_MESSAGE = frozenset({"cant_delete_message", "compliance_exports_prevent_deletion"})
+GONE_FILE = frozenset({"file_not_found", "file_deleted"})
+REFUSED_FILE = frozenset({"cant_delete_file", "delete_not_allowed", "file_deleting_disabled"})
 
 
 def _translate(err: Exception) -> Exception:
@@ -210,6 +216,43 @@ class SlackCalls:
                 channel=channel_id, user=user_id, text=message, thread_ts=thread_ts
             )
         )
+
+    async def delete_message(self, channel_id: str, ts: str) -> str:
+        """chat.delete of one of the bot's messages (JSON; `chat:write` covers the bot's
+        own messages, https://docs.slack.dev/reference/methods/chat.delete). Returns
+        "deleted", "gone" (`message_not_found`: deleted already) or Slack's refusal code
+        (`cant_delete_message`, …). Raises PublishError when a later try may work."""
+        return await self._delete(
+            lambda c: c.chat_delete(channel=channel_id, ts=ts), GONE_MESSAGE, REFUSED_MESSAGE
+        )
+
+    async def delete_file(self, file_id: str) -> str:
+        """files.delete of one of the bot's files (needs `files:write`; a bot may delete
+        only files it uploaded, https://docs.slack.dev/reference/methods/files.delete).
+        Returns "deleted", "gone" (`file_not_found`, `file_deleted`) or Slack's refusal code
+        (`cant_delete_file`, …). Raises PublishError when a later try may work."""
+        return await self._delete(lambda c: c.files_delete(file=file_id), GONE_FILE, REFUSED_FILE)
+
+    async def _delete(
+        self,
+        call: Callable[[AsyncWebClient], Awaitable[Any]],
+        gone: frozenset[str],
+        refused: frozenset[str],
+    ) -> str:
+        client = await self._client_for()
+        try:
+            await call(client)
+        except SlackApiError as err:
+            data = err.response.data
+            code = str(data.get("error", "")) if isinstance(data, dict) else ""
+            if code in gone:
+                return "gone"
+            if code in refused or code in UNREACHABLE:
+                return code
+            raise _translate(err) from err
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise _translate(err) from err
+        return "deleted"
 
     async def send_dm(self, user_id: str, text: str) -> None:
         """chat.postMessage with `channel` set to a user id: a message in the app's DM with

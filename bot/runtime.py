@@ -37,7 +37,7 @@ class Runtime:
     bolt: AsyncApp
     socket_mode: bool = False
     moderator: Moderator | None = None  # the content policy (None: MODERATION=off)
-    retention: RetentionTask | None = None  # the daily retention sweep (serve only)
+    retention: RetentionTask | None = None  # the daily retention sweep (bot.worker)
 
     def for_request(self, context: Any) -> Runtime:
         """This runtime with its publisher speaking for the workspace of a request (Bolt's

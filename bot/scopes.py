@@ -20,6 +20,7 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "files.getUploadURLExternal": frozenset({"files:write"}),
     "files.completeUploadExternal": frozenset({"files:write"}),
     "files.info": frozenset({"files:read"}),
+    "files.delete": frozenset({"files:write"}),
     "conversations.info": frozenset({"channels:read", "groups:read", "im:read", "mpim:read"}),
     "conversations.history": frozenset(
         {"channels:history", "groups:history", "im:history", "mpim:history"}
@@ -48,10 +49,10 @@ BOT_SCOPES: dict[str, str] = {
     "app_mentions:read": "see `@imagine <prompt>` mentions in channels",
     "channels:history": "see replies in threads in public channels",
     "channels:read": "check that the bot is in a public channel (`imagine-bot doctor`)",
-    "chat:write": "post the thread, the status, the results and private messages",
+    "chat:write": "post (and on forget-me delete) the thread, status, results, private notes",
     "commands": "the `/imagine` slash command",
     "files:read": "download the images people post in a thread",
-    "files:write": "upload the generated images into the thread",
+    "files:write": "upload the generated images into the thread; delete them on forget-me",
     "groups:history": "see replies in threads in private channels",
     "groups:read": "check that the bot is in a private channel (`imagine-bot doctor`)",
     "users:read": "tell workspace admins and owners (`users.info`) for admin-only settings",

@@ -133,6 +133,23 @@ def find_button(
     )
 
 
+def find_overflow_option(
+    msg: Message, action_id: str, value: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The (block, overflow element, option) with that ``action_id`` and option ``value``
+    in a message's actions blocks; ``LookupError`` when there is none."""
+    for block in msg.blocks:
+        if block.get("type") != "actions":
+            continue
+        for el in block.get("elements") or []:
+            if el.get("type") != "overflow" or el.get("action_id") != action_id:
+                continue
+            for option in el.get("options") or []:
+                if option.get("value") == value:
+                    return block, el, option
+    raise LookupError(f"no overflow {action_id} option {value!r} in message {msg.ts}")
+
+
 def block_actions_payload(
     ws: Workspace,
     user: User,

@@ -482,7 +482,7 @@ class SlackEmulator:
             authorized = authorized or installed is not None
         if not authorized:
             return web.Response(text=LOGIN_PAGE, content_type="text/html")
-        if f is None or f.data is None:
+        if f is None or f.data is None or f.deleted:
             return web.Response(status=404, text="file_not_found", content_type="text/plain")
         return web.Response(body=f.data, content_type=f.mimetype)
 
@@ -621,11 +621,43 @@ class SlackEmulator:
 
         Raises ``LookupError`` when the message or the button does not exist.
         """
+
+        def find(msg: Message) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            block, button = dl.find_button(msg, action_id, value)
+            return block, button, {}
+
+        return await self._act_on_message(user_id, channel_id, message_ts, find)
+
+    async def choose_overflow(
+        self, user_id: str, channel_id: str, message_ts: str, action_id: str, value: str
+    ) -> dl.Delivery:
+        """Open an overflow ("…") menu of a stored message and pick the option ``value``:
+        a ``block_actions`` payload whose action has ``type: overflow`` and the
+        ``selected_option`` (https://docs.slack.dev/reference/interaction-payloads/block_actions-payload).
+
+        Raises ``LookupError`` when the message or the option does not exist.
+        """
+
+        def find(msg: Message) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            block, menu, option = dl.find_overflow_option(msg, action_id, value)
+            return block, menu, {"type": "overflow", "selected_option": option}
+
+        return await self._act_on_message(user_id, channel_id, message_ts, find)
+
+    async def _act_on_message(
+        self,
+        user_id: str,
+        channel_id: str,
+        message_ts: str,
+        find: Callable[[Message], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]],
+    ) -> dl.Delivery:
+        """Deliver the ``block_actions`` payload of an element `find` picks in a stored
+        message: (block, element, fields that replace the button's in the action)."""
         user, chan = self._user(user_id), self._channel(channel_id)
         msg = self.ws.message(chan.id, message_ts)
         if msg is None:
             raise LookupError(f"no message {message_ts} in {channel_id}")
-        block, button = dl.find_button(msg, action_id, value)
+        block, element, fields = find(msg)
         ctx = dl.ResponseUrl(chan.id, user.id, msg.ts, msg.thread_ts)
         payload = dl.block_actions_payload(
             self.ws,
@@ -633,27 +665,42 @@ class SlackEmulator:
             chan,
             msg,
             block,
-            button,
+            element,
             self._new_response_url(ctx),
             self._trigger_id(user.id),
         )
+        if fields:  # not a button: no `text`, its own `type` and selection
+            payload["actions"][0].pop("text", None)
+            payload["actions"][0].update(fields)
         installs.retarget(payload, self.installs.team_fields(chan.id))
+        return await self._send_block_actions(payload)
+
+    async def _send_block_actions(self, payload: dict[str, Any]) -> dl.Delivery:
         if self._over_socket():
             return await self._send_envelope("block_actions", payload)
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
 
     async def click_ephemeral_button(
-        self, ephemeral: Ephemeral, action_id: str, value: str | None = None
+        self,
+        ephemeral: Ephemeral,
+        action_id: str,
+        value: str | None = None,
+        *,
+        forged_by: str | None = None,
     ) -> dl.Delivery:
         """Click a button of an ephemeral message its user saw (issue 11, *Generate
         anyway*). Slack sends the same ``block_actions`` payload, but the container says
         ``is_ephemeral: true`` and there is no ``message`` (the app never stored it;
         https://docs.slack.dev/reference/interaction-payloads/block_actions-payload).
+        ``forged_by`` sends the click as another member instead: Slack never delivers
+        that (only its user sees an ephemeral message), but a replayed or crafted payload
+        can carry any user, so an app must check the clicker anyway.
 
         Raises ``LookupError`` when the ephemeral message has no such button.
         """
-        user, chan = self._user(ephemeral.user), self._channel(ephemeral.channel)
+        user = self._user(forged_by or ephemeral.user)
+        chan = self._channel(ephemeral.channel)
         seen = Message(
             channel=chan.id,
             ts=ephemeral.message_ts,
@@ -674,10 +721,7 @@ class SlackEmulator:
         )
         payload.pop("message", None)
         payload["container"]["is_ephemeral"] = True
-        if self._over_socket():
-            return await self._send_envelope("block_actions", payload)
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
+        return await self._send_block_actions(payload)
 
     async def post_user_message(
         self,

@@ -117,6 +117,7 @@ class SlackFile:
     height: int | None = None
     created: int = field(default_factory=lambda: int(time.time()))
     shares: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    deleted: bool = False  # files.delete: gone; messages show it as a tombstone
 
     @property
     def size(self) -> int:
@@ -165,7 +166,10 @@ class SlackFile:
         return self.to_dict()[key]
 
     def to_dict(self) -> dict[str, Any]:
-        """Slack's file object (``files.info``, message ``files``)."""
+        """Slack's file object (``files.info``, message ``files``); a deleted file is a
+        tombstone, ``{"id", "mode": "tombstone"}`` (https://api.slack.com/types/file)."""
+        if self.deleted:
+            return {"id": self.id, "mode": "tombstone"}
         out: dict[str, Any] = {
             "id": self.id,
             "created": self.created,

@@ -44,6 +44,7 @@ JSON_METHODS = frozenset(
         "chat.scheduleMessage",
         "chat.unfurl",
         "files.completeUploadExternal",
+        "files.delete",
         "views.open",
         "views.push",
         "views.update",
@@ -134,6 +135,7 @@ class WebApi:
             "files.getUploadURLExternal": self.files_get_upload_url,
             "files.completeUploadExternal": self.files_complete_upload,
             "files.info": self.files_info,
+            "files.delete": self.files_delete,
             "files.upload": self.files_upload_v1,
             "conversations.info": self.conversations_info,
             "conversations.replies": self.conversations_replies,
@@ -265,7 +267,9 @@ class WebApi:
         }
 
     def chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``chat.delete``: remove a bot message."""
+        """``chat.delete`` (https://docs.slack.dev/reference/methods/chat.delete): a bot
+        token removes only the bot's own messages (``cant_delete_message`` otherwise);
+        ``message_not_found`` for an unknown or already deleted message."""
         chan = self.ws.resolve_channel(params.get("channel") or "")
         if chan is None:
             raise ApiError("channel_not_found")
@@ -329,7 +333,7 @@ class WebApi:
         files = []
         for item in items:
             f = self.ws.files.get(str(item.get("id")))
-            if f is None or f.data is None:
+            if f is None or f.data is None or f.deleted:
                 raise ApiError("file_not_found")
             if item.get("title"):
                 f.title = item["title"]
@@ -378,7 +382,24 @@ class WebApi:
         f = self.ws.files.get(params.get("file") or "")
         if f is None or f.data is None:
             raise ApiError("file_not_found")
+        if f.deleted:
+            raise ApiError("file_deleted")
         return {"file": f.to_dict(), "comments": [], "response_metadata": {"next_cursor": ""}}
+
+    def files_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``files.delete`` (https://docs.slack.dev/reference/methods/files.delete): a bot
+        token deletes only files the bot uploaded (``cant_delete_file`` otherwise);
+        ``file_not_found`` for an unknown file, ``file_deleted`` for one deleted already.
+        Messages that shared it show it as a tombstone afterwards."""
+        f = self.ws.files.get(params.get("file") or "")
+        if f is None:
+            raise ApiError("file_not_found")
+        if f.deleted:
+            raise ApiError("file_deleted")
+        if f.user != self.ws.bot_user_id:
+            raise ApiError("cant_delete_file")
+        f.deleted = True
+        return {}
 
     def files_upload_v1(self, params: dict[str, Any]) -> dict[str, Any]:
         """``files.upload`` was retired by Slack in 2025."""

@@ -13,9 +13,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot import blocks
-from bot.listeners import actions, commands, cost, events, mentions, review
+from bot.listeners import actions, commands, cost, events, mentions, privacy, review, styles
 from bot.review_views import REQUEST_CHANGES_VIEW, SETTINGS_VIEW
 from bot.runtime import Runtime
+from bot.style_views import SAVE_STYLE_VIEW
 
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
@@ -36,5 +37,8 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     app.action(blocks.CANCEL)(actions.cancel)
     app.action(blocks.HISTORY)(actions.history)
     app.action(blocks.GENERATE_ANYWAY)(cost.generate_anyway)
+    app.action(blocks.FORGET_ME)(privacy.confirm)
+    app.action(blocks.SAVE_STYLE)(styles.save_style_chosen)
+    app.view(SAVE_STYLE_VIEW)(styles.save_style_submitted)
     app.event("message")(events.on_message)
     app.event("app_mention")(mentions.on_mention)
