@@ -40,7 +40,7 @@ from core.db import sessions as sessions_db
 from core.db.jobs import Maker
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
-from core.store import ImageStore
+from core.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def build_runtime(
         settings.require(*filter(None, [token, "slack_signing_secret"]))
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
-    store = ImageStore(settings.image_store_dir)
+    store = open_store(settings)
     provider = provider or build_provider(settings)
     bolt, installations = _bolt_app(settings, engine, auth_test)
     client = bolt.client
@@ -101,7 +101,7 @@ def build_runtime(
         settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode, run_jobs=run_jobs
     )
     runtime.moderator = jobs.ctx.moderator
-    runtime.retention = retention_task(settings, sm)
+    runtime.retention = retention_task(settings, sm, store)
 
     bolt.middleware(_drop_retried_deliveries(sm))
     listeners.register(bolt, runtime)

@@ -28,7 +28,7 @@ from core.moderation import Moderator
 from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
-from core.store import ImageStore
+from core.store import ImageStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def build_worker(
         settings.require("slack_bot_token")
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
-    store = ImageStore(settings.image_store_dir)
+    store = open_store(settings)
     # As in `serve`: no connection-error retries inside slack_sdk (the engine's retry finds
     # a post whose answer was lost); in OAuth mode each workspace's token from its install.
     token = settings.slack_bot_token
@@ -83,14 +83,15 @@ def build_worker(
     installations = oauth_flow(settings, engine, client)[1] if settings.oauth else None
     publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
     jobs = job_engine(settings, sm, store, provider or build_provider(settings), publisher, owner)
-    return Worker(jobs, store, retention_task(settings, sm))
+    return Worker(jobs, store, retention_task(settings, sm, store))
 
 
-def retention_task(settings: Settings, sm: Maker) -> RetentionTask:
+def retention_task(settings: Settings, sm: Maker, store: ImageStore) -> RetentionTask:
     """The daily retention sweep (RETENTION_DAYS; not started) of a `serve` or `worker`
-    process: the one place it is built. Every such process sweeps; a sweep is idempotent,
-    so several processes on one database only repeat work that finds nothing left."""
-    return RetentionTask(sm, settings.retention_days)
+    process, deleting files from `store`: the one place it is built. Every such process
+    sweeps; a sweep is idempotent, so several processes on one database only repeat work
+    that finds nothing left."""
+    return RetentionTask(sm, settings.retention_days, store=store)
 
 
 def job_engine(

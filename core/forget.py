@@ -35,6 +35,7 @@ from core.models import (
     StyleRow,
 )
 from core.ports import ChannelUnreachable, PublishError
+from core.store import ImageStore
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,15 @@ class ForgetReport:
     files: tuple[str, ...]
 
 
-async def forget(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: str) -> ForgetReport:
+async def forget(
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    user_id: str,
+    store: ImageStore | None = None,
+) -> ForgetReport:
     """Erase `user_id`'s data in workspace `team_id` (see the module doc). Running
-    generations among them are cancelled. Returns the ForgetReport."""
+    generations among them are cancelled; unused files go from `store` (None: files on this
+    machine). Returns the ForgetReport."""
     async with sm.begin() as db:
         own = await _own_sessions(db, team_id, user_id)
         generations = await _generations(db, team_id, user_id, own)
@@ -87,7 +94,7 @@ async def forget(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: st
         )
         counts = {k: v for k, v in report.__dict__.items() if isinstance(v, int)}
         await policy_db.audit(db, "forget_me", team_id=team_id, detail=counts)
-    await policy_db.delete_unused_files(sm, image_paths + input_paths + attachment_paths)
+    await policy_db.delete_unused_files(sm, image_paths + input_paths + attachment_paths, store)
     return report
 
 

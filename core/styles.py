@@ -134,9 +134,15 @@ async def show(sm: async_sessionmaker[AsyncSession], team_id: str, name: str) ->
 
 
 async def delete(
-    sm: async_sessionmaker[AsyncSession], team_id: str, name: str, user_id: str, is_admin: bool
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    name: str,
+    user_id: str,
+    is_admin: bool,
+    store: ImageStore | None = None,
 ) -> None:
-    """Delete a style (its creator or an admin) and its reference files no row still uses.
+    """Delete a style (its creator or an admin) and its reference files no row still uses
+    (from `store`; None: files on this machine).
     Generations already made with it keep their inputs. Raises StyleRefused (NOT_FOUND,
     NOT_ALLOWED)."""
     async with sm.begin() as db:
@@ -144,7 +150,7 @@ async def delete(
         if style.created_by != user_id and not is_admin:
             raise StyleRefused(StyleProblem.NOT_ALLOWED, style.name)
         paths = await repo.remove(db, style.style_id)
-    await policy_db.delete_unused_files(sm, paths)
+    await policy_db.delete_unused_files(sm, paths, store)
 
 
 async def add_reference(

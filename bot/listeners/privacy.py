@@ -61,7 +61,7 @@ async def confirm(
     if not clicker or action.get("value") != clicker:
         await private(respond, messages.FORGET_NOT_YOURS)
         return
-    report = await forget.forget(runtime.sessionmaker, team_id, clicker)
+    report = await forget.forget(runtime.sessionmaker, team_id, clicker, runtime.store)
     done = await forget.run_deletions(runtime.sessionmaker, team_id, _deleter(runtime.publisher))
     await private(respond, messages.forget_done(report, done))
 

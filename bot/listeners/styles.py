@@ -58,7 +58,7 @@ async def _run(runtime: Runtime, command: dict[str, Any], action: str, args: lis
         return messages.style_shown(await styles.show(sm, team, args[0]))
     if action == "delete":
         admin = await is_admin(runtime.publisher, runtime.settings, user)
-        await styles.delete(sm, team, args[0], user, admin)
+        await styles.delete(sm, team, args[0], user, admin, runtime.store)
         return messages.style_deleted(args[0])
     if action == "default":
         if not await is_admin(runtime.publisher, runtime.settings, user):

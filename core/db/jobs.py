@@ -344,7 +344,8 @@ async def version_ahead_in_session(sm: Maker, session_id: int, job_id: int) -> i
 async def provider_load(sm: Maker, provider: str, job_id: int) -> tuple[int, int]:
     """(tasks running at `provider`, older queued jobs of that provider that should start
     before `job_id`). Older jobs in backoff or waiting for their own thread do not count;
-    jobs waiting for a slot or the breaker do."""
+    jobs waiting for a slot or the breaker do; jobs in a step right now (a live lease: at a
+    synchronous provider, or about to ask) do not, so processes do not hold each other up."""
     async with sm() as db:
         running = await db.scalar(
             select(func.count()).where(
@@ -357,6 +358,10 @@ async def provider_load(sm: Maker, provider: str, job_id: int) -> tuple[int, int
                 GenerationRow.state == S.QUEUED,
                 GenerationRow.id < job_id,
                 GenerationRow.cancel_requested.is_(False),
+                or_(
+                    GenerationRow.lease_owner.is_(None),
+                    GenerationRow.lease_expires_at <= db_now(),
+                ),
                 or_(
                     GenerationRow.waiting.in_((WaitReason.SLOT, WaitReason.BREAKER)),
                     and_(
