@@ -181,6 +181,42 @@ def block_actions_payload(
     }
 
 
+def view_actions_payload(
+    ws: Workspace,
+    user: User,
+    view: dict[str, Any],
+    block: dict[str, Any],
+    button: dict[str, Any],
+    trigger_id: str,
+) -> dict[str, Any]:
+    """A ``block_actions`` payload for a button in a view (a Home tab or a modal): the
+    container is the view, the payload carries the ``view`` and has no ``channel``,
+    ``message`` or ``response_url``
+    (https://docs.slack.dev/reference/interaction-payloads/block_actions-payload)."""
+    action: dict[str, Any] = {
+        "action_id": button.get("action_id"),
+        "block_id": block.get("block_id"),
+        "text": button.get("text"),
+        "type": "button",
+        "action_ts": f"{time.time():.6f}",
+    }
+    if "value" in button:
+        action["value"] = button["value"]
+    return {
+        "type": "block_actions",
+        "user": user_ref(user, ws.team_id),
+        "api_app_id": ws.app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view["id"]},
+        "trigger_id": trigger_id,
+        "team": {"id": ws.team_id, "domain": ws.team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": view,
+        "actions": [action],
+    }
+
+
 def event_callback(ws: Workspace, event: dict[str, Any], event_id: str) -> dict[str, Any]:
     """An Events API ``event_callback`` envelope around ``event``."""
     return {

@@ -921,3 +921,26 @@ class SlackEmulator:
         if home is not None:
             event["view"] = home.to_dict(self.ws.team_id, self.ws.app_id)
         return await self._deliver_event(event)
+
+    async def click_home_button(
+        self, user_id: str, action_id: str, value: str | None = None
+    ) -> dl.Delivery:
+        """Click a button on the Home tab published for a person: deliver ``block_actions``
+        with the view as container (no channel, no response_url).
+
+        Raises ``LookupError`` when the person has no Home tab or it has no such button.
+        """
+        user = self._user(user_id)
+        home = self.ws.home_views.get(user.id)
+        if home is None:
+            raise LookupError(f"no Home tab published for {user_id}")
+        shown = Message(channel="home", ts=home.id, blocks=home.view.get("blocks") or [])
+        block, button = dl.find_button(shown, action_id, value)
+        view = home.to_dict(self.ws.team_id, self.ws.app_id)
+        payload = dl.view_actions_payload(
+            self.ws, user, view, block, button, self._trigger_id(user.id)
+        )
+        if self._over_socket():
+            return await self._send_envelope("block_actions", payload)
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
