@@ -466,6 +466,12 @@ class SlackPublisher(ReviewCalls):
             )
         )
 
+    async def mention_reviewers(self, view: GenerationView) -> str:
+        """chat.postMessage in the thread mentioning the policy's reviewers (`<@U…>` and
+        `<!subteam^S…>`, which notify them), tagged Effect.MENTION; returns its ts."""
+        text = messages.reviewers_wanted(view.review, view.version)
+        return await self._post(view, Effect.MENTION, thread_ts=view.thread_ts, text=text)
+
     async def report_failure(self, view: GenerationView, failure: Failure) -> None:
         """A thread reply that says what failed and what to do."""
         text = blocks.failure_message(view, failure)
