@@ -748,8 +748,8 @@ def gallery_not_in_channel(channel_id: str, reason: str) -> str:
     else:
         fix = f"I can't post in <#{channel_id}> (Slack says `{escape(reason)}`); check it exists"
     return (
-        f":warning: The image is approved, but I could not publish it to the gallery. "
-        f"{fix}; images approved after that go there. Your approval stands."
+        f":warning: The image is approved, but I could not publish it to the gallery yet. "
+        f"{fix}; I keep trying and post it once I can. Your approval stands."
     )
 
 
