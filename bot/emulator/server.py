@@ -27,7 +27,7 @@ from . import installs, limits
 from .mentions import app_mention_event
 from .socket_mode import SocketModeGateway
 from .state import Channel, Ephemeral, Message, SlackFile, User, UserGroup, View, Workspace, truthy
-from .transcript import render_ephemerals, render_thread
+from .transcript import render_ephemerals, render_line, render_thread, render_view
 from .webapi import JSON_METHODS, ApiCall, ApiError, WebApi, now, parse_params
 
 T = TypeVar("T")
@@ -249,6 +249,19 @@ class SlackEmulator:
     def transcript(self, channel_id: str, thread_ts: str) -> str:
         """The thread as readable text (what ``imagine-bot demo`` prints)."""
         return render_thread(self.ws, channel_id, thread_ts)
+
+    def readable(self, text: str) -> str:
+        """mrkdwn as a person reads it: mentions, channels, groups and links by name."""
+        return "\n".join(render_line(self.ws, line) for line in text.splitlines())
+
+    def view_transcript(self, view_id: str) -> str:
+        """A modal or a Home tab as readable text."""
+        return render_view(self.ws, self.ws.views[view_id])
+
+    def home_transcript(self, user_id: str) -> str:
+        """The Home tab published for a person as readable text ("(no Home tab)" if none)."""
+        home = self.ws.home_views.get(user_id)
+        return render_view(self.ws, home) if home else "(no Home tab)\n"
 
     def ephemeral_transcript(self, user_id: str) -> str:
         """Every ephemeral message one user saw, as readable text."""
