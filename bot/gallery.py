@@ -13,8 +13,6 @@ file already uploaded in the thread), not by uploading it again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -25,6 +23,7 @@ from bot.runtime import Runtime
 from core import review
 from core.db.views import GenerationGone
 from core.jobs.outcomes import best_effort
+from core.periodic import Periodic
 from core.ports import ChannelUnreachable, PublishError
 
 log = logging.getLogger(__name__)
@@ -138,33 +137,17 @@ async def resume(runtime: Runtime) -> None:
             log.exception("resuming the gallery post of image %s failed", image_id)
 
 
-class GalleryRetries:
+class GalleryRetries(Periodic):
     """The background task that publishes due gallery posts: at start (posts a crash
     interrupted) and then every `interval` seconds (posts Slack refused, after their
     backoff). Any number of processes may run it: a post is claimed before it is made."""
 
+    name = "gallery retries"
+
     def __init__(self, runtime: Runtime, interval: float | None = None) -> None:
+        super().__init__(interval or min(runtime.settings.gallery_retry_seconds, POLL_SECONDS))
         self.runtime = runtime
-        self.interval = interval or min(runtime.settings.gallery_retry_seconds, POLL_SECONDS)
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Start the loop (once)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="gallery")
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await resume(self.runtime)
-            except Exception:  # the database was away: try again at the next round
-                log.exception("gallery retries failed")
-            await asyncio.sleep(self.interval)
-
-    async def stop(self) -> None:
-        """Stop the loop and wait for it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def run_once(self) -> None:
+        """Publish the gallery posts that are due."""
+        await resume(self.runtime)

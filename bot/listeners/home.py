@@ -21,6 +21,7 @@ from bot.listeners.actions import Click
 from bot.listeners.review import approve_click, open_changes
 from bot.review_views import ChangeTarget
 from bot.runtime import Runtime
+from core.jobs.outcomes import best_effort
 from core.sessions import ActionRefused, Conversation
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ async def _checked(runtime: Runtime, body: dict[str, Any], action: dict[str, Any
         return None
     if click.where.channel_id not in await runtime.publisher.member_channels(click.user_id):
         log.info("a Home tab click by %s on a channel they are not in", click.user_id)
-        await runtime.publisher.send_dm(click.user_id, messages.HOME_NOT_A_MEMBER)
+        await best_effort(runtime.publisher.send_dm(click.user_id, messages.HOME_NOT_A_MEMBER))
         await home.refresh(runtime, click.where.team_id, click.user_id)
         return None
     return click
