@@ -552,7 +552,8 @@ class ReviewApi:
         """``views.publish``: set a person's Home tab. ``user_id`` and ``view`` are required
         (``invalid_arguments``), the view must be ``type: home`` with at most 100 blocks,
         at most 250 kB (``view_too_large``), and the app's Home tab must be enabled
-        (``not_enabled``): https://docs.slack.dev/reference/methods/views.publish"""
+        (``not_enabled``): https://docs.slack.dev/reference/methods/views.publish (formerly
+        https://api.slack.com/methods/views.publish)"""
         user = str(params.get("user_id") or "")
         if not user or params.get("view") is None:
             raise ApiError("invalid_arguments", messages=["[ERROR] user_id and view are required"])
