@@ -175,12 +175,14 @@ def web_app(
             {"ok": True, "provider": runtime.provider.name, "socket_mode": True}
         )
 
+    gallery_retries = gallery.GalleryRetries(runtime)
+
     async def on_startup(_app: web.Application) -> None:
         if runtime.run_jobs:  # not for `serve --no-worker`
             runtime.jobs.start()
         if runtime.retention is not None:
             runtime.retention.start()
-        gallery.start_resume(runtime)  # issue 10: finish gallery posts a crash interrupted
+        gallery_retries.start()  # issue 10: gallery posts a crash interrupted or Slack refused
         if socket_mode is not None:
             await socket_mode.connect_async()
 
@@ -189,6 +191,7 @@ def web_app(
             await socket_mode.close_async()
 
     async def on_cleanup(_app: web.Application) -> None:
+        await gallery_retries.stop()
         await runtime.aclose()
 
     app = web.Application(middlewares=_guards(runtime), client_max_size=MAX_BODY_BYTES)

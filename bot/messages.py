@@ -661,11 +661,18 @@ REVIEW_USAGE = (
 )
 
 
+def reviewer_mentions(policy: Policy) -> list[str]:
+    """The policy's reviewers as Slack mentions: users `<@U…>`, then groups
+    `<!subteam^S…>` (https://docs.slack.dev/messaging/formatting-message-text)."""
+    return [f"<@{u}>" for u in policy.reviewer_users] + [
+        f"<!subteam^{g}>" for g in policy.reviewer_groups
+    ]
+
+
 def reviewers_text(policy: Policy) -> str:
     """ "<@U1>, <@U2> or <!subteam^S1>" (Slack renders the names), or "anyone in the
     channel" when the policy names nobody."""
-    names = [f"<@{u}>" for u in policy.reviewer_users]
-    names += [f"<!subteam^{g}>" for g in policy.reviewer_groups]
+    names = reviewer_mentions(policy)
     if not names:
         return "anyone in the channel"
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
@@ -750,8 +757,8 @@ def gallery_not_in_channel(channel_id: str, reason: str) -> str:
     else:
         fix = f"I can't post in <#{channel_id}> (Slack says `{escape(reason)}`); check it exists"
     return (
-        f":warning: The image is approved, but I could not publish it to the gallery. "
-        f"{fix}; images approved after that go there. Your approval stands."
+        f":warning: The image is approved, but I could not publish it to the gallery yet. "
+        f"{fix}; I keep trying and post it once I can. Your approval stands."
     )
 
 
@@ -997,3 +1004,80 @@ def style_saved_from_result(saved: SavedFromResult) -> str:
         f"({saved.references} of {MAX_STYLE_REFERENCES}). "
         f"Use it with `/imagine <prompt> --style {shown}`."
     )
+
+
+# ---------------------------------------------------------------------------------------
+# App Home, reviewer mentions and pending gallery posts (issue 10, second part)
+# ---------------------------------------------------------------------------------------
+
+HOME_WAITING = "Waiting for your review"
+HOME_SESSIONS = "Your recent sessions"
+HOME_APPROVED = "Recently approved"
+HOME_NOTHING_WAITING = "Nothing is waiting for your review."
+HOME_NO_SESSIONS = "You have no sessions yet. Type `/imagine <prompt>` in a channel to start one."
+HOME_NOTHING_APPROVED = "Nothing was approved lately in your channels."
+HOME_NOT_A_MEMBER = (
+    "You are not a member of that channel any more, so you can't review its images. "
+    "Join it, then open this tab again."
+)
+
+
+def home_waiting_line(label: str, words: str, requested_by: str, channel_id: str) -> str:
+    """One image under "Waiting for your review" (`words` escaped here)."""
+    return f"*{escape(label)}* in <#{channel_id}> by <@{requested_by}>\n{escape(words)}"
+
+
+def home_session_line(
+    prompt: str, channel_id: str, versions: int, latest: int | None, link: str | None
+) -> str:
+    """One of the viewer's sessions: the prompt, where, how many versions, the thread link."""
+    where = f"<{link}|Open the thread>" if link else f"in <#{channel_id}>"
+    count = f"{versions} version{'s' if versions != 1 else ''}"
+    newest = f", newest v{latest}" if latest is not None else ", nothing posted yet"
+    return f"*{escape(prompt)}*\n<#{channel_id}> · {count}{newest} · {where}"
+
+
+def home_approved_line(
+    label: str, words: str, channel_id: str, approved_by: str, link: str | None, in_gallery: bool
+) -> str:
+    """One recently approved image: what, where, who approved, a link (the gallery post
+    when there is one, else the result in its thread)."""
+    target = "See it in the gallery" if in_gallery else "Open the thread"
+    where = f"<{link}|{target}>" if link else f"in <#{channel_id}>"
+    return (
+        f":white_check_mark: *{escape(label)}* in <#{channel_id}>, approved by "
+        f"<@{approved_by}> · {where}\n{escape(words)}"
+    )
+
+
+def reviewers_wanted(policy: Policy, version: int) -> str:
+    """The thread reply that calls the reviewers once per session (their mentions notify
+    them): who, how many approvals, where to click."""
+    names = reviewer_mentions(policy)
+    count = policy.approvals_required
+    need = f"{count} approval{'s' if count != 1 else ''}"
+    return (
+        f":eyes: {' '.join(names)}: v{version} is waiting for your review ({need} needed). "
+        "Use *Approve* or *Request changes* on the image, here or in my Home tab."
+    )
+
+
+def gallery_pending(channel_id: str, reason: str) -> str:
+    """The thread note when the gallery post could not be made yet: the approval stands,
+    the post is retried."""
+    if reason == "not_in_channel":
+        why = f"I'm not a member of <#{channel_id}> (invite me with `/invite @imagine`)"
+    elif reason in ("channel_not_found", "is_archived"):
+        why = f"I can't find <#{channel_id}> (Slack says `{escape(reason)}`)"
+    else:
+        why = "Slack did not accept the post just now"
+    return (
+        f":hourglass: Approved. The post to the gallery <#{channel_id}> is pending: {why}. "
+        "I'll keep trying and post it once it goes through."
+    )
+
+
+CHANGES_NOT_OPENED = (
+    "I couldn't open the comment window (Slack gives an app 3 seconds to open it). "
+    "Click *Request changes* again, or reply in the thread with what should change."
+)

@@ -74,6 +74,21 @@ def _translate(err: Exception) -> Exception:
     return PublishError(f"Slack could not be reached: {type(err).__name__}")
 
 
+HOME_CHANNEL_PAGES = 5  # users.conversations pages read for one Home tab
+
+
+async def _user_channels(
+    user_id: str, cursor: str | None, client: AsyncWebClient
+) -> AsyncSlackResponse:
+    return await client.users_conversations(
+        user=user_id,
+        types="public_channel,private_channel",
+        exclude_archived=True,
+        limit=HISTORY_PAGE,
+        cursor=cursor,
+    )
+
+
 def metadata(effect: Effect, view: GenerationView) -> dict[str, Any]:
     """The message metadata tagging a message of `effect` for `view`'s generation."""
     return {
@@ -280,6 +295,16 @@ class ReviewCalls(SlackCalls):
         users = response.get("users")
         return frozenset(str(u) for u in users) if isinstance(users, list) else None
 
+    async def groups_of(self, group_ids: frozenset[str], user_id: str) -> frozenset[str]:
+        """Which of `group_ids` `user_id` is in (`usergroup_members` per group; a group
+        Slack will not list counts as "not a member")."""
+        found = set()
+        for group in sorted(group_ids):
+            members = await self.usergroup_members(group)
+            if members is not None and user_id in members:
+                found.add(group)
+        return frozenset(found)
+
     async def find_gallery_post(self, channel_id: str, image_id: int) -> str | None:
         """The ts of a gallery post already made for `image_id` (found by its message
         metadata in the channel's recent history), or None. Used before posting again an
@@ -329,6 +354,26 @@ class ReviewCalls(SlackCalls):
             log.warning("views.open failed: %s", err)
             return None
         return str((response.get("view") or {}).get("id") or "") or None
+
+    async def member_channels(self, user_id: str) -> frozenset[str]:
+        """users.conversations (query arguments, slack_sdk's typed method; `channels:read` /
+        `groups:read`): the public and private channels `user_id` is a member of, as far as
+        the bot can see them (at most HOME_CHANNEL_PAGES pages of 200). Empty when Slack
+        will not say: the caller then lists nothing channel-bound, the safe side.
+        https://docs.slack.dev/reference/methods/users.conversations"""
+        found: set[str] = set()
+        cursor: str | None = None
+        for _ in range(HOME_CHANNEL_PAGES):
+            try:
+                page = await self._call(partial(_user_channels, user_id, cursor))
+            except (PublishError, ChannelUnreachable) as err:
+                log.warning("users.conversations failed: %s", err)
+                return frozenset()
+            found.update(str(c["id"]) for c in page.get("channels") or [] if c.get("id"))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return frozenset(found)
 
     async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
         """views.publish of a person's App Home tab
@@ -463,6 +508,12 @@ class SlackPublisher(ReviewCalls):
                 metadata=metadata(Effect.RESULT, view),
             )
         )
+
+    async def mention_reviewers(self, view: GenerationView) -> str:
+        """chat.postMessage in the thread mentioning the policy's reviewers (`<@U…>` and
+        `<!subteam^S…>`, which notify them), tagged Effect.MENTION; returns its ts."""
+        text = messages.reviewers_wanted(view.review, view.version)
+        return await self._post(view, Effect.MENTION, thread_ts=view.thread_ts, text=text)
 
     async def report_failure(self, view: GenerationView, failure: Failure) -> None:
         """A thread reply that says what failed and what to do."""

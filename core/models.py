@@ -343,7 +343,9 @@ class ChangeRequestRow(Base):
 
 class GalleryPostRow(Base):
     """The intent to publish a fully approved image to a gallery channel, recorded before
-    the post (one per image): pending → posting (claimed) → posted, or unreachable."""
+    the post (one per image): pending → posting (claimed) → posted. A refused post goes
+    back to pending with `attempts` counted, `next_attempt_at` (UTC epoch seconds, None:
+    now) and the platform's `last_error`; after too many tries it is "unreachable"."""
 
     __tablename__ = "gallery_posts"
 
@@ -355,6 +357,9 @@ class GalleryPostRow(Base):
     message_ts: Mapped[str | None] = mapped_column(String(32), default=None)
     claimed_at: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class AuditRow(Base):

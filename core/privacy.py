@@ -9,8 +9,6 @@ server. Times are UTC epoch seconds; `now` is injected so tests can move the clo
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db import policy as policy_db
 from core.db import privacy as repo
 from core.models import AttachmentRow
+from core.periodic import Periodic
 from core.store import ImageStore
 
 log = logging.getLogger(__name__)
@@ -74,11 +73,13 @@ async def sweep(
     return report
 
 
-class RetentionTask:
+class RetentionTask(Periodic):
     """Runs `sweep` now and then every `interval` seconds (a day) until stopped.
 
     A failed sweep is logged and tried again at the next interval. `clock` gives the time
     each sweep uses (UTC epoch seconds); `store` is the image store files are deleted from."""
+
+    name = "retention sweep"
 
     def __init__(
         self,
@@ -89,29 +90,10 @@ class RetentionTask:
         clock: Callable[[], float] = time.time,
         store: ImageStore | None = None,
     ) -> None:
-        self.sm, self.days, self.interval, self.clock = sm, days, interval, clock
+        super().__init__(interval)
+        self.sm, self.days, self.clock = sm, days, clock
         self.store = store
-        self._task: asyncio.Task[None] | None = None
-        self.runs = 0
 
-    def start(self) -> None:
-        """Start the loop (once)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="retention")
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await sweep(self.sm, self.days, self.clock(), self.store)
-            except Exception:
-                log.exception("retention sweep failed; next try in %.0f s", self.interval)
-            self.runs += 1
-            await asyncio.sleep(self.interval)
-
-    async def stop(self) -> None:
-        """Stop the loop and wait for it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def run_once(self) -> None:
+        """One sweep at `clock()`."""
+        await sweep(self.sm, self.days, self.clock(), self.store)

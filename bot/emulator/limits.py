@@ -100,6 +100,21 @@ def _overflow_problem(el: dict[str, Any], where: str) -> str | None:
     return None
 
 
+def _image_source_problem(block: dict[str, Any], where: str) -> str | None:
+    """An image block names its picture by exactly one of `image_url` or `slack_file`, and a
+    slack_file object by exactly one of `id` or `url`:
+    https://docs.slack.dev/reference/block-kit/blocks/image-block and
+    https://docs.slack.dev/reference/block-kit/composition-objects/slack-file-object"""
+    source = block.get("slack_file")
+    if (block.get("image_url") is None) == (source is None):
+        return f"{where}: must provide exactly one of image_url or slack_file"
+    if source is not None and (
+        not isinstance(source, dict) or (source.get("id") is None) == (source.get("url") is None)
+    ):
+        return f"{where}/slack_file: must provide exactly one of id or url"
+    return None
+
+
 def _section_problem(block: dict[str, Any], where: str) -> str | None:
     text = block.get("text")
     fields = block.get("fields")
@@ -145,17 +160,20 @@ def _block_problem(block: Any, where: str) -> str | None:
     elif kind == "image":
         if _too_long(block.get("alt_text"), ALT_TEXT):
             return f"{where}/alt_text: must be at most {ALT_TEXT} characters"
+        if problem := _image_source_problem(block, where):
+            return problem
         if len(_text(block.get("title"))) > IMAGE_TITLE:
             return f"{where}/title: must be at most {IMAGE_TITLE} characters"
     return None
 
 
-def blocks_problem(blocks: list[Any]) -> str | None:
-    """The first limit `blocks` (a message's blocks) break, as Slack's
-    ``response_metadata.messages`` words it (``"… [json-pointer:/blocks/3/text]"``), or None.
+def blocks_problem(blocks: list[Any], max_blocks: int = MESSAGE_BLOCKS) -> str | None:
+    """The first limit `blocks` (a message's blocks; a view's with `max_blocks` 100) break,
+    as Slack's ``response_metadata.messages`` words it
+    (``"… [json-pointer:/blocks/3/text]"``), or None.
     """
-    if len(blocks) > MESSAGE_BLOCKS:
-        return f"no more than {MESSAGE_BLOCKS} items allowed [json-pointer:/blocks]"
+    if len(blocks) > max_blocks:
+        return f"no more than {max_blocks} items allowed [json-pointer:/blocks]"
     for i, block in enumerate(blocks):
         if problem := _block_problem(block, f"/blocks/{i}"):
             where, _, what = problem.partition(": ")

@@ -27,7 +27,7 @@ from . import installs, limits
 from .mentions import app_mention_event
 from .socket_mode import SocketModeGateway
 from .state import Channel, Ephemeral, Message, SlackFile, User, UserGroup, View, Workspace, truthy
-from .transcript import render_ephemerals, render_thread
+from .transcript import render_ephemerals, render_line, render_thread, render_view
 from .webapi import JSON_METHODS, ApiCall, ApiError, WebApi, now, parse_params
 
 T = TypeVar("T")
@@ -249,6 +249,19 @@ class SlackEmulator:
     def transcript(self, channel_id: str, thread_ts: str) -> str:
         """The thread as readable text (what ``imagine-bot demo`` prints)."""
         return render_thread(self.ws, channel_id, thread_ts)
+
+    def readable(self, text: str) -> str:
+        """mrkdwn as a person reads it: mentions, channels, groups and links by name."""
+        return "\n".join(render_line(self.ws, line) for line in text.splitlines())
+
+    def view_transcript(self, view_id: str) -> str:
+        """A modal or a Home tab as readable text."""
+        return render_view(self.ws, self.ws.views[view_id])
+
+    def home_transcript(self, user_id: str) -> str:
+        """The Home tab published for a person as readable text ("(no Home tab)" if none)."""
+        home = self.ws.home_views.get(user_id)
+        return render_view(self.ws, home) if home else "(no Home tab)\n"
 
     def ephemeral_transcript(self, user_id: str) -> str:
         """Every ephemeral message one user saw, as readable text."""
@@ -965,3 +978,26 @@ class SlackEmulator:
         if home is not None:
             event["view"] = home.to_dict(self.ws.team_id, self.ws.app_id)
         return await self._deliver_event(event)
+
+    async def click_home_button(
+        self, user_id: str, action_id: str, value: str | None = None
+    ) -> dl.Delivery:
+        """Click a button on the Home tab published for a person: deliver ``block_actions``
+        with the view as container (no channel, no response_url).
+
+        Raises ``LookupError`` when the person has no Home tab or it has no such button.
+        """
+        user = self._user(user_id)
+        home = self.ws.home_views.get(user.id)
+        if home is None:
+            raise LookupError(f"no Home tab published for {user_id}")
+        shown = Message(channel="home", ts=home.id, blocks=home.view.get("blocks") or [])
+        block, button = dl.find_button(shown, action_id, value)
+        view = home.to_dict(self.ws.team_id, self.ws.app_id)
+        payload = dl.view_actions_payload(
+            self.ws, user, view, block, button, self._trigger_id(user.id)
+        )
+        if self._over_socket():
+            return await self._send_envelope("block_actions", payload)
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")

@@ -300,6 +300,8 @@ class Workspace:
         self.usergroups: dict[str, UserGroup] = {}  # issue 10
         self.views: dict[str, View] = {}  # issue 10: open modals and Home tabs by view id
         self.home_views: dict[str, View] = {}  # issue 10: user id -> published Home tab
+        # the manifest's features.app_home.home_tab_enabled (views.publish: not_enabled)
+        self.home_tab_enabled = True
         self._view_seq = itertools.count(1)
         self.triggers: dict[str, tuple[str, float]] = {}  # issue 10: trigger -> (user, issued)
         self.add_user(bot_user_id, "imagine", is_bot=True)

@@ -8,6 +8,7 @@ slack_sdk sends them) and returns Slack's documented response body, or raises
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
 import time
@@ -145,6 +146,7 @@ class WebApi:
             "views.open": self.review.views_open,
             "views.update": self.review.views_update,
             "views.publish": self.review.views_publish,
+            "users.conversations": self.review.users_conversations,
         }
 
     # -- helpers ---------------------------------------------------------------------
@@ -465,6 +467,7 @@ class ReviewApi:
     TRIGGER_SECONDS = 3.0
     VIEW_TITLE = 24
     VIEW_BLOCKS = 100
+    VIEW_BYTES = 250_000
     PRIVATE_METADATA = 3000
     CALLBACK_ID = 255
 
@@ -480,13 +483,47 @@ class ReviewApi:
             raise ApiError("no_such_subteam")
         return {"users": list(group.users)}
 
+    def users_conversations(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``users.conversations``: the conversations a user is a member of, of the
+        ``types`` asked for (default ``public_channel``), paged by ``limit`` (under 1,000)
+        and ``cursor``. With a bot token a private channel is listed only when the bot is
+        in it too. https://docs.slack.dev/reference/methods/users.conversations"""
+        user = str(params.get("user") or self.ws.bot_user_id)
+        if user not in self.ws.users:
+            raise ApiError("user_not_found")
+        types = set(str(params.get("types") or "public_channel").split(","))
+        if not types <= {"public_channel", "private_channel", "mpim", "im"}:
+            raise ApiError("invalid_types")
+        try:
+            limit = int(params.get("limit") or 100)
+            start = int(base64.b64decode(str(params.get("cursor") or "")).decode() or 0)
+        except ValueError as err:
+            raise ApiError("invalid_cursor" if params.get("cursor") else "invalid_limit") from err
+        if not 1 <= limit < 1000:
+            raise ApiError("invalid_limit")
+        found = [
+            c
+            for c in self.ws.channels.values()
+            if user in c.members
+            and ("im" if c.is_im else "private_channel" if c.is_private else "public_channel")
+            in types
+            and (not c.is_private or self.ws.bot_user_id in c.members)
+        ]
+        chunk = found[start : start + limit]
+        more = start + limit < len(found)
+        cursor = base64.b64encode(str(start + limit).encode()).decode() if more else ""
+        return {
+            "channels": [c.to_dict(self.ws.bot_user_id) for c in chunk],
+            "response_metadata": {"next_cursor": cursor},
+        }
+
     def _check_view(self, view: Any, kind: str) -> dict[str, Any]:
         if not isinstance(view, dict) or view.get("type") != kind:
             raise ApiError("invalid_arguments", messages=[f"[ERROR] view type must be {kind}"])
         blocks = view.get("blocks")
         if not isinstance(blocks, list) or len(blocks) > self.VIEW_BLOCKS:
             raise ApiError("invalid_arguments", messages=["[ERROR] 0-100 blocks"])
-        problem = limits.blocks_problem(blocks) if blocks else None
+        problem = limits.blocks_problem(blocks, self.VIEW_BLOCKS) if blocks else None
         for key in ("title", "submit", "close"):
             text = (view.get(key) or {}).get("text", "") if isinstance(view.get(key), dict) else ""
             if key == "title" and kind == "modal" and not 1 <= len(text) <= self.VIEW_TITLE:
@@ -533,10 +570,20 @@ class ReviewApi:
         return {"view": found.to_dict(self.ws.team_id, self.ws.app_id)}
 
     def views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``views.publish``: set a person's Home tab."""
+        """``views.publish``: set a person's Home tab. ``user_id`` and ``view`` are required
+        (``invalid_arguments``), the view must be ``type: home`` with at most 100 blocks,
+        at most 250 kB (``view_too_large``), and the app's Home tab must be enabled
+        (``not_enabled``): https://docs.slack.dev/reference/methods/views.publish (formerly
+        https://api.slack.com/methods/views.publish)"""
         user = str(params.get("user_id") or "")
+        if not user or params.get("view") is None:
+            raise ApiError("invalid_arguments", messages=["[ERROR] user_id and view are required"])
         if user not in self.ws.users:
             raise ApiError("user_not_found")
+        if not self.ws.home_tab_enabled:
+            raise ApiError("not_enabled")
+        if len(json.dumps(params["view"])) > self.VIEW_BYTES:
+            raise ApiError("view_too_large")
         home = self.ws.home_views.get(user)
         if home is not None and params.get("hash") and params["hash"] != home.hash:
             raise ApiError("hash_conflict")

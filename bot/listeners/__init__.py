@@ -13,7 +13,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot import blocks
-from bot.listeners import actions, commands, cost, events, mentions, privacy, review, styles
+from bot.home import HOME_APPROVE, HOME_REQUEST_CHANGES
+from bot.listeners import actions, commands, cost, events, home, mentions, privacy, review, styles
 from bot.review_views import REQUEST_CHANGES_VIEW, SETTINGS_VIEW
 from bot.runtime import Runtime
 from bot.style_views import SAVE_STYLE_VIEW
@@ -42,3 +43,6 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     app.view(SAVE_STYLE_VIEW)(styles.save_style_submitted)
     app.event("message")(events.on_message)
     app.event("app_mention")(mentions.on_mention)
+    app.event("app_home_opened")(home.on_app_home_opened)
+    app.action(HOME_APPROVE)(home.home_approve)
+    app.action(HOME_REQUEST_CHANGES)(home.home_request_changes)
