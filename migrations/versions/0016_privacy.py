@@ -1,7 +1,7 @@
 """pending_deletions: the bot's Slack messages and files to delete after forget-me (issue 12)
 
 Revision ID: 0016_privacy
-Revises: 0014
+Revises: 0015_home
 Create Date: 2026-11-25 17:20:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016_privacy"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015_home"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
