@@ -12,13 +12,14 @@ import asyncio
 import logging
 import signal
 
-from slack_sdk.web.async_client import AsyncWebClient
+from aiohttp import web
 
 from bot.doctor import preflight
 from bot.publisher import SlackPublisher
 from bot.routing import RoutedPublisher
+from bot.slack_client import web_client
 from bot.workspaces import Workspaces, oauth_flow
-from core import db
+from core import db, metrics
 from core.config import Settings
 from core.db.jobs import Maker
 from core.jobs import EngineConfig, JobEngine
@@ -41,13 +42,11 @@ def build_worker(
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
     store = ImageStore(settings.image_store_dir)
-    # As in `serve`: no connection-error retries inside slack_sdk (the engine's retry finds
-    # a post whose answer was lost); in OAuth mode each workspace's token from its install.
+    # As in `serve`: a paced client (bot.slack_client); in OAuth mode each workspace's token
+    # from its install.
     token = settings.slack_bot_token
-    client = AsyncWebClient(
-        token=None if settings.oauth or token is None else token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        retry_handlers=[],
+    client = web_client(
+        settings, None if settings.oauth or token is None else token.get_secret_value()
     )
     installations = oauth_flow(settings, engine, client)[1] if settings.oauth else None
     publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
@@ -75,12 +74,30 @@ def job_engine(
         owner=owner,
     )
     jobs.ctx.moderator = Moderator.from_settings(settings)
+    metrics.watch_breaker(provider.name, lambda: jobs.ctx.admission.breaker.state)
     return jobs
+
+
+async def metrics_page(_request: web.Request) -> web.Response:
+    """`GET /metrics`: every metric (core.metrics) in Prometheus' text format."""
+    return web.Response(body=metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+async def start_metrics_server(port: int, host: str = "0.0.0.0") -> web.AppRunner:
+    """Serve `GET /metrics` alone on host:port (the worker's METRICS_PORT); the runner to
+    clean up."""
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
 
 
 async def run_worker(settings: Settings) -> None:
     """Check the database and the token (`preflight`), then run the engine until SIGINT or
-    SIGTERM; on the way out its leases are released so another worker resumes at once."""
+    SIGTERM; on the way out its leases are released so another worker resumes at once.
+    With METRICS_PORT set, `GET /metrics` is served on that port meanwhile."""
     await preflight(settings)
     jobs, _store = build_worker(settings)
     stop = asyncio.Event()
@@ -88,11 +105,20 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     jobs.start()
+    sampler = metrics.Sampler(jobs.ctx.sm)
+    sampler.start()
+    port = settings.metrics_port
+    runner = await start_metrics_server(port) if port else None
     log.info("worker %s running (provider: %s)", jobs.owner, jobs.ctx.provider.label)
     try:
         await stop.wait()
     finally:
+        if runner is not None:
+            await runner.cleanup()
+        await sampler.stop()
         await jobs.stop()
+        if isinstance(jobs.ctx.publisher, RoutedPublisher):
+            await jobs.ctx.publisher.base.aclose()
         await jobs.ctx.provider.aclose()
         bind = jobs.ctx.sm.kw.get("bind")
         if bind is not None:

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     # The same person asking for the same prompt and flags in the same channel within this
     # many seconds is asked to confirm instead of queueing a second job (0 turns it off).
     duplicate_window_seconds: float = Field(default=120.0, ge=0)
+    # Speed under load (issue 13). SLACK_RATE_SCALE multiplies Slack's published per-method
+    # rates the bot paces itself to (bot/pacing.py): above 1 only where Slack granted more
+    # (or for a faster local stand-in). METRICS_PORT: where `imagine-bot worker` serves
+    # GET /metrics (serve answers it on PORT); unset = the worker serves none.
+    slack_rate_scale: float = Field(default=1.0, gt=0)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("slack_api_url")
     @classmethod
