@@ -6,8 +6,10 @@ take a token from the workspace's :class:`bot.pacing.Pacer` first and are counte
 ``http_retry``, https://docs.slack.dev/tools/python-slack-sdk/web#retryhandler):
 
 - :class:`RateLimitRetry`: an HTTP 429 answer is retried after its ``Retry-After``
-  (slack_sdk's ``AsyncRateLimitErrorRetryHandler``, up to RATE_LIMIT_RETRIES times); the
-  pacer's bucket is held for that long too and the 429 is counted in
+  (slack_sdk's ``AsyncRateLimitErrorRetryHandler``, up to RATE_LIMIT_RETRIES times) when
+  that is at most INLINE_RETRY_SECONDS; a longer wait goes back to the caller as the
+  error (the job engine schedules the retry and frees the job meanwhile). The pacer's
+  bucket is held for ``Retry-After`` either way and the 429 is counted in
   ``imagine_slack_ratelimited_total{method}``. Slack did not act on a 429'd call, so a
   retry cannot post twice.
 - :class:`ReadRetry`: a dropped connection is retried for read methods only. A write
@@ -27,7 +29,6 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -36,6 +37,7 @@ from core import metrics
 from core.config import Settings
 
 RATE_LIMIT_RETRIES = 2
+INLINE_RETRY_SECONDS = 5.0
 READ_METHODS = frozenset(
     {
         "auth.test",
@@ -71,40 +73,28 @@ class RateLimitRetry(AsyncRateLimitErrorRetryHandler):
     """slack_sdk's 429 handler (sleeps ``Retry-After``, then retries) that also counts the
     429 and holds the call's pacing bucket for ``Retry-After`` seconds."""
 
-    async def can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
+    async def can_retry_async(self, **kwargs: Any) -> bool:
+        """slack_sdk's check (keyword arguments `state`, `request`, `response`, `error`),
+        after counting a 429 and holding the bucket."""
+        response: HttpResponse | None = kwargs.get("response")
         if response is not None and response.status_code == 429:
-            metrics.SLACK_RATELIMITED.labels(_method(request)).inc()
+            metrics.SLACK_RATELIMITED.labels(_method(kwargs["request"])).inc()
+            wait = _retry_after(response)
             bucket = _BUCKET.get()
             if bucket is not None:
-                bucket.hold(_retry_after(response))
-        return await super().can_retry_async(
-            state=state, request=request, response=response, error=error
-        )
+                bucket.hold(wait)
+            if wait > INLINE_RETRY_SECONDS:
+                return False
+        return await super().can_retry_async(**kwargs)
 
 
 class ReadRetry(AsyncConnectionErrorRetryHandler):
     """slack_sdk's connection-error handler, for READ_METHODS only."""
 
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if _method(request) not in READ_METHODS:
+    async def _can_retry_async(self, **kwargs: Any) -> bool:
+        if _method(kwargs["request"]) not in READ_METHODS:
             return False
-        return await super()._can_retry_async(
-            state=state, request=request, response=response, error=error
-        )
+        return await super()._can_retry_async(**kwargs)
 
 
 def retry_handlers() -> list[AsyncRetryHandler]:

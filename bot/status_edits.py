@@ -59,6 +59,7 @@ class StatusEdits:
         self._pending: dict[str, _Edit] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self._closed = False
 
     def remember(self, key: str, signature: str) -> None:
         """Record `signature` as what message `key` shows now (it was just posted)."""
@@ -73,6 +74,8 @@ class StatusEdits:
         """Queue `send` (one chat.update) as message `key`'s next edit, unless `signature`
         is already shown or waiting. Returns a future done when it is sent or dropped."""
         loop = asyncio.get_running_loop()
+        if self._closed:  # the process is stopping: the next one shows the state
+            return _done(loop)
         waiting = self._pending.get(key)
         shown = waiting.signature if waiting else self._sent.get(key, ("", 0.0))[0]
         if signature == shown:
@@ -92,7 +95,7 @@ class StatusEdits:
 
     async def _run(self, key: str) -> None:
         try:
-            while (edit := self._pending.get(key)) is not None:
+            while not self._closed and (edit := self._pending.get(key)) is not None:
                 last = self._sent.get(key)
                 wait = last[1] + self.gap - time.monotonic() if last else 0.0
                 if wait > 0 and not edit.final:
@@ -113,7 +116,7 @@ class StatusEdits:
                 try:
                     await edit.send()
                 except PublishError as err:
-                    if key in self._pending or attempt == SEND_TRIES:
+                    if key in self._pending or attempt == SEND_TRIES or self._closed:
                         log.warning("status edit dropped: %s", err)
                         return  # a newer edit says more, or we gave up
                     await asyncio.sleep(err.retry_after or attempt)
@@ -135,9 +138,11 @@ class StatusEdits:
         senders = list(self._senders.values())
         if senders:
             await asyncio.wait(senders, timeout=within)
+        self._closed = True
         for task in senders:
             task.cancel()
-        await asyncio.gather(*senders, return_exceptions=True)
+        if senders:
+            await asyncio.wait(senders, timeout=within)
 
 
 def _done(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
