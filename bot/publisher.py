@@ -349,15 +349,17 @@ class SlackPublisher(ReviewCalls):
             return ts
         status_ts = view.status_ts
         tag = metadata(Effect.STATUS, view)
+        final = view.state in GenerationState.TERMINAL
 
         async def send() -> None:
-            await self._call(
-                lambda c: c.chat_update(
-                    channel=view.channel_id, ts=status_ts, text=text, blocks=body, metadata=tag
+            # A terminal state goes ahead of progress edits waiting in the workspace's lane.
+            with pacing.priority(pacing.HIGH if final else pacing.NORMAL):
+                await self._call(
+                    lambda c: c.chat_update(
+                        channel=view.channel_id, ts=status_ts, text=text, blocks=body, metadata=tag
+                    )
                 )
-            )
 
-        final = view.state in GenerationState.TERMINAL
         key = self._status_key(view, status_ts)
         done = self.status_edits.submit(key, _signature(view), send, final=final)
         if final:
