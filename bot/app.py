@@ -24,7 +24,6 @@ from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,9 +31,10 @@ from bot import gallery, listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
-from bot.worker import job_engine, retention_task
+from bot.slack_client import retry_handlers, web_client
+from bot.worker import job_engine, metrics_page, retention_task
 from bot.workspaces import Workspaces, oauth_flow
-from core import db
+from core import db, metrics
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
 from core.db.jobs import Maker
@@ -94,7 +94,12 @@ def build_runtime(
     store = open_store(settings)
     provider = provider or build_provider(settings)
     bolt, installations = _bolt_app(settings, engine, auth_test)
-    client = bolt.client
+    # The job engine's and the listeners' calls go through a paced client of our own
+    # (bot.slack_client); Bolt's client serves Bolt itself.
+    token = settings.slack_bot_token
+    client = web_client(
+        settings, None if settings.oauth or token is None else token.get_secret_value()
+    )
     publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
     jobs = job_engine(settings, sm, store, provider, publisher, owner)
     runtime = Runtime(
@@ -112,13 +117,13 @@ def _bolt_app(
     settings: Settings, engine: AsyncEngine, auth_test: AsyncSlackResponse | None
 ) -> tuple[AsyncApp, AsyncSQLAlchemyInstallationStore | None]:
     """The Bolt app and, in OAuth mode, the installation store (else None). Its client talks
-    to SLACK_API_URL with no connection-error retries inside slack_sdk: a connection dropped
-    after Slack accepted a post would post it twice; the job engine retries and finds the
-    tagged message instead."""
+    to SLACK_API_URL with our retry handlers (bot.slack_client: 429s after Retry-After,
+    dropped connections for read methods only: a connection dropped after Slack accepted a
+    post would post it twice; the job engine retries and finds the tagged message instead)."""
     secret = settings.slack_signing_secret
     signing = secret.get_secret_value() if secret else ""  # Socket Mode: Bolt skips checks
     if settings.oauth:
-        client = AsyncWebClient(base_url=settings.slack_api_url, retry_handlers=[])
+        client = web_client(settings)
         flow, installations = oauth_flow(settings, engine, client)
         bolt = AsyncApp(
             client=client, signing_secret=signing, process_before_response=False, oauth_flow=flow
@@ -133,7 +138,7 @@ def _bolt_app(
         process_before_response=False,
     )
     bolt.client.base_url = settings.slack_api_url
-    bolt.client.retry_handlers = []
+    bolt.client.retry_handlers = retry_handlers()
     if auth_test is not None:
         _trust_auth_test(bolt, auth_test)
     return bolt, None
@@ -161,20 +166,6 @@ def web_app(
         bolt_response = await runtime.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
-    async def healthz(_request: web.Request) -> web.Response:
-        if not await db.ping(runtime.engine):
-            return web.json_response({"ok": False, "error": "database unreachable"}, status=503)
-        if socket_mode is None:
-            return web.json_response({"ok": True, "provider": runtime.provider.name})
-        if not await socket_mode.client.is_connected():
-            return web.json_response(
-                {"ok": False, "error": "socket mode disconnected", "socket_mode": False},
-                status=503,
-            )
-        return web.json_response(
-            {"ok": True, "provider": runtime.provider.name, "socket_mode": True}
-        )
-
     gallery_retries = gallery.GalleryRetries(runtime)
 
     async def on_startup(_app: web.Application) -> None:
@@ -183,6 +174,8 @@ def web_app(
         if runtime.retention is not None:
             runtime.retention.start()
         gallery_retries.start()  # issue 10: gallery posts a crash interrupted or Slack refused
+        runtime.sampler = runtime.sampler or metrics.Sampler(runtime.sessionmaker)
+        runtime.sampler.start()
         if socket_mode is not None:
             await socket_mode.connect_async()
 
@@ -202,11 +195,35 @@ def web_app(
         oauth = _oauth_handler(flow)
         app.router.add_get(flow.install_path, oauth)
         app.router.add_get(flow.redirect_uri_path, oauth)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", _healthz(runtime, socket_mode))
+    app.router.add_get("/metrics", metrics_page)
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app
+
+
+def _healthz(
+    runtime: Runtime, socket_mode: AsyncSocketModeHandler | None
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`GET /healthz`: 200 with the provider's name while the database answers (and the
+    Socket Mode connection is up, in Socket Mode); 503 with the reason otherwise."""
+
+    async def healthz(_request: web.Request) -> web.Response:
+        if not await db.ping(runtime.engine):
+            return web.json_response({"ok": False, "error": "database unreachable"}, status=503)
+        if socket_mode is None:
+            return web.json_response({"ok": True, "provider": runtime.provider.name})
+        if not await socket_mode.client.is_connected():
+            return web.json_response(
+                {"ok": False, "error": "socket mode disconnected", "socket_mode": False},
+                status=503,
+            )
+        return web.json_response(
+            {"ok": True, "provider": runtime.provider.name, "socket_mode": True}
+        )
+
+    return healthz
 
 
 def _guards(runtime: Runtime) -> list[Any]:

@@ -8,9 +8,11 @@ https://docs.slack.dev/apis/web-api, "POST bodies").
 Errors are translated for core: `not_in_channel`, `channel_not_found`,
 `is_archived` → ChannelUnreachable (no retry helps); `ratelimited` (HTTP 429,
 Retry-After) and other API or network failures → PublishError (retried by the
-engine). Status updates are throttled per message so the bot stays well under
-Slack's limits (chat.update is Tier 3, about 50 calls a minute, and a channel
-takes about one message a second).
+engine). Slack's rate limits are kept by design (issue 13): every call is paced by the
+workspace's client (`bot.slack_client`, `bot.pacing`: chat.update is Tier 3, about 50
+calls a minute, and a channel takes about one message a second), status edits are
+coalesced per message (`bot.status_edits`) and sent without holding up the engine, and
+the result and failure posts go first in their channel's line.
 
 Exactly once: every message is tagged with message metadata
 (https://docs.slack.dev/messaging/message-metadata): `event_type` "imagine_<effect>" and
@@ -20,10 +22,12 @@ Exactly once: every message is tagged with message metadata
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, Self, TypeVar
 
@@ -33,7 +37,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import blocks, messages, mrkdwn, uploads
+from bot import blocks, messages, mrkdwn, pacing, uploads
+from bot.status_edits import StatusEdits
 from bot.workspaces import NotInstalled, Team, Workspaces
 from core.models import GenerationState
 from core.ports import (
@@ -58,6 +63,16 @@ GONE_MESSAGE = frozenset({"message_not_found"})
 REFUSED_MESSAGE = frozenset({"cant_delete_message", "compliance_exports_prevent_deletion"})
 GONE_FILE = frozenset({"file_not_found", "file_deleted"})
 REFUSED_FILE = frozenset({"cant_delete_file", "delete_not_allowed", "file_deleting_disabled"})
+
+FINAL_WAIT = 1.0  # seconds show_status waits for a terminal state's edit to go out
+PROGRESS_STEP = 100 // blocks.PROGRESS_CELLS  # percent: progress shown changes per cell
+
+
+def _signature(view: GenerationView) -> str:
+    """What a person would see of the status message, progress rounded down to the bar's
+    cells: two views with one signature need one edit."""
+    shown = replace(view, progress=view.progress // PROGRESS_STEP * PROGRESS_STEP)
+    return json.dumps(blocks.status_message(shown), sort_keys=True)
 
 
 def _translate(err: Exception) -> Exception:
@@ -113,7 +128,8 @@ class SlackCalls:
     with `for_team`), errors translated for core, and the plain calls listeners use (thread
     replies, ephemerals, permalinks, users.info, files.info).
 
-    `status_interval` (seconds) throttles status edits per generation; `share_checks` are
+    `status_interval` (seconds) is the least time between two edits of one status message
+    (bot.status_edits; terminal states go at once); `share_checks` are
     the delays (seconds) between files.info checks of a fresh share (see SlackPublisher)."""
 
     def __init__(
@@ -127,7 +143,7 @@ class SlackCalls:
         self.client = client
         self.status_interval = status_interval
         self.share_checks = share_checks
-        self._last_status: dict[int, float] = {}
+        self.status_edits = StatusEdits(status_interval)
         self.workspaces = workspaces or Workspaces(client)
         self.team: Team | None = None
 
@@ -136,6 +152,10 @@ class SlackCalls:
         bound = copy.copy(self)
         bound.team = team
         return bound
+
+    async def aclose(self, within: float = 5.0) -> None:
+        """Send the status edits still waiting (at most `within` seconds), then stop."""
+        await self.status_edits.close(within)
 
     async def _client_for(self) -> AsyncWebClient:
         """The Web API client with the token of `self.team` (the one seam for tokens).
@@ -382,18 +402,20 @@ class ReviewCalls(SlackCalls):
 
 
 class SlackPublisher(ReviewCalls):
-    """The Publisher port over the Slack Web API: the thread, the status message (one edit
-    per `status_interval` seconds per generation; terminal states always go out), uploads,
+    """The Publisher port over the Slack Web API: the thread, the status message (edits
+    coalesced and paced, see bot.status_edits; terminal states always go out), uploads,
     the result message, failures; every message tagged with metadata so a lost answer is
     found again instead of posted twice. `bot.routing.RoutedPublisher` binds each call to
     its generation's workspace."""
 
     async def _post(self, view: GenerationView, effect: Effect, **kwargs: Any) -> str:
-        response: AsyncSlackResponse = await self._call(
-            lambda c: c.chat_postMessage(
-                channel=view.channel_id, metadata=metadata(effect, view), **kwargs
+        level = pacing.HIGH if effect in (Effect.RESULT, Effect.FAILURE) else pacing.NORMAL
+        with pacing.priority(level):  # the result goes first in the channel's line
+            response: AsyncSlackResponse = await self._call(
+                lambda c: c.chat_postMessage(
+                    channel=view.channel_id, metadata=metadata(effect, view), **kwargs
+                )
             )
-        )
         return str(response["ts"])
 
     async def open_thread(self, view: GenerationView) -> str:
@@ -402,31 +424,39 @@ class SlackPublisher(ReviewCalls):
         return await self._post(view, Effect.ROOT, text=text, blocks=body)
 
     async def show_status(self, view: GenerationView, *, force: bool = False) -> str | None:
-        """Post the status message in the thread, or chat.update it (throttled)."""
-        now = time.monotonic()
-        last = self._last_status.get(view.generation_id)
-        if view.status_ts and not force and last is not None and now - last < self.status_interval:
-            return None
-        if view.state in GenerationState.TERMINAL:
-            self._last_status.pop(view.generation_id, None)  # no more updates will follow
-        else:
-            self._last_status[view.generation_id] = now
+        """Post the status message in the thread (returns its ts), or queue its edit
+        (bot.status_edits: skipped when a person would see no change, replaced by a newer
+        one while it waits). A terminal state's edit is waited for up to FINAL_WAIT
+        seconds; other edits are not waited for. `force` is accepted for the port: every
+        change goes out, paced."""
         text, body = blocks.status_message(view)
         if view.status_ts is None:
-            return await self._post(
+            ts = await self._post(
                 view, Effect.STATUS, thread_ts=view.thread_ts, text=text, blocks=body
             )
+            self.status_edits.remember(self._status_key(view, ts), _signature(view))
+            return ts
         status_ts = view.status_ts
-        await self._call(
-            lambda c: c.chat_update(
-                channel=view.channel_id,
-                ts=status_ts,
-                text=text,
-                blocks=body,
-                metadata=metadata(Effect.STATUS, view),
-            )
-        )
-        return view.status_ts
+        tag = metadata(Effect.STATUS, view)
+        final = view.state in GenerationState.TERMINAL
+
+        async def send() -> None:
+            # A terminal state goes ahead of progress edits waiting in the workspace's lane.
+            with pacing.priority(pacing.HIGH if final else pacing.NORMAL):
+                await self._call(
+                    lambda c: c.chat_update(
+                        channel=view.channel_id, ts=status_ts, text=text, blocks=body, metadata=tag
+                    )
+                )
+
+        key = self._status_key(view, status_ts)
+        done = self.status_edits.submit(key, _signature(view), send, final=final)
+        if final:
+            await asyncio.wait([done], timeout=FINAL_WAIT)
+        return status_ts
+
+    def _status_key(self, view: GenerationView, ts: str) -> str:
+        return f"{view.team_id}/{view.channel_id}/{ts}"
 
     async def find_posted(self, view: GenerationView, effect: Effect, since: float) -> str | None:
         """The ts of our message of `effect` for the generation posted since `since` (epoch
@@ -499,15 +529,16 @@ class SlackPublisher(ReviewCalls):
             return
         text, body = blocks.result_message(view)
         result_ts = view.result_ts
-        await self._call(
-            lambda c: c.chat_update(
-                channel=view.channel_id,
-                ts=result_ts,
-                text=text,
-                blocks=body,
-                metadata=metadata(Effect.RESULT, view),
+        with pacing.priority(pacing.HIGH):  # a person just clicked
+            await self._call(
+                lambda c: c.chat_update(
+                    channel=view.channel_id,
+                    ts=result_ts,
+                    text=text,
+                    blocks=body,
+                    metadata=metadata(Effect.RESULT, view),
+                )
             )
-        )
 
     async def mention_reviewers(self, view: GenerationView) -> str:
         """chat.postMessage in the thread mentioning the policy's reviewers (`<@U…>` and

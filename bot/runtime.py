@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.publisher import SlackPublisher
 from bot.workspaces import Team
+from core import metrics
 from core.config import Settings
 from core.jobs import JobEngine
 from core.moderation import Moderator
@@ -47,12 +48,17 @@ class Runtime:
 
     # False for `serve --no-worker`: this process queues jobs, `imagine-bot worker` runs them.
     run_jobs: bool = True
+    # issue 13: event-loop lag and queue gauges for GET /metrics (started with the web app).
+    sampler: metrics.Sampler | None = None
 
     async def aclose(self) -> None:
         """Stop the job engine (releasing its leases) and close connections."""
         if self.retention is not None:
             await self.retention.stop()
+        if self.sampler is not None:
+            await self.sampler.stop()
         await self.jobs.stop()
+        await self.publisher.aclose()  # the status edits still waiting
         if self.moderator is not None:
             await self.moderator.aclose()
         await self.provider.aclose()

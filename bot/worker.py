@@ -14,13 +14,14 @@ import logging
 import signal
 from dataclasses import dataclass
 
-from slack_sdk.web.async_client import AsyncWebClient
+from aiohttp import web
 
 from bot.doctor import preflight
 from bot.publisher import SlackPublisher
 from bot.routing import RoutedPublisher
+from bot.slack_client import web_client
 from bot.workspaces import Workspaces, oauth_flow
-from core import db
+from core import db, metrics
 from core.config import Settings
 from core.db.jobs import Maker
 from core.jobs import EngineConfig, JobEngine
@@ -36,22 +37,28 @@ log = logging.getLogger(__name__)
 @dataclass
 class Worker:
     """What an `imagine-bot worker` process runs: its job engine (with the image store it
-    writes to) and the daily retention sweep (RETENTION_DAYS; `retention_task`)."""
+    writes to), the daily retention sweep (RETENTION_DAYS; `retention_task`) and the
+    sampler of the in-flight gauge (core.metrics)."""
 
     jobs: JobEngine
     store: ImageStore
     retention: RetentionTask
+    sampler: metrics.Sampler
 
     def start(self) -> None:
-        """Start the job engine and the retention sweep."""
+        """Start the job engine, the retention sweep and the metrics sampler."""
         self.jobs.start()
         self.retention.start()
+        self.sampler.start()
 
     async def stop(self) -> None:
-        """Stop both (the engine releases its leases) and close the provider, the moderation
-        client and the database connections."""
+        """Stop them (the engine releases its leases) and close the Slack client, the
+        provider, the moderation client and the database connections."""
+        await self.sampler.stop()
         await self.retention.stop()
         await self.jobs.stop()
+        if isinstance(self.jobs.ctx.publisher, RoutedPublisher):
+            await self.jobs.ctx.publisher.base.aclose()
         await self.jobs.ctx.provider.aclose()
         if self.jobs.ctx.moderator is not None:
             await self.jobs.ctx.moderator.aclose()
@@ -72,18 +79,16 @@ def build_worker(
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
     store = open_store(settings)
-    # As in `serve`: no connection-error retries inside slack_sdk (the engine's retry finds
-    # a post whose answer was lost); in OAuth mode each workspace's token from its install.
+    # As in `serve`: a paced client (bot.slack_client); in OAuth mode each workspace's token
+    # from its install.
     token = settings.slack_bot_token
-    client = AsyncWebClient(
-        token=None if settings.oauth or token is None else token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        retry_handlers=[],
+    client = web_client(
+        settings, None if settings.oauth or token is None else token.get_secret_value()
     )
     installations = oauth_flow(settings, engine, client)[1] if settings.oauth else None
     publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
     jobs = job_engine(settings, sm, store, provider or build_provider(settings), publisher, owner)
-    return Worker(jobs, store, retention_task(settings, sm, store))
+    return Worker(jobs, store, retention_task(settings, sm, store), metrics.Sampler(sm))
 
 
 def retention_task(settings: Settings, sm: Maker, store: ImageStore) -> RetentionTask:
@@ -114,13 +119,31 @@ def job_engine(
         owner=owner,
     )
     jobs.ctx.moderator = Moderator.from_settings(settings)
+    metrics.watch_breaker(provider.name, lambda: jobs.ctx.admission.breaker.state)
     return jobs
+
+
+async def metrics_page(_request: web.Request) -> web.Response:
+    """`GET /metrics`: every metric (core.metrics) in Prometheus' text format."""
+    return web.Response(body=metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+async def start_metrics_server(port: int, host: str = "0.0.0.0") -> web.AppRunner:
+    """Serve `GET /metrics` alone on host:port (the worker's METRICS_PORT); the runner to
+    clean up."""
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
 
 
 async def run_worker(settings: Settings) -> None:
     """Check the database and the token (`preflight`), then run the engine and the
     retention sweep until SIGINT or SIGTERM; on the way out the engine's leases are
-    released so another worker resumes at once."""
+    released so another worker resumes at once. With METRICS_PORT set, `GET /metrics` is
+    served on that port meanwhile."""
     await preflight(settings)
     worker = build_worker(settings)
     stop = asyncio.Event()
@@ -128,8 +151,12 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     worker.start()
+    port = settings.metrics_port
+    runner = await start_metrics_server(port) if port else None
     log.info("worker %s running (provider: %s)", worker.jobs.owner, worker.jobs.ctx.provider.label)
     try:
         await stop.wait()
     finally:
+        if runner is not None:
+            await runner.cleanup()
         await worker.stop()

@@ -37,6 +37,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import scopes
+from bot.slack_client import PacedWebClient
 from core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -107,10 +108,17 @@ class Workspaces:
             raise NotInstalled(f"{team.team_id} ({team.enterprise_id or 'no org'})")
         token = found.bot_token
         if token not in self._clients:
-            self._clients[token] = AsyncWebClient(
-                token=token, base_url=self.client.base_url, timeout=self.client.timeout
-            )
+            self._clients[token] = self._new_client(token)
         return self._clients[token]
+
+    def _new_client(self, token: str) -> AsyncWebClient:
+        """A client for another workspace's token: paced on its own (bot.slack_client) when
+        `client` is paced, else a plain one with the same base URL and timeout."""
+        if isinstance(self.client, PacedWebClient):
+            return self.client.for_token(token)
+        return AsyncWebClient(
+            token=token, base_url=self.client.base_url, timeout=self.client.timeout
+        )
 
 
 class SignedStateStore(AsyncOAuthStateStore):

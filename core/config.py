@@ -180,6 +180,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://s3.example.com")
         return value or None
 
+    # Speed under load (issue 13). SLACK_RATE_SCALE multiplies Slack's published per-method
+    # rates the bot paces itself to (bot/pacing.py): above 1 only where Slack granted more
+    # (or for a faster local stand-in). METRICS_PORT: where `imagine-bot worker` serves
+    # GET /metrics (serve answers it on PORT); unset = the worker serves none.
+    slack_rate_scale: float = Field(default=1.0, gt=0)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
     @field_validator("slack_api_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:

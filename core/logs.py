@@ -6,6 +6,12 @@ setting) with ``[redacted]`` in a record's message, arguments, exception text an
 text. :func:`configure_logging` installs it on every handler of the root logger, so it
 sees the records of every logger that propagates (a filter on a *logger* would only see
 that logger's own records). Code that logs should still keep secrets out at the source.
+
+Log context (issue 13): :func:`bind` puts a session id and a generation id into a
+``contextvars.ContextVar`` for the current task (the engine's step and the listeners call
+it); with ``LOG_FORMAT=json`` every line written in that task carries them
+(``session_id``, ``generation_id``). Tasks created afterwards inherit the values; other
+tasks do not see them.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import IO
 
 from core.config import Settings
@@ -25,6 +32,24 @@ MIN_SECRET_LENGTH = 6
 far longer (tokens, 32-hex signing secrets, provider keys)."""
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_CONTEXT: ContextVar[tuple[tuple[str, int], ...]] = ContextVar("imagine_log_context", default=())
+
+
+def bind(*, session_id: int | None = None, generation_id: int | None = None) -> None:
+    """Name the session and generation the current task works on, for every log line it
+    writes from now on (JSON format). None leaves a value as it was."""
+    values = dict(_CONTEXT.get())
+    if session_id is not None:
+        values["session_id"] = session_id
+    if generation_id is not None:
+        values["generation_id"] = generation_id
+    _CONTEXT.set(tuple(values.items()))
+
+
+def context() -> dict[str, int]:
+    """The ids :func:`bind` set for the current task (a copy; empty when none)."""
+    return dict(_CONTEXT.get())
 
 
 class SecretRedactor(logging.Filter):
@@ -66,7 +91,8 @@ class SecretRedactor(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``time`` (ISO 8601, UTC), ``level``, ``logger``,
-    ``message``, and ``exc`` (the traceback text) when there is one."""
+    ``message``, ``session_id`` and ``generation_id`` when the task bound them
+    (:func:`bind`), and ``exc`` (the traceback text) when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
@@ -75,6 +101,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            **dict(_CONTEXT.get()),
         }
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)

@@ -190,7 +190,9 @@ async def test_breaker_opens_holds_new_jobs_and_closes_when_the_provider_answers
         held = await harness.wait_row(second.id, lambda r: r.waiting is not None)
         assert held.state == S.QUEUED and held.waiting == WaitReason.BREAKER
         status = harness.thread(await harness.thread_of(second.id))[1]
-        assert "not answering" in status.text and "starts automatically" in status.text
+        # Status edits are paced and not waited for (issue 13): wait for this one to land.
+        await harness.emulator.wait_for(lambda: "not answering" in status.text, within=5)
+        assert "starts automatically" in status.text
         calls_while_open = len(openai_fake.calls("generations"))
 
         await harness.wait_state(first.id, S.POSTED, within=15)

@@ -114,8 +114,9 @@ async def test_a_rate_limited_post_waits_for_retry_after(bot: Harness) -> None:
     result = await result_of(bot, v1.id)
     emu.fail_next("chat.postMessage", "ratelimited", status=429, retry_after=1)
     await emu.click_button(BOB, CHANNEL, result.ts, "approve", f"{v1.id}:0")
-    row = await _wait_posted(bot)
-    assert row.last_error == "ratelimited"
+    await _wait_posted(bot)
+    # The paced client (bot/slack_client.py) retries a short Retry-After itself; a long one
+    # comes back to the gallery retries, which wait at least as long.
     tries = [c for c in emu.calls_to("chat.postMessage") if c.params.get("channel") == GALLERY]
     assert [c.ok for c in tries] == [False, True]
     assert tries[1].at - tries[0].at >= 0.9  # Retry-After: 1 (backoff alone is 0.2 s)

@@ -88,7 +88,9 @@ async def test_three_processes_worker_killed_mid_run_every_job_posted_once(
     tmp_path: Path, pg_url: str
 ) -> None:
     secret, token = "scale-secret", "xoxb-scale-test"
-    emulator = SlackEmulator(secret, token)
+    # JOBS threads in one channel: Slack's 1 post a second would take minutes, so the
+    # stand-in runs at 10x its rates and each of the two workers paces itself at half.
+    emulator = SlackEmulator(secret, token, rate_scale=10)
     await emulator.start()
     toapis = FakeToAPIs(api_key=TOAPIS_KEY)
     base = await toapis.start()
@@ -110,6 +112,7 @@ async def test_three_processes_worker_killed_mid_run_every_job_posted_once(
             "JOB_LEASE_SECONDS": str(LEASE_SECONDS),
             "PROVIDER_CONCURRENCY": str(JOBS),
             "LOG_LEVEL": "WARNING",
+            "SLACK_RATE_SCALE": "5",
         },
     )
 

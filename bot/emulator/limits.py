@@ -27,6 +27,8 @@ characters unless said otherwise:
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 MESSAGE_BLOCKS = 50
@@ -184,3 +186,75 @@ def blocks_problem(blocks: list[Any], max_blocks: int = MESSAGE_BLOCKS) -> str |
 def text_too_long(text: Any) -> bool:
     """Whether a message ``text`` is over Slack's 40,000 characters."""
     return _too_long(text, MESSAGE_TEXT)
+
+
+# -- Rate limits -----------------------------------------------------------------------
+# Slack counts calls per app, per workspace, per method, in tiers of calls a minute
+# (Tier 1: 1+, Tier 2: 20+, Tier 3: 50+, Tier 4: 100+; "sporadic bursts" allowed):
+# https://api.slack.com/docs/rate-limits. chat.postMessage is special: "1 message per
+# second to a specific channel", short bursts allowed
+# (https://api.slack.com/methods/chat.postMessage#rate_limiting). Over the limit Slack
+# answers HTTP 429 with `Retry-After: <seconds>` and {"ok": false, "error": "ratelimited"}
+# (https://api.slack.com/docs/rate-limits#headers). Each method's tier is on its page,
+# https://api.slack.com/methods/<method>, "Rate limits".
+
+TIER_PER_MINUTE = {1: 1, 2: 20, 3: 50, 4: 100}
+METHOD_TIERS = {
+    "chat.update": 3,
+    "chat.delete": 3,
+    "chat.postEphemeral": 4,
+    "conversations.history": 3,
+    "conversations.replies": 3,
+    "conversations.info": 3,
+    "files.info": 4,
+    "files.getUploadURLExternal": 4,
+    "files.completeUploadExternal": 4,
+    "users.info": 4,
+    "usergroups.users.list": 2,
+    "views.open": 4,
+    "views.update": 4,
+    "views.publish": 4,
+}
+TIER_BURST_SHARE = 0.25  # a tier's burst: this share of its calls a minute (at least 2)
+POST_PER_SECOND = 1.0  # chat.postMessage, per channel
+POST_BURST = 5
+
+
+class RateLimits:
+    """Token buckets per (workspace, method), and per (workspace, channel) for
+    chat.postMessage, refilled at the rates above times `scale`; bursts too scale. Tests
+    that need speed raise `scale` (the bot then needs SLACK_RATE_SCALE to match); `enabled`
+    False turns the checks off. Time is `clock()` seconds (monotonic)."""
+
+    def __init__(self, scale: float = 1.0, clock: Any = None) -> None:
+        self.scale = scale
+        self.enabled = True
+        self.clock = clock or time.monotonic
+        self._buckets: dict[tuple[str, str, str], tuple[float, float]] = {}
+
+    def _limit(self, method: str) -> tuple[float, float] | None:
+        """(calls a second, burst) of `method` before scaling, or None when unlimited here."""
+        if method == "chat.postMessage":
+            return POST_PER_SECOND, POST_BURST
+        tier = METHOD_TIERS.get(method)
+        if tier is None:
+            return None
+        per_minute = TIER_PER_MINUTE[tier]
+        return per_minute / 60, max(2, round(per_minute * TIER_BURST_SHARE))
+
+    def over(self, team: str, method: str, channel: str | None) -> int | None:
+        """Count one call; the Retry-After (whole seconds, at least 1) when it is over the
+        limit (the call is refused and takes no token), else None."""
+        limit = self._limit(method) if self.enabled else None
+        if limit is None:
+            return None
+        rate, burst = limit[0] * self.scale, limit[1] * self.scale
+        key = (team, method, (channel or "") if method == "chat.postMessage" else "")
+        now = self.clock()
+        tokens, stamp = self._buckets.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - stamp) * rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return max(1, math.ceil((1 - tokens) / rate))
+        self._buckets[key] = (tokens - 1, now)
+        return None

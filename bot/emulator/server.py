@@ -87,6 +87,7 @@ class SlackEmulator:
         transport: str = "http",
         ack_timeout: float = 3.0,
         share_delay: float = 0.3,
+        rate_scale: float = 1.0,
     ) -> None:
         self._signing_secret = signing_secret
         self._bot_token = bot_token
@@ -100,6 +101,9 @@ class SlackEmulator:
         self.api = WebApi(self.ws, self._on_bot_post, self._on_bot_edit)
         self.api.share_delay = share_delay
         self._lost: dict[str, list[tuple[str, Callable[[dict[str, Any]], bool] | None]]] = {}
+        self.rates = limits.RateLimits(rate_scale)
+        """Slack's per-method rate limits, per token (one token is one workspace's install);
+        see :class:`~bot.emulator.limits.RateLimits` (raise ``rates.scale`` for speed)."""
         self.socket = SocketModeGateway(self.ws.app_id or "A0IMAGINE", ack_timeout)
         self.calls: list[ApiCall] = []
         self.installs = installs.Installs(
@@ -431,6 +435,11 @@ class SlackEmulator:
                 self._check_app_token(request, raw)
             else:
                 oauth_result = self._oauth_call(request, method, raw)
+            if not socket_open:  # 429 + Retry-After over Slack's rate (see limits.RateLimits)
+                token = self._token_or_none(request, raw)
+                wait = self.rates.over(token, method, call.params.get("channel"))
+                if wait is not None:
+                    raise ApiError("ratelimited", 429, {"Retry-After": str(wait)})
             injected = self._injected.get(method)
             if injected:
                 raise injected.pop(0)

@@ -23,7 +23,7 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 from bot import blocks, cost, messages
 from bot.runtime import Runtime
 from core import history as history_uc
-from core import refinement, sessions
+from core import logs, refinement, sessions
 from core.quotas import QuotaExceeded
 from core.sessions import ActionRefused, Conversation
 
@@ -101,6 +101,7 @@ def button(*, with_index: bool) -> Callable[[Handler], Listener]:
                 log.info("%s: a click with an unusable payload", handler.__name__)
                 await private(respond, messages.STALE_BUTTON)
                 return
+            logs.bind(generation_id=click.generation_id)  # issue 13: on every log line
             try:
                 await handler(context["runtime"], click, respond)
             except ActionRefused as refused:

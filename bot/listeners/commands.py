@@ -16,7 +16,7 @@ from bot.listeners import privacy, review
 from bot.listeners.styles import is_style_command, style_command
 from bot.review_text import is_review
 from bot.runtime import Runtime
-from core import history, sessions, styles
+from core import history, logs, sessions, styles
 from core.flags import FlagError, ParsedCommand, check_supported, parse_command
 from core.moderation import ModerationRefused
 from core.quotas import DuplicateRequest, QuotaExceeded
@@ -90,7 +90,7 @@ async def start_session(
     queued) for the same request within DUPLICATE_WINDOW_SECONDS."""
     try:
         style = await styles.resolve(runtime.sessionmaker, team[0], channel_id, parsed.params.style)
-        await sessions.start(
+        generation_id = await sessions.start(
             runtime.sessionmaker,
             team_id=team[0],
             enterprise_id=team[1],
@@ -112,6 +112,7 @@ async def start_session(
         return messages.style_refused(err.problem, err.name, err.known, request=True)
     except ModerationRefused as no:
         return messages.moderation_refused(no.categories, no.terms, no.unavailable, no.retry_after)
+    logs.bind(generation_id=generation_id)  # issue 13: on every log line from here
     return None
 
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from core import metrics
 from core.breaker import CircuitBreaker
 from core.db import jobs as jobs_db
 from core.db.jobs import Job, Maker
@@ -92,7 +93,7 @@ class Admission:
     async def call(self, call: Awaitable[T]) -> T:
         """Await a provider call and tell the circuit breaker how it went."""
         try:
-            result = await call
+            result = await metrics.timed_call(call)  # issue 13: provider latency
         except BaseException as err:
             self.breaker.record_result(err)
             raise

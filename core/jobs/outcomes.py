@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
 
+from core import metrics
 from core.db import jobs as jobs_db
 from core.db import sessions as sessions_db
 from core.db.jobs import Job
@@ -57,6 +58,7 @@ async def fail(ctx: JobContext, job: Job, view: GenerationView, failure: Failure
     """Mark the job failed and say so: in the thread, or (when it never got a thread)
     privately to the requester, discarding the empty session. Raises LeaseLost."""
     await jobs_db.finish(ctx.sm, job.id, ctx.owner, S.FAILED, failure=failure)
+    metrics.reached(S.FAILED)
     view = replace(view, state=S.FAILED, failure=failure, error=failure.detail)
     if view.thread_ts:
         await best_effort(ctx.publisher.show_status(view, force=True))
@@ -72,6 +74,7 @@ async def cancel(ctx: JobContext, job: Job, view: GenerationView) -> None:
     if job.provider_task_id:
         await best_effort(ctx.provider.cancel(job.provider_task_id))
     await jobs_db.finish(ctx.sm, job.id, ctx.owner, S.CANCELLED)
+    metrics.reached(S.CANCELLED)
     if view.thread_ts:
         view = replace(view, state=S.CANCELLED)
         await best_effort(ctx.publisher.show_status(view, force=True))

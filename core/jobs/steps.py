@@ -12,6 +12,7 @@ import asyncio
 import logging
 from dataclasses import replace
 
+from core import logs, metrics
 from core.db import effects, views
 from core.db import jobs as jobs_db
 from core.db import sessions as sessions_db
@@ -40,6 +41,7 @@ S = GenerationState
 async def run_step(ctx: JobContext, job: Job) -> float | None:
     """Run the step for the job's state. Returns seconds until the next step (0 = go on
     now) or None when the job left the engine (terminal or deleted). Raises LeaseLost."""
+    logs.bind(session_id=job.session_id, generation_id=job.id)  # issue 13: on every log line
     try:
         view = await views.get_view(ctx.sm, job.id)
         if job.cancel_requested and job.state != S.COMPLETED:
@@ -58,6 +60,7 @@ async def run_step(ctx: JobContext, job: Job) -> float | None:
         return await outcomes.fail(ctx, job, view, failure)
     except ProviderError as err:
         log.warning("job %s: provider error %s: %s", job.id, err.kind, err.detail or err)
+        metrics.provider_error(job.provider, err.kind.value)
         view = await views.get_view(ctx.sm, job.id)
         if err.kind.retryable:
             return await outcomes.retry(
@@ -117,6 +120,7 @@ async def submit(ctx: JobContext, job: Job, view: GenerationView) -> float | Non
         request = await _request(ctx, job)
         submission = await ctx.admission.call(ctx.provider.submit(request))
         await jobs_db.mark_submitted(ctx.sm, job.id, ctx.owner, submission.task_id, request.model)
+    await metrics.submitted(ctx.sm, job.id)
     log.info("job %s: submitted as task %s", job.id, submission.task_id)
     if submission.status is not None:
         job = replace(job, state=S.SUBMITTED, polls=0, progress=0)
@@ -152,6 +156,7 @@ async def handle_status(
         error = status.error
         log.warning("job %s: task failed: %s", job.id, error and (error.detail or error.message))
         kind = error.kind.value if error else "task_failed"
+        metrics.provider_error(job.provider, kind)
         failure = Failure(FailureReason.PROVIDER, kind, error.message if error else None)
         return await outcomes.fail(ctx, job, view, failure)
     if not status.images:
@@ -176,6 +181,7 @@ async def handle_status(
         usage=status.usage or None,
         cost_usd=cost,
     )
+    await metrics.completed(ctx.sm, job.id, job.provider, cost)
     return 0
 
 
@@ -191,6 +197,7 @@ async def post(ctx: JobContext, job: Job, view: GenerationView) -> float | None:
     )
     await call_reviewers(ctx, job, replace(view, result_ts=result_ts))
     await jobs_db.finish(ctx.sm, job.id, ctx.owner, S.POSTED, result_ts=result_ts)
+    metrics.reached(S.POSTED)
     view = replace(view, state=S.POSTED, result_ts=result_ts, error=None)
     await best_effort(ctx.publisher.show_status(view, force=True))
     log.info("job %s: posted", job.id)
