@@ -15,6 +15,17 @@ from core.config import SettingsError, load_settings
 from core.logs import configure_logging
 
 
+async def _upgrade_sqlite(database_url: str) -> None:
+    """Bring a SQLite database to the newest schema at start (PostgreSQL is migrated by the
+    operator: `alembic upgrade head`)."""
+    from sqlalchemy.engine import make_url
+
+    from core import db
+
+    if make_url(database_url).get_backend_name() == "sqlite":
+        await db.upgrade_to_head(database_url)
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
@@ -24,15 +35,11 @@ def _serve(args: argparse.Namespace) -> int:
     settings.require(
         *filter(None, [token, "slack_app_token" if args.socket_mode else "slack_signing_secret"])
     )
-    from sqlalchemy.engine import make_url
-
     from bot.app import build_runtime, start_server, start_socket_mode
     from bot.doctor import preflight
-    from core import db
 
     async def main() -> None:
-        if make_url(settings.database_url).get_backend_name() == "sqlite":
-            await db.upgrade_to_head(settings.database_url)
+        await _upgrade_sqlite(settings.database_url)
         auth_test = await preflight(settings)
         runtime = build_runtime(
             settings,
@@ -71,14 +78,10 @@ def _worker(args: argparse.Namespace) -> int:
     configure_logging(settings)
     if not settings.oauth:
         settings.require("slack_bot_token")
-    from sqlalchemy.engine import make_url
-
     from bot.worker import run_worker
-    from core import db
 
     async def main() -> None:
-        if make_url(settings.database_url).get_backend_name() == "sqlite":
-            await db.upgrade_to_head(settings.database_url)
+        await _upgrade_sqlite(settings.database_url)
         await run_worker(settings)
 
     asyncio.run(main())

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -145,12 +146,9 @@ async def _check_openai(settings: Settings, now: datetime) -> Check:
     if settings.openai_api_key is None:
         return Check(name, False, "OPENAI_API_KEY is not set", "set OPENAI_API_KEY=sk-…")
     url = settings.openai_base_url.rstrip("/") + f"/models/{model}"
-    try:
-        response = await _get(url, settings.openai_api_key.get_secret_value())
-    except httpx.HTTPError as err:
-        return _unreachable(name, url, err, "OPENAI_BASE_URL")
-    if response.status_code in (401, 403):
-        return _refused(name, response, "OPENAI")
+    response = await _probe(name, url, settings.openai_api_key, "OPENAI", also=(404,))
+    if isinstance(response, Check):
+        return response
     if response.status_code == 404:
         return Check(
             name,
@@ -158,8 +156,6 @@ async def _check_openai(settings: Settings, now: datetime) -> Check:
             f"OpenAI does not offer the model `{model}` to this key",
             "set IMAGE_MODEL to a model your key can use, e.g. gpt-image-1",
         )
-    if response.status_code != 200:
-        return Check(name, False, f"{url} answered HTTP {response.status_code}", _retry_fix())
     shutdown = _shutdown_date(_json(response).get("shutdown_date"))
     if shutdown is not None and shutdown <= (now + timedelta(days=SHUTDOWN_WARNING_DAYS)).date():
         when = "was shut down" if shutdown <= now.date() else "shuts down"
@@ -178,33 +174,35 @@ async def _check_toapis(settings: Settings) -> Check:
     if settings.toapis_api_key is None:
         return Check(name, False, "TOAPIS_API_KEY is not set", "set TOAPIS_API_KEY")
     url = settings.toapis_base_url.rstrip("/") + "/v1/models"
-    try:
-        response = await _get(url, settings.toapis_api_key.get_secret_value())
-    except httpx.HTTPError as err:
-        return _unreachable(name, url, err, "TOAPIS_BASE_URL")
-    if response.status_code in (401, 403):
-        return _refused(name, response, "TOAPIS")
-    if response.status_code != 200:
-        return Check(name, False, f"{url} answered HTTP {response.status_code}", _retry_fix())
+    response = await _probe(name, url, settings.toapis_api_key, "TOAPIS")
+    if isinstance(response, Check):
+        return response
     return Check(name, True, f"{settings.toapis_base_url} accepted the key")
 
 
-def _unreachable(name: str, url: str, err: httpx.HTTPError, variable: str) -> Check:
-    return Check(
-        name,
-        False,
-        f"{url} could not be reached ({type(err).__name__})",
-        f"check {variable} and this machine's network access to it",
-    )
-
-
-def _refused(name: str, response: httpx.Response, prefix: str) -> Check:
-    detail = f"the API key was refused (HTTP {response.status_code})"
-    return Check(name, False, detail, f"set {prefix}_API_KEY to a current key")
-
-
-def _retry_fix() -> str:
-    return "the provider may be down; try again later"
+async def _probe(
+    name: str, url: str, key: SecretStr, prefix: str, *, also: tuple[int, ...] = ()
+) -> httpx.Response | Check:
+    """GET `url` with `key` as the Bearer token: the HTTP 200 response (or one with a
+    status in `also`, for the caller to judge), else the failed Check `name`, whose fix
+    names the settings `{prefix}_BASE_URL` (unreachable) or `{prefix}_API_KEY` (refused)."""
+    try:
+        response = await _get(url, key.get_secret_value())
+    except httpx.HTTPError as err:
+        return Check(
+            name,
+            False,
+            f"{url} could not be reached ({type(err).__name__})",
+            f"check {prefix}_BASE_URL and this machine's network access to it",
+        )
+    status = response.status_code
+    if status in (401, 403):
+        detail = f"the API key was refused (HTTP {status})"
+        return Check(name, False, detail, f"set {prefix}_API_KEY to a current key")
+    if status != 200 and status not in also:
+        fix = "the provider may be down; try again later"
+        return Check(name, False, f"{url} answered HTTP {status}", fix)
+    return response
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

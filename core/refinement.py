@@ -213,9 +213,8 @@ async def take_reply(
             kept.append(await _keep(store, posted, limits, base, own))
         except (ImageRejected, NotAnImage) as err:
             problems.append(err)
-    waiting, refined = await _record(
-        sm, session.session_id, kept, user_id, instruction, params, provider, model, style, cost
-    )
+    ask = _Ask(user_id, instruction, params, provider, model, style)
+    waiting, refined = await _record(sm, session.session_id, kept, ask, cost)
     return ReplyOutcome(tuple(k.accepted for k in kept), tuple(problems), waiting, refined)
 
 
@@ -248,17 +247,25 @@ async def _keep(
     return _Kept(image, blob.sha256, posted.file_id, accepted)
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """What a reply asks of the next version: who, the instruction (may be empty), the
+    params, the provider and model (IMAGE_MODEL), and the style in force."""
+
+    user_id: str
+    instruction: str
+    params: Params
+    provider: str
+    model: str | None
+    style: Style | None
+
+
 @repo.retry_version_race
 async def _record(
     sm: async_sessionmaker[AsyncSession],
     session_id: int,
     kept: list[_Kept],
-    user_id: str,
-    instruction: str,
-    params: Params,
-    provider: str,
-    model: str | None,
-    style: Style | None = None,
+    ask: _Ask,
     cost: CostPolicy | None = None,
 ) -> tuple[int, RefineOutcome | None]:
     """One transaction: record the kept images, then queue the refinement (if any)."""
@@ -269,28 +276,17 @@ async def _record(
                 session_id,
                 item.image,
                 sha256=item.sha256,
-                posted_by=user_id,
+                posted_by=ask.user_id,
                 slack_file_id=item.file_id,
             )
         refined = None
-        if instruction:
-            refined = await _queue_refinement(
-                db, session_id, user_id, instruction, params, provider, model, style
-            )
-            await admit(db, cost, refined.generation_id, params)
+        if ask.instruction:
+            refined = await _queue_refinement(db, session_id, ask)
+            await admit(db, cost, refined.generation_id, ask.params)
         return await threads.count_waiting(db, session_id), refined
 
 
-async def _queue_refinement(
-    db: AsyncSession,
-    session_id: int,
-    user_id: str,
-    instruction: str,
-    params: Params,
-    provider: str,
-    model: str | None,
-    style: Style | None = None,
-) -> RefineOutcome:
+async def _queue_refinement(db: AsyncSession, session_id: int, ask: _Ask) -> RefineOutcome:
     """Queue a new version that edits the session's current base with `instruction`.
 
     Takes the images posted since the last refinement: the base counts as one of at most
@@ -298,6 +294,7 @@ async def _queue_refinement(
     attachment is marked as taken (used or dropped), so the next reply starts clean.
     A style's references take slots before the posted references.
     """
+    instruction, style = ask.instruction, ask.style
     base = await threads.base_image(db, session_id)
     first = await threads.first_version(db, session_id)
     original = first[0] if first else instruction
@@ -311,12 +308,12 @@ async def _queue_refinement(
     new = repo.NewGeneration.asked(
         session_id,
         "refine",
-        user_id,
+        ask.user_id,
         original,
-        params,
+        ask.params,
         random_seed=new_seed(),
-        provider=provider,
-        model=model,
+        provider=ask.provider,
+        model=ask.model,
         instruction=instruction,
         provider_prompt=styled_prompt(
             compose_prompt(original, chain, has_base=base is not None), style

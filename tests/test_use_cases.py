@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import messages
-from bot.listeners import actions, review
+from bot.listeners import actions, review, styles
 from core import db, history, refinement, sessions
 from core.db.views import get_view
 from core.flags import Params
@@ -128,6 +128,39 @@ async def test_a_button_listener_acks_first_and_answers_garbage_privately() -> N
         calls.clear()
         # An empty context: a listener that reached for the runtime would raise KeyError.
         await listener(ack=ack, body=body, action={"value": "1"}, respond=respond, context={})
+        assert [name for name, _ in calls] == ["ack", "respond"]
+        assert calls[1][1]["text"] == messages.STALE_BUTTON
+        assert calls[1][1]["response_type"] == "ephemeral"
+
+
+async def test_a_modal_opening_click_needs_its_trigger_id() -> None:
+    """Request changes and Save style… open a modal with the click's trigger_id (views.open):
+    without one, or with the menu's choice missing, the clicker is told privately and
+    nothing else happens (the runtime is None: touching it would raise)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def ack(**kwargs: Any) -> None:
+        calls.append(("ack", kwargs))
+
+    async def respond(**kwargs: Any) -> None:
+        calls.append(("respond", kwargs))
+
+    body: dict[str, Any] = {
+        "user": {"id": "U1"},
+        "channel": {"id": "C0HERE"},
+        "team": {"id": "T0TEAM"},
+    }
+    menu = {"selected_option": {"value": "1:0"}}
+    with_trigger = {**body, "trigger_id": "1.2.abc"}
+    cases = [
+        (review.request_changes, body, {"value": "1:0"}),  # no trigger_id
+        (styles.save_style_chosen, body, menu),  # no trigger_id
+        (styles.save_style_chosen, with_trigger, {"value": "1:0"}),  # a menu: no option
+    ]
+    for listener, payload, action in cases:
+        calls.clear()
+        context = {"runtime": None}
+        await listener(ack=ack, body=payload, action=action, respond=respond, context=context)
         assert [name for name, _ in calls] == ["ack", "respond"]
         assert calls[1][1]["text"] == messages.STALE_BUTTON
         assert calls[1][1]["response_type"] == "ephemeral"

@@ -236,8 +236,11 @@ class WebApi:
         self.on_post(msg)
         return {"channel": chan.id, "ts": msg.ts, "message": self.ws.message_dict(msg)}
 
-    def chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``chat.update``: edit a bot message; omitted ``blocks`` are kept (as in Slack)."""
+    def _own_message(self, params: dict[str, Any], not_ours: str) -> tuple[Channel, Message]:
+        """The channel and message that ``channel`` and ``ts`` name, for a method that acts
+        on the bot's own messages: ``channel_not_found``, ``message_not_found``, or the
+        method's ``not_ours`` error for another author's message (chat.update,
+        chat.delete)."""
         chan = self.ws.resolve_channel(params.get("channel") or "")
         if chan is None:
             raise ApiError("channel_not_found")
@@ -245,7 +248,12 @@ class WebApi:
         if msg is None:
             raise ApiError("message_not_found")
         if msg.bot_id != self.ws.bot_id:
-            raise ApiError("cant_update_message")
+            raise ApiError(not_ours)
+        return chan, msg
+
+    def chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``chat.update``: edit a bot message; omitted ``blocks`` are kept (as in Slack)."""
+        chan, msg = self._own_message(params, "cant_update_message")
         previous = self.ws.message_dict(msg)
         blocks = self._blocks(params)
         text = params.get("text")
@@ -272,14 +280,7 @@ class WebApi:
         """``chat.delete`` (https://docs.slack.dev/reference/methods/chat.delete): a bot
         token removes only the bot's own messages (``cant_delete_message`` otherwise);
         ``message_not_found`` for an unknown or already deleted message."""
-        chan = self.ws.resolve_channel(params.get("channel") or "")
-        if chan is None:
-            raise ApiError("channel_not_found")
-        msg = self.ws.message(chan.id, params.get("ts") or "")
-        if msg is None:
-            raise ApiError("message_not_found")
-        if msg.bot_id != self.ws.bot_id:
-            raise ApiError("cant_delete_message")
+        chan, msg = self._own_message(params, "cant_delete_message")
         msg.deleted = True
         return {"channel": chan.id, "ts": msg.ts}
 

@@ -17,7 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck
 
 from bot import home, messages
-from bot.listeners.actions import Click
+from bot.listeners.actions import Click, actor
 from bot.listeners.review import approve_click, open_changes
 from bot.review_views import ChangeTarget
 from bot.runtime import Runtime
@@ -38,10 +38,7 @@ async def on_app_home_opened(event: dict[str, Any], context: dict[str, Any]) -> 
 
 def _home_click(body: dict[str, Any], action: dict[str, Any]) -> Click | None:
     """The click a Home tab button describes (channel from the value), or None."""
-    user = body.get("user") if isinstance(body.get("user"), dict) else {}
-    team = body.get("team") if isinstance(body.get("team"), dict) else {}
-    user_id = str(user.get("id") or "")
-    team_id = str(team.get("id") or user.get("team_id") or "")
+    user_id, team_id = actor(body)
     target = ChangeTarget.parse(action.get("value"))
     if target is None or not target.from_home or not user_id:
         return None

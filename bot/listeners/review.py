@@ -17,8 +17,9 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot import gallery, home, messages
 from bot.admins import is_admin
-from bot.listeners.actions import Click, button, parse_click, private
+from bot.listeners.actions import Click, actor, button, private
 from bot.listeners.events import handle_reply
+from bot.listeners.modals import opens_modal
 from bot.publisher import SlackPublisher
 from bot.review_text import ReviewSyntaxError, parse_review
 from bot.review_views import (
@@ -141,29 +142,16 @@ async def open_changes(
         await notify(messages.CHANGES_NOT_OPENED)
 
 
+@opens_modal()
 async def request_changes(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    context: dict[str, Any],
+    runtime: Runtime, click: Click, trigger: str, respond: AsyncRespond
 ) -> None:
     """Request changes: open the comment modal (views.open with the click's trigger_id)."""
-    await ack()
-    runtime: Runtime = context["runtime"]
-    click = parse_click(body, action, with_index=True)
-    trigger = body.get("trigger_id")
-    if click is None or not isinstance(trigger, str):
-        await private(respond, messages.STALE_BUTTON)
-        return
 
     async def notify(text: str) -> None:
         await private(respond, text)
 
-    try:
-        await open_changes(runtime, click, trigger, notify)
-    except ActionRefused as refused:
-        await private(respond, messages.refusal(refused.reason) or messages.STALE_BUTTON)
+    await open_changes(runtime, click, trigger, notify)
 
 
 async def changes_submitted(
@@ -178,13 +166,11 @@ async def changes_submitted(
         return
     await ack()
     target = ChangeTarget.parse(view.get("private_metadata"))
-    user = body.get("user") if isinstance(body.get("user"), dict) else {}
-    team = body.get("team") if isinstance(body.get("team"), dict) else {}
-    user_id = str(user.get("id") or "")
+    user_id, team_id = actor(body)
     if target is None or not user_id:
         log.info("a Request changes submission with unusable metadata")
         return
-    where = Conversation(str(team.get("id") or user.get("team_id") or ""), target.channel_id)
+    where = Conversation(team_id, target.channel_id)
     try:
         request = await review.request_changes(
             runtime.sessionmaker, target.generation_id, target.index, user_id, where, comment
@@ -225,9 +211,7 @@ async def settings_submitted(
     """The settings modal was submitted: checked in the modal (`response_action: errors`
     on the block to fix), saved and audited like `/imagine review set`."""
     runtime: Runtime = context["runtime"]
-    user = body.get("user") if isinstance(body.get("user"), dict) else {}
-    team = body.get("team") if isinstance(body.get("team"), dict) else {}
-    user_id, team_id = str(user.get("id") or ""), str(team.get("id") or "")
+    user_id, team_id = actor(body)
     channel_id = str(view.get("private_metadata") or "")
     if not await is_admin(runtime.publisher, runtime.settings, user_id):
         await ack(response_action="errors", errors={APPROVALS_BLOCK: messages.REVIEW_ADMIN_ONLY})

@@ -13,7 +13,8 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot import messages
 from bot.admins import is_admin
-from bot.listeners.actions import actor, parse_click, private
+from bot.listeners.actions import Click, actor
+from bot.listeners.modals import opens_modal
 from bot.review_views import ChangeTarget, submitted_text
 from bot.runtime import Runtime
 from bot.style_views import NAME_ACTION, NAME_BLOCK, TEXT_ACTION, TEXT_BLOCK, save_style_modal
@@ -80,31 +81,15 @@ async def _run(runtime: Runtime, command: dict[str, Any], action: str, args: lis
     return messages.STYLE_USAGE
 
 
+@opens_modal(menu=True)
 async def save_style_chosen(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    context: dict[str, Any],
+    runtime: Runtime, click: Click, trigger: str, respond: AsyncRespond
 ) -> None:
     """*Save style…* in an image's "…" menu: open the modal (views.open with the click's
     trigger_id) prefilled with the version's prompt."""
-    await ack()
-    runtime: Runtime = context["runtime"]
-    chosen = dict(action)
-    chosen["value"] = (action.get("selected_option") or {}).get("value")
-    click = parse_click(body, chosen, with_index=True)
-    trigger = body.get("trigger_id")
-    if click is None or not isinstance(trigger, str):
-        await private(respond, messages.STALE_BUTTON)
-        return
-    try:
-        found = await style_results.describe(
-            runtime.sessionmaker, click.generation_id, click.index, click.where
-        )
-    except ActionRefused as refused:
-        await private(respond, messages.refusal(refused.reason) or messages.STALE_BUTTON)
-        return
+    found = await style_results.describe(
+        runtime.sessionmaker, click.generation_id, click.index, click.where
+    )
     target = ChangeTarget(click.generation_id, click.index, click.where.channel_id)
     await runtime.publisher.open_view(trigger, save_style_modal(target, found.label, found.prompt))
 

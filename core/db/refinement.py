@@ -138,9 +138,11 @@ async def instruction_chain(db: AsyncSession, generation_id: int | None) -> list
     return chain[::-1]
 
 
-async def set_base(db: AsyncSession, generation_id: int, index: int) -> tuple[int, str] | None:
-    """Make image `index` of a generation its session's base; returns (session id, label)
-    or None when the image does not exist."""
+async def image_at(
+    db: AsyncSession, generation_id: int, index: int
+) -> tuple[ImageRow, GenerationRow] | None:
+    """Image `index` (0-based) of a generation with its generation's row, or None when the
+    image does not exist."""
     found = (
         await db.execute(
             select(ImageRow, GenerationRow)
@@ -148,6 +150,13 @@ async def set_base(db: AsyncSession, generation_id: int, index: int) -> tuple[in
             .where(ImageRow.generation_id == generation_id, ImageRow.index == index)
         )
     ).first()
+    return None if found is None else (found[0], found[1])
+
+
+async def set_base(db: AsyncSession, generation_id: int, index: int) -> tuple[int, str] | None:
+    """Make image `index` of a generation its session's base; returns (session id, label)
+    or None when the image does not exist."""
+    found = await image_at(db, generation_id, index)
     if found is None:
         return None
     image, generation = found

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.refinement import StoredImage
+from core.db.refinement import StoredImage, image_at
 from core.db.views import image_label
-from core.models import ChannelStyleRow, GenerationRow, ImageRow, StyleReferenceRow, StyleRow
+from core.models import ChannelStyleRow, StyleReferenceRow, StyleRow
 
 
 @dataclass(frozen=True)
@@ -135,15 +135,9 @@ async def set_channel_default(
 async def result_image(db: AsyncSession, generation_id: int, index: int) -> StoredImage | None:
     """Image `index` (0-based) of a generation as a style reference ("v2 image 1", the same
     image-store file), or None when it does not exist."""
-    found = (
-        await db.execute(
-            select(ImageRow, GenerationRow.version)
-            .join(GenerationRow, GenerationRow.id == ImageRow.generation_id)
-            .where(ImageRow.generation_id == generation_id, ImageRow.index == index)
-        )
-    ).first()
+    found = await image_at(db, generation_id, index)
     if found is None:
         return None
-    image, version = found
-    label = image_label(version, image.index)
+    image, generation = found
+    label = image_label(generation.version, image.index)
     return StoredImage("reference", label, image.path, image.mime, image.width, image.height)
