@@ -28,13 +28,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import gallery, listeners
+from bot import cost, gallery, listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
 from bot.worker import job_engine
 from bot.workspaces import Workspaces, oauth_flow
-from core import db
+from core import db, sessions
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
 from core.db.jobs import Maker
@@ -102,6 +102,8 @@ def build_runtime(
         settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode, run_jobs=run_jobs
     )
     runtime.moderator = jobs.ctx.moderator
+    if engine.dialect.name == "sqlite":  # one write lock: commit concurrent commands together
+        runtime.writer = sessions.start_writer(settings.database_url, cost.policy(settings))
     runtime.retention = RetentionTask(sm, settings.retention_days)
 
     bolt.middleware(_drop_retried_deliveries(sm))

@@ -891,3 +891,10 @@ def quota_status(
     if channel_usd is not None:
         lines.append(f"This channel's budget per month: {_usd(channel_usd)} (channel override)")
     return "\n".join(lines) + "\n" + QUOTA_USAGE
+
+
+# -- Speed under load (issue 13) ---------------------------------------------------------
+
+START_STOPPED = (
+    "The bot is restarting, so this request was not queued. Please send it again in a moment."
+)

@@ -15,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.publisher import SlackPublisher
 from bot.workspaces import Team
 from core.config import Settings
+from core.db.writer import CommandWriter
 from core.jobs import JobEngine
 from core.moderation import Moderator
 from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
+from core.sessions import StartRequest
 from core.store import ImageStore
 
 
@@ -38,6 +40,8 @@ class Runtime:
     socket_mode: bool = False
     moderator: Moderator | None = None  # the content policy (None: MODERATION=off)
     retention: RetentionTask | None = None  # the daily retention sweep (serve only)
+    # Group commit of new sessions (issue 13; SQLite only): None = one transaction each.
+    writer: CommandWriter[StartRequest, int] | None = None
 
     def for_request(self, context: Any) -> Runtime:
         """This runtime with its publisher speaking for the workspace of a request (Bolt's
@@ -52,6 +56,8 @@ class Runtime:
         """Stop the job engine (releasing its leases) and close connections."""
         if self.retention is not None:
             await self.retention.stop()
+        if self.writer is not None:
+            await self.writer.aclose()  # commits what is queued: those callers are waiting
         await self.jobs.stop()
         if self.moderator is not None:
             await self.moderator.aclose()
