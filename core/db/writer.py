@@ -63,8 +63,8 @@ class CommandWriter(Generic[T, R]):
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._killed = False
         self._in_flight: list[Waiting] = []
         self.groups = 0  # transactions committed (for tests and metrics)
 
@@ -93,19 +93,17 @@ class CommandWriter(Generic[T, R]):
             await asyncio.to_thread(self._thread.join)
 
     async def kill(self) -> None:
-        """Stop at once, as a crash would: the group in flight is abandoned wherever it is
-        (its commit may or may not have reached the database) and every caller still
-        waiting gets WriterClosed."""
+        """Stop at once, as a crash would: every caller still waiting gets WriterClosed
+        now, and the group in flight is rolled back instead of committed (unless its commit
+        had already begun)."""
         with self._lock:
-            self._closed = True
-        if self._loop is not None and self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
-        with self._lock:
-            left, self._in_flight = [*self._in_flight, *self._queue], []
+            self._closed = self._killed = True
+            left = [*self._in_flight, *self._queue]
             self._queue.clear()
         _answer(left, [WriterClosed("the writer stopped before this was stored")] * len(left))
+        self._poke()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
 
     def _poke(self) -> None:
         """Wake the writer (one that is still starting looks at the queue first anyway)."""
@@ -119,19 +117,18 @@ class CommandWriter(Generic[T, R]):
 
     async def _serve(self) -> None:
         engine = create_engine(self._url)
-        self._wake, self._task = asyncio.Event(), asyncio.current_task()
-        self._loop = asyncio.get_running_loop()
+        self._wake, self._loop = asyncio.Event(), asyncio.get_running_loop()
         try:
             await self._drain(sessionmaker(engine))
-        except asyncio.CancelledError:
-            pass  # killed: `kill` answers whoever is left
         finally:
-            await asyncio.shield(engine.dispose())
+            await engine.dispose()
 
     async def _drain(self, sm: async_sessionmaker[AsyncSession]) -> None:
         assert self._wake is not None
         while True:
             with self._lock:
+                if self._killed:
+                    return
                 size = min(len(self._queue), self._max_group)
                 group = [self._queue.popleft() for _ in range(size)]
                 self._in_flight = group
@@ -156,7 +153,11 @@ class CommandWriter(Generic[T, R]):
                 answers = await self._apply(session, [item for item, _, _ in group])
                 if len(answers) != len(group):  # before the commit: nothing is stored then
                     raise RuntimeError(f"apply answered {len(answers)} of {len(group)} items")
+                if self._killed:  # a crash here would lose the transaction: roll it back
+                    raise WriterClosed("the writer was killed")
         except Exception as err:
+            if self._killed:  # `kill` answered the callers
+                return None
             if len(group) == 1:
                 return _answer(group, [err])
             log.warning("a group of %d writes failed (%r); trying each alone", len(group), err)
