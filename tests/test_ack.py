@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import messages
 from core import db, sessions
@@ -36,13 +35,6 @@ async def url(tmp_path: Path) -> str:
     return address
 
 
-@pytest.fixture
-async def sm(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = db.create_engine(url)
-    yield db.sessionmaker(engine)
-    await engine.dispose()
-
-
 def _request(
     i: int, *, user: str | None = None, prompt: str | None = None, **extra
 ) -> StartRequest:  # type: ignore[no-untyped-def]
@@ -62,16 +54,23 @@ async def _answers(writer: CommandWriter, requests: list[StartRequest]) -> list[
     return list(await asyncio.gather(*(writer.submit(r) for r in requests), return_exceptions=True))
 
 
-async def _stored_prompts(sm: async_sessionmaker[AsyncSession]) -> dict[int, str]:
-    async with sm() as s:
-        rows = (
-            await s.execute(
+async def _stored(url: str) -> tuple[dict[int, str], int, int]:
+    """The stored first generations with their session and cost rows ({id: prompt}), and
+    how many sessions and generations there are in all."""
+    engine = db.create_engine(url)
+    try:
+        async with db.sessionmaker(engine)() as s:
+            rows = await s.execute(
                 select(GenerationRow.id, GenerationRow.prompt)
                 .join(SessionRow, SessionRow.id == GenerationRow.session_id)
                 .join(CostRow, CostRow.generation_id == GenerationRow.id)
             )
-        ).all()
-    return {gid: prompt for gid, prompt in rows}
+            found = {gid: prompt for gid, prompt in rows}
+            sessions_ = await s.scalar(select(func.count()).select_from(SessionRow))
+            generations = await s.scalar(select(func.count()).select_from(GenerationRow))
+    finally:
+        await engine.dispose()
+    return found, sessions_ or 0, generations or 0
 
 
 @contextlib.asynccontextmanager
@@ -95,9 +94,7 @@ async def _until(condition, within: float = 20.0) -> None:  # type: ignore[no-un
         await asyncio.sleep(0.01)
 
 
-async def test_a_burst_is_committed_in_groups_each_caller_getting_its_own_id(
-    url: str, sm: async_sessionmaker[AsyncSession]
-) -> None:
+async def test_a_burst_is_committed_in_groups_each_caller_getting_its_own_id(url: str) -> None:
     writer = sessions.start_writer(url, CostPolicy(duplicate_window=120))
     requests = [_request(i) for i in range(60)]
     try:
@@ -106,19 +103,15 @@ async def test_a_burst_is_committed_in_groups_each_caller_getting_its_own_id(
         await writer.aclose()
     assert all(isinstance(a, int) for a in answers), answers
     assert len(set(answers)) == 60
-    stored = await _stored_prompts(sm)
+    stored, sessions_, generations = await _stored(url)
     assert [stored[a] for a in answers] == [r.prompt for r in requests]  # type: ignore[index]
+    assert sessions_ == generations == 60
     assert writer.groups < 60  # grouped: fewer transactions than commands
-    async with sm() as s:
-        versions = set((await s.scalars(select(GenerationRow.version))).all())
-    assert versions == {1}
 
 
-async def test_quota_duplicate_and_style_refusals_reach_the_right_caller(
-    url: str, sm: async_sessionmaker[AsyncSession]
-) -> None:
-    """Judged in order, within and across groups, as if each came alone: of five requests by one
-    person with a quota of 3 images a day, the first three pass; the same prompt twice is a
+async def test_quota_duplicate_and_style_refusals_reach_the_right_caller(url: str) -> None:
+    """Judged in order, within and across groups, as if each came alone: of five requests by
+    one person with a quota of 3 images a day, the first three pass; the same prompt twice is a
     duplicate of the first (its id); an unknown style refuses only its own request."""
     writer = sessions.start_writer(url, CostPolicy(user_daily_images=3, duplicate_window=120))
     mine = [_request(i, user="U0ME") for i in range(5)]
@@ -138,16 +131,12 @@ async def test_quota_duplicate_and_style_refusals_reach_the_right_caller(
     assert isinstance(second_cat, DuplicateRequest) and second_cat.previous_id == first_cat
     assert isinstance(answers[7], StyleRefused)
     assert isinstance(answers[8], int)
-    stored = await _stored_prompts(sm)
+    stored, sessions_, generations = await _stored(url)
     assert sorted(stored) == sorted(a for a in answers if isinstance(a, int))
-    async with sm() as s:  # nothing of a refused request stays behind
-        assert await s.scalar(select(func.count()).select_from(SessionRow)) == len(stored)
-        assert await s.scalar(select(func.count()).select_from(GenerationRow)) == len(stored)
+    assert sessions_ == generations == len(stored)  # nothing of a refused request stays
 
 
-async def test_a_writer_killed_mid_burst_stored_everything_it_answered(
-    url: str, sm: async_sessionmaker[AsyncSession]
-) -> None:
+async def test_a_writer_killed_mid_burst_stored_everything_it_answered(url: str) -> None:
     writer = sessions.start_writer(url, CostPolicy())
     done = await _answers(writer, [_request(i) for i in range(10)])
     assert all(isinstance(a, int) for a in done)
@@ -157,12 +146,12 @@ async def test_a_writer_killed_mid_burst_stored_everything_it_answered(
         )
         await _until(lambda: writer._in_flight)
         killing = asyncio.create_task(writer.kill())
-        await asyncio.sleep(0.1)
+        await _until(late.done)  # answered while the group still waits for the lock
     await killing
     answers = await late
     assert all(isinstance(a, WriterClosed) for a in answers), answers
-    stored = await _stored_prompts(sm)
-    assert sorted(stored) == sorted(done)  # type: ignore[type-var]
+    stored, sessions_, _ = await _stored(url)
+    assert sorted(stored) == sorted(done) and sessions_ == len(done)  # type: ignore[type-var]
     with pytest.raises(WriterClosed):
         await writer.submit(_request(200))
 
@@ -183,17 +172,22 @@ async def test_acked_commands_are_stored_and_the_rest_asked_to_retry(tmp_path: P
             late = asyncio.gather(*(h.imagine(f"late {u}", user=u) for u in users[4:]))
             await _until(lambda: writer._in_flight)
             killing = asyncio.create_task(writer.kill())
-            await asyncio.sleep(0.1)
+            await _until(late.done)  # answered while the group still waits for the lock
         await killing
         answers = await late
         assert all(r.status == 200 and messages.START_STOPPED in r.text for r in answers)
         async with h.sm() as s:
             prompts = set((await s.scalars(select(GenerationRow.prompt))).all())
         assert prompts == {f"early {u}" for u in users[:4]}
-        for row in await h.generations():  # let the engine finish before closing
-            await h.wait_state(row.id, GenerationState.POSTED)
+        await _all_posted(h, 4)
     finally:
         await h.close()
+
+
+async def _all_posted(h: Harness, count: int) -> None:
+    """Wait until `count` generations are posted (the engine is idle before the test ends)."""
+    for row in await h.wait_generations(count, within=60):
+        await h.wait_state(row.id, GenerationState.POSTED)
 
 
 async def test_one_auth_test_for_a_burst_of_commands(tmp_path: Path) -> None:
@@ -207,7 +201,7 @@ async def test_one_auth_test_for_a_burst_of_commands(tmp_path: Path) -> None:
             h.emulator.add_user(user, user.lower())
         answers = await asyncio.gather(*(h.imagine(f"a fox {u}", user=u) for u in users))
         assert [r.status for r in answers] == [200] * 10
-        await h.wait_generations(10)
+        await _all_posted(h, 10)
         assert len(h.emulator.calls_to("auth.test")) == 1
     finally:
         await h.close()
@@ -237,7 +231,7 @@ async def test_oauth_asks_auth_test_once_per_token(tmp_path: Path) -> None:
             emu.add_user(user, user.lower())
         rest = await asyncio.gather(*(h.imagine(f"a heron {u}", user=u) for u in users))
         assert [r.status for r in rest] == [200] * 9
-        await h.wait_generations(10)
+        await _all_posted(h, 10)
         assert len(emu.calls_to("auth.test")) - before <= 1
     finally:
         await h.close()
