@@ -130,8 +130,9 @@ class Servers:
 
 
 @asynccontextmanager
-async def _process(args: list[str], env: dict, health: str) -> AsyncIterator[None]:
-    """Run a server process until the block ends; waits for `health` to answer 200."""
+async def _process(args: list[str], env: dict, health: str) -> AsyncIterator[int]:
+    """Run a server process until the block ends; waits for `health` to answer 200.
+    Yields its pid."""
     proc = await asyncio.create_subprocess_exec(*args, env=env, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
@@ -146,7 +147,7 @@ async def _process(args: list[str], env: dict, health: str) -> AsyncIterator[Non
                 if proc.returncode is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{args[:4]} did not start")
                 await asyncio.sleep(0.1)
-        yield
+        yield proc.pid
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -228,11 +229,21 @@ class Figures:
     p99: float
     worst: float
     failed: int = 0
+    cpu_ms: float = 0.0  # the server process's CPU time during the burst
 
     @classmethod
-    def of(cls, seconds: list[float], failed: int = 0) -> Figures:
+    def of(cls, seconds: list[float], failed: int = 0, cpu_ms: float = 0.0) -> Figures:
         ms = [s * 1000 for s in seconds]
-        return cls(statistics.median(ms), _quantile(ms, 0.99), max(ms), failed)
+        return cls(statistics.median(ms), _quantile(ms, 0.99), max(ms), failed, cpu_ms)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(servers: Servers, size: int, label: str, *, engine: bool) -> dict[str, Figures]:
@@ -246,13 +257,15 @@ async def measure(servers: Servers, size: int, label: str, *, engine: bool) -> d
             db_file = servers.workdir / f"{label}-{size}" / "imagine.db"
             args, env = servers.bot_command(port, db_file, engine)
         url = f"http://127.0.0.1:{port}/slack/events"
-        async with _process(args, env, f"http://127.0.0.1:{port}/healthz"):
+        async with _process(args, env, f"http://127.0.0.1:{port}/healthz") as pid:
             for i in range(WARM_UP):
                 body = _form(USERS - 1 - i, f"{label}-{size}-warm", servers.api_url)
                 await run_burst(url, servers.secret, [body])
             await asyncio.sleep(1.0)  # let the warm-up jobs leave the engine
             bodies = [_form(i, f"{label}-{size}", servers.api_url) for i in range(size)]
-            out[name] = Figures.of(*await run_burst(url, servers.secret, bodies))
+            cpu = _cpu_seconds(pid)
+            seconds, failed = await run_burst(url, servers.secret, bodies)
+            out[name] = Figures.of(seconds, failed, (_cpu_seconds(pid) - cpu) * 1000)
     return out
 
 
@@ -268,7 +281,9 @@ async def main_async(
         health = f"{api_url}api.test"
         async with _process(stand_in, dict(os.environ), health):
             print(f"engine {'on' if engine else 'off'}; figures in ms; ratio = bot / bare")
-            print("burst round   bare p50/p99/max      bot p50/p99/max      ratio p50/p99")
+            print(
+                "burst round   bare p50/p99/max  (cpu)    bot p50/p99/max  (cpu)    ratio p50/p99"
+            )
             for size in bursts:
                 for r in range(rounds):
                     got = await measure(servers, size, f"r{r}", engine=engine)
@@ -276,7 +291,8 @@ async def main_async(
                     failed = bool(bare.failed or bot.failed)
                     print(
                         f"{size:5d} {r + 1:5d}   {bare.p50:5.0f}/{bare.p99:5.0f}/{bare.worst:5.0f}"
-                        f"    {bot.p50:5.0f}/{bot.p99:5.0f}/{bot.worst:5.0f}"
+                        f" ({bare.cpu_ms:4.0f})"
+                        f"  {bot.p50:5.0f}/{bot.p99:5.0f}/{bot.worst:5.0f} ({bot.cpu_ms:4.0f})"
                         f"    x{bot.p50 / bare.p50:4.2f} / x{bot.p99 / bare.p99:4.2f}"
                         + (f"   not acked: bare {bare.failed}, bot {bot.failed}" * failed),
                         flush=True,
