@@ -92,7 +92,13 @@ def _demo(args: argparse.Namespace) -> int:
     # The transcript is the demo's output: only warnings unless -v asks for LOG_LEVEL.
     configure_logging(settings, level=None if args.verbose else logging.WARNING)
     return asyncio.run(
-        run_demo(" ".join(args.prompt), Path(args.out), args.reply, wait_seconds=args.timeout)
+        run_demo(
+            " ".join(args.prompt),
+            Path(args.out),
+            args.reply,
+            wait_seconds=args.timeout,
+            review=args.review,
+        )
     )
 
 
@@ -195,6 +201,12 @@ def _add_demo(sub: Any) -> None:
         help='a reply in the thread refining the latest image (repeatable): "make it blue"',
     )
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
+    demo.add_argument(
+        "--review",
+        action="store_true",
+        help="show team review: rules set in the settings modal, a refused self-approval, "
+        "the reviewer approving from App Home, the gallery post",
+    )
     demo.set_defaults(run=_demo)
 
 

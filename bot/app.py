@@ -34,16 +34,15 @@ from bot import cost, gallery, listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
-from bot.worker import job_engine
+from bot.worker import job_engine, retention_task
 from bot.workspaces import Workspaces, oauth_flow
 from core import db, sessions
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
 from core.db.jobs import Maker
-from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
-from core.store import ImageStore
+from core.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ def build_runtime(
         settings.require(*filter(None, [token, "slack_signing_secret"]))
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
-    store = ImageStore(settings.image_store_dir)
+    store = open_store(settings)
     provider = provider or build_provider(settings)
     bolt, installations = _bolt_app(settings, engine, auth_test)
     client = bolt.client
@@ -106,7 +105,7 @@ def build_runtime(
     runtime.moderator = jobs.ctx.moderator
     if engine.dialect.name == "sqlite":  # one write lock: commit concurrent commands together
         runtime.writer = sessions.start_writer(settings.database_url, cost.policy(settings))
-    runtime.retention = RetentionTask(sm, settings.retention_days)
+    runtime.retention = retention_task(settings, sm, store)
 
     bolt.middleware(_drop_retried_deliveries(sm))
     listeners.register(bolt, runtime)
@@ -199,12 +198,14 @@ def web_app(
             {"ok": True, "provider": runtime.provider.name, "socket_mode": True}
         )
 
+    gallery_retries = gallery.GalleryRetries(runtime)
+
     async def on_startup(_app: web.Application) -> None:
         if runtime.run_jobs:  # not for `serve --no-worker`
             runtime.jobs.start()
         if runtime.retention is not None:
             runtime.retention.start()
-        gallery.start_resume(runtime)  # issue 10: finish gallery posts a crash interrupted
+        gallery_retries.start()  # issue 10: gallery posts a crash interrupted or Slack refused
         if socket_mode is not None:
             await socket_mode.connect_async()
 
@@ -213,6 +214,7 @@ def web_app(
             await socket_mode.close_async()
 
     async def on_cleanup(_app: web.Application) -> None:
+        await gallery_retries.stop()
         await runtime.aclose()
 
     app = web.Application(middlewares=_guards(runtime), client_max_size=MAX_BODY_BYTES)

@@ -22,6 +22,8 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     ImageBlock,
     MarkdownTextObject,
+    Option,
+    OverflowMenuElement,
     SectionBlock,
 )
 
@@ -186,7 +188,8 @@ def upload_alt_text(view: GenerationView) -> str:
 
 def _image_blocks(view: GenerationView) -> list[Block]:
     """Per image: its section (size, review progress or who approved it) and its buttons
-    (Approve and Request changes until it is fully approved, Refine this always)."""
+    (Approve and Request changes until it is fully approved, Refine this always), then
+    its "…" menu (*Save style…*)."""
     count = len(view.images)
     out: list[Block] = []
     changes = dict(view.changes_requested)
@@ -213,7 +216,8 @@ def _image_blocks(view: GenerationView) -> list[Block]:
         if image.index in changes:
             text += f"\n:memo: Changes requested by <@{changes[image.index]}>"
         out.append(_section(text, block_id=f"image-{image.index}"))
-        out.append(ActionsBlock(block_id=f"image-{image.index}-actions", elements=buttons))
+        elements: list[Any] = [*buttons, _save_style_menu(value)]
+        out.append(ActionsBlock(block_id=f"image-{image.index}-actions", elements=elements))
     return out
 
 
@@ -316,3 +320,30 @@ def duplicate_message(text: str, generation_id: int) -> tuple[str, list[dict[str
         ActionsBlock(elements=[_button("Generate anyway", GENERATE_ANYWAY, str(generation_id))]),
     ]
     return _text(text), _json(blocks)
+
+
+# Privacy (issue 12): the private forget-me confirmation; the button's value is the id of
+# the person who asked, so only that person's click counts.
+FORGET_ME = "forget_me_confirm"
+
+
+def forget_confirmation(text: str, user_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The ephemeral forget-me preview (`text`, mrkdwn from `messages.forget_preview`) with
+    a *Delete my data* button for `user_id`; returns (text, blocks)."""
+    blocks: list[Block] = [
+        _section(text),
+        ActionsBlock(elements=[_button("Delete my data", FORGET_ME, user_id, style="danger")]),
+    ]
+    return _text(text), _json(blocks)
+
+
+# Brand styles (issue 12): *Save style…* in each image's "…" menu (an overflow element:
+# https://docs.slack.dev/reference/block-kit/block-elements/overflow-menu-element); the
+# option's value is "<generation id>:<image index>", like Refine this.
+SAVE_STYLE = "save_style"
+
+
+def _save_style_menu(value: str) -> OverflowMenuElement:
+    return OverflowMenuElement(
+        action_id=SAVE_STYLE, options=[Option(text="Save style…", value=value)]
+    )

@@ -3,36 +3,43 @@
 `core.sessions.approve` records the intent (a `gallery_posts` row) in the transaction that
 completes the approval; `publish` claims it, posts (`SlackPublisher.publish_to_gallery`,
 which tags the post with message metadata) and records the outcome. A double click finds
-nothing to claim; a process that crashed after claiming leaves a stale claim that
-`resume` (at start) takes again, looking for the post it may already have made first.
+nothing to claim; a process that crashed after claiming leaves a stale claim, and a post
+Slack refused (bot not in the gallery, channel gone, rate limits, network) goes back to
+pending with a due time (backoff); `GalleryRetries` takes both again, looking first for
+the post an earlier try may have made, so the post is made exactly once when it succeeds.
 The gallery post shares the image by reference (an image block's `slack_file` naming the
 file already uploaded in the thread), not by uploading it again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from bot import blocks, messages
+from bot.publisher import SlackPublisher
+from bot.routing import team_of
 from bot.runtime import Runtime
 from core import review
 from core.db.views import GenerationGone
+from core.jobs.outcomes import best_effort
+from core.periodic import Periodic
 from core.ports import ChannelUnreachable, PublishError
 
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str], Awaitable[None]]
-_tasks: set[asyncio.Task[None]] = set()
+POLL_SECONDS = 5.0  # how often due gallery posts are looked for (at most)
 
 
 async def publish(runtime: Runtime, image_id: int, notify: Notify | None = None) -> str | None:
     """Publish an image whose gallery post is recorded; returns the post's ts, or None when
-    there was nothing to do (posted already, being posted elsewhere) or it failed. When the
-    bot cannot post in the gallery, `notify` tells the approver how to fix it (the approval
-    stands)."""
-    sm, publisher = runtime.sessionmaker, runtime.publisher
+    there was nothing to do (posted already, being posted elsewhere, not due) or Slack
+    refused it. A refused post (not_in_channel, channel_not_found, rate limits, network)
+    keeps the approval, is recorded with its next try (`review.gallery_refused`, backoff
+    from the GALLERY_RETRY_* settings), and on its first refusal the thread says the post
+    is pending and `notify` tells the approver how to fix it."""
+    sm = runtime.sessionmaker
     job = await review.claim_gallery(sm, image_id)
     if job is None:
         return None
@@ -43,28 +50,69 @@ async def publish(runtime: Runtime, image_id: int, notify: Notify | None = None)
         await review.finish_gallery(sm, job, team_id="", ts=None, unreachable="image_gone")
         return None
     view = item.view
+    publisher = runtime.publisher.for_team(team_of(view))
     try:
         ts = await publisher.find_gallery_post(job.channel_id, image_id) if job.resumed else None
         if ts is None:
-            ts = await publisher.publish_to_gallery(await _post(runtime, item))
-    except ChannelUnreachable as err:
-        await review.finish_gallery(sm, job, team_id=view.team_id, ts=None, unreachable=err.reason)
-        if notify is not None:
-            await notify(messages.gallery_not_in_channel(job.channel_id, err.reason))
-        return None
-    except PublishError as err:  # the claim goes stale and is taken again at the next start
-        log.warning("gallery post of image %s failed: %s", image_id, err)
+            ts = await publisher.publish_to_gallery(await _post(publisher, item))
+    except (ChannelUnreachable, PublishError) as err:
+        await _refused(runtime, item, err, notify)
         return None
     await review.finish_gallery(sm, job, team_id=view.team_id, ts=ts)
     return ts
 
 
-async def _post(runtime: Runtime, item: review.GalleryItem) -> blocks.GalleryPost:
+async def _refused(
+    runtime: Runtime,
+    item: review.GalleryItem,
+    err: ChannelUnreachable | PublishError,
+    notify: Notify | None,
+) -> None:
+    """Record a refused gallery post; on its first refusal say so in the thread and tell
+    the approver (when the bot cannot post there)."""
+    job, view = item.job, item.view
+    unreachable = isinstance(err, ChannelUnreachable)
+    code = err.reason if isinstance(err, ChannelUnreachable) else _code(err)
+    settings = runtime.settings
+    retry = review.GalleryRetry(
+        settings.gallery_retry_seconds,
+        settings.gallery_retry_max_seconds,
+        settings.gallery_retry_attempts,
+    )
+    refused = await review.gallery_refused(
+        runtime.sessionmaker,
+        job,
+        team_id=view.team_id,
+        error=code,
+        retry_after=None if unreachable else getattr(err, "retry_after", None),
+        retry=retry,
+    )
+    log.warning(
+        "gallery post of image %s refused (%s), try %s; %s",
+        job.image_id,
+        code,
+        refused.attempts,
+        "given up" if refused.gave_up else f"next in {refused.delay:.1f}s",
+    )
+    if refused.attempts != 1:
+        return
+    publisher = runtime.publisher.for_team(team_of(view))
+    if view.thread_ts:
+        note = messages.gallery_pending(job.channel_id, code)
+        await best_effort(publisher.say_in_thread(view.channel_id, view.thread_ts, note))
+    if notify is not None and unreachable:
+        await notify(messages.gallery_not_in_channel(job.channel_id, code))
+
+
+def _code(err: PublishError) -> str:
+    """A short code for a transient refusal: "ratelimited" when Slack sent Retry-After."""
+    return "ratelimited" if err.retry_after is not None else "slack_error"
+
+
+async def _post(publisher: SlackPublisher, item: review.GalleryItem) -> blocks.GalleryPost:
     view = item.view
     image = next(i for i in view.images if i.index == item.index)
-    link = await runtime.publisher.permalink(
-        view.channel_id, view.result_ts or view.thread_ts or ""
-    )
+    link = await publisher.permalink(view.channel_id, view.result_ts or view.thread_ts or "")
     return blocks.GalleryPost(
         channel_id=item.job.channel_id,
         image_id=image.image_id,
@@ -80,7 +128,8 @@ async def _post(runtime: Runtime, item: review.GalleryItem) -> blocks.GalleryPos
 
 
 async def resume(runtime: Runtime) -> None:
-    """Publish every recorded gallery post that was never finished (run at start)."""
+    """Publish every recorded gallery post that is due (never finished, or its retry time
+    has come)."""
     for image_id in await review.open_gallery_posts(runtime.sessionmaker):
         try:
             await publish(runtime, image_id)
@@ -88,8 +137,17 @@ async def resume(runtime: Runtime) -> None:
             log.exception("resuming the gallery post of image %s failed", image_id)
 
 
-def start_resume(runtime: Runtime) -> None:
-    """Run `resume` in the background (called once when the app starts)."""
-    task = asyncio.get_running_loop().create_task(resume(runtime))
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
+class GalleryRetries(Periodic):
+    """The background task that publishes due gallery posts: at start (posts a crash
+    interrupted) and then every `interval` seconds (posts Slack refused, after their
+    backoff). Any number of processes may run it: a post is claimed before it is made."""
+
+    name = "gallery retries"
+
+    def __init__(self, runtime: Runtime, interval: float | None = None) -> None:
+        super().__init__(interval or min(runtime.settings.gallery_retry_seconds, POLL_SECONDS))
+        self.runtime = runtime
+
+    async def run_once(self) -> None:
+        """Publish the gallery posts that are due."""
+        await resume(self.runtime)

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from bot.mrkdwn import clip, escape, user_text
 from core.flags import MAX_N, MAX_RATIO_SIDE, MAX_SEED, QUALITIES, FlagError, FlagProblem, Params
+from core.forget import DeletionCounts, ForgetPreview, ForgetReport
 from core.history import SessionSummary, VersionSummary
 from core.images import MB, ImageRejected, Rejection, describe_types, type_name
 from core.policy import ApprovalRefusal, Policy
@@ -19,6 +20,7 @@ from core.quotas import Limit, QuotaExceeded
 from core.refinement import MAX_INPUTS, Accepted, RefineOutcome
 from core.sessions import Refusal
 from core.store import NotAnImage
+from core.style_results import SavedFromResult
 from core.styles import MAX_STYLE_REFERENCES, MAX_STYLE_TEXT, Style
 from core.usage import PersonalUsage, TeamUsage, Totals
 
@@ -400,14 +402,21 @@ CAUSES["withheld"] = (
 
 
 def moderation_refused(
-    categories: tuple[str, ...], terms: tuple[str, ...], unavailable: bool
+    categories: tuple[str, ...],
+    terms: tuple[str, ...],
+    unavailable: bool,
+    retry_after: float | None = None,
 ) -> str:
     """The private answer to a request the content policy refused: the categories (never
-    scores), the blocked words the person typed, and what to change."""
+    scores), the blocked words the person typed, and what to change. Unavailable: when to
+    try again (`retry_after` seconds, else "in a minute")."""
     if unavailable:
+        when = "in a minute"
+        if retry_after is not None and retry_after > 60:
+            when = f"in about {round(retry_after / 60)} minutes"
         return (
             "I couldn't check this request against the content policy right now, so I didn't "
-            "start it. Nothing was queued; please try again in a minute."
+            f"start it. Nothing was queued; please try again {when}."
         )
     if terms:
         listed = ", ".join(f"`{escape(term)}`" for term in terms)
@@ -652,11 +661,18 @@ REVIEW_USAGE = (
 )
 
 
+def reviewer_mentions(policy: Policy) -> list[str]:
+    """The policy's reviewers as Slack mentions: users `<@U…>`, then groups
+    `<!subteam^S…>` (https://docs.slack.dev/messaging/formatting-message-text)."""
+    return [f"<@{u}>" for u in policy.reviewer_users] + [
+        f"<!subteam^{g}>" for g in policy.reviewer_groups
+    ]
+
+
 def reviewers_text(policy: Policy) -> str:
     """ "<@U1>, <@U2> or <!subteam^S1>" (Slack renders the names), or "anyone in the
     channel" when the policy names nobody."""
-    names = [f"<@{u}>" for u in policy.reviewer_users]
-    names += [f"<!subteam^{g}>" for g in policy.reviewer_groups]
+    names = reviewer_mentions(policy)
     if not names:
         return "anyone in the channel"
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
@@ -741,8 +757,8 @@ def gallery_not_in_channel(channel_id: str, reason: str) -> str:
     else:
         fix = f"I can't post in <#{channel_id}> (Slack says `{escape(reason)}`); check it exists"
     return (
-        f":warning: The image is approved, but I could not publish it to the gallery. "
-        f"{fix}; images approved after that go there. Your approval stands."
+        f":warning: The image is approved, but I could not publish it to the gallery yet. "
+        f"{fix}; I keep trying and post it once I can. Your approval stands."
     )
 
 
@@ -891,6 +907,180 @@ def quota_status(
     if channel_usd is not None:
         lines.append(f"This channel's budget per month: {_usd(channel_usd)} (channel override)")
     return "\n".join(lines) + "\n" + QUOTA_USAGE
+
+
+# ---------------------------------------------------------------------------------------
+# Privacy (issue 12): `/imagine forget-me`.
+# ---------------------------------------------------------------------------------------
+
+FORGET_NOTHING = (
+    "There is nothing of yours to forget here: no sessions, prompts, images or posted files."
+)
+FORGET_NOT_YOURS = (
+    "This button belongs to someone else's `/imagine forget-me`. "
+    "To erase your own data, run `/imagine forget-me` yourself."
+)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def forget_preview(p: ForgetPreview) -> str:
+    """The private preview of `/imagine forget-me`: what will be removed, what stays."""
+    return (
+        "*Forget me*: this will permanently delete, in this workspace:\n"
+        f"• {_n(p.sessions, 'session')} you started and the prompts and replies of "
+        f"{_n(p.generations, 'image request')} (yours, and others' in your sessions)\n"
+        f"• {_n(p.images, 'generated image')} and {_n(p.attachments, 'image')} posted in "
+        "threads\n"
+        "• the bot's messages and files in your sessions (deleted from Slack too)\n"
+        "Your approvals stay as anonymous approvals and usage keeps anonymous totals, so "
+        "other people's history stays true. This cannot be undone."
+    )
+
+
+def forget_done(r: ForgetReport, d: DeletionCounts) -> str:
+    """The private answer once forget-me ran: what was removed (counts)."""
+    if not (r.sessions or r.prompts or r.images or r.attachments or r.inputs or d.deleted):
+        return "Nothing was left to remove: your data was already forgotten."
+    lines = [
+        "*Done.* Removed:",
+        f"• {_n(r.sessions, 'session')}, {_n(r.prompts, 'prompt')} and replies",
+        f"• {_n(r.images, 'generated image')}, {_n(r.attachments, 'posted image')} and "
+        f"{_n(r.inputs, 'stored input')}",
+        f"• {d.deleted} of the bot's Slack messages and files",
+    ]
+    if r.approvals_anonymised:
+        lines.append(f"• {_n(r.approvals_anonymised, 'approval')} anonymised")
+    if d.refused:
+        lines.append(f"Slack would not delete {d.refused} of them (not the bot's).")
+    if d.retry:
+        lines.append(
+            f"Slack did not answer for {d.retry} of them: run `/imagine forget-me` again "
+            "later to finish."
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Brand styles (issue 12): *Save style…* on a result. Modal errors are plain text (Slack
+# shows them under the field: https://docs.slack.dev/reference/views/modal-views).
+# ---------------------------------------------------------------------------------------
+
+STYLE_IMAGE_GONE = "This image is gone or belongs to another conversation; nothing was saved."
+
+
+def style_field_error(problem: StrEnum, name: str) -> str:
+    """Why the *Save style* modal was not saved, for the field to change (plain text)."""
+    sentences = {
+        "bad_name": "Use letters, digits, - and _ (up to 40 characters, not none).",
+        "not_allowed": f"{name} belongs to someone else: only its creator or an admin can "
+        "change it. Pick another name.",
+        "full": f"{name} already has {MAX_STYLE_REFERENCES} reference images. Pick another "
+        "name, or delete it first.",
+        "no_text": "Describe the look in a few words.",
+        "too_long": f"Keep it under {MAX_STYLE_TEXT} characters.",
+    }
+    return sentences.get(str(problem), "Check the name and the text.")
+
+
+def style_text_refused(
+    categories: tuple[str, ...], terms: tuple[str, ...], unavailable: bool = False
+) -> str:
+    """The content policy refused a style text typed in the modal (plain text)."""
+    if unavailable:
+        return "The content check is not answering right now; try again in a minute."
+    why = ", ".join(categories or terms) or "the content policy"
+    return f"This text was refused ({why}). Change those words and save again."
+
+
+def style_saved_from_result(saved: SavedFromResult) -> str:
+    """The private answer once a style was saved from a result."""
+    shown = escape(saved.name)
+    verb = "Saved" if saved.new else "Updated"
+    return (
+        f"{verb} style `{shown}` with {escape(saved.label)} as a reference image "
+        f"({saved.references} of {MAX_STYLE_REFERENCES}). "
+        f"Use it with `/imagine <prompt> --style {shown}`."
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# App Home, reviewer mentions and pending gallery posts (issue 10, second part)
+# ---------------------------------------------------------------------------------------
+
+HOME_WAITING = "Waiting for your review"
+HOME_SESSIONS = "Your recent sessions"
+HOME_APPROVED = "Recently approved"
+HOME_NOTHING_WAITING = "Nothing is waiting for your review."
+HOME_NO_SESSIONS = "You have no sessions yet. Type `/imagine <prompt>` in a channel to start one."
+HOME_NOTHING_APPROVED = "Nothing was approved lately in your channels."
+HOME_NOT_A_MEMBER = (
+    "You are not a member of that channel any more, so you can't review its images. "
+    "Join it, then open this tab again."
+)
+
+
+def home_waiting_line(label: str, words: str, requested_by: str, channel_id: str) -> str:
+    """One image under "Waiting for your review" (`words` escaped here)."""
+    return f"*{escape(label)}* in <#{channel_id}> by <@{requested_by}>\n{escape(words)}"
+
+
+def home_session_line(
+    prompt: str, channel_id: str, versions: int, latest: int | None, link: str | None
+) -> str:
+    """One of the viewer's sessions: the prompt, where, how many versions, the thread link."""
+    where = f"<{link}|Open the thread>" if link else f"in <#{channel_id}>"
+    count = f"{versions} version{'s' if versions != 1 else ''}"
+    newest = f", newest v{latest}" if latest is not None else ", nothing posted yet"
+    return f"*{escape(prompt)}*\n<#{channel_id}> · {count}{newest} · {where}"
+
+
+def home_approved_line(
+    label: str, words: str, channel_id: str, approved_by: str, link: str | None, in_gallery: bool
+) -> str:
+    """One recently approved image: what, where, who approved, a link (the gallery post
+    when there is one, else the result in its thread)."""
+    target = "See it in the gallery" if in_gallery else "Open the thread"
+    where = f"<{link}|{target}>" if link else f"in <#{channel_id}>"
+    return (
+        f":white_check_mark: *{escape(label)}* in <#{channel_id}>, approved by "
+        f"<@{approved_by}> · {where}\n{escape(words)}"
+    )
+
+
+def reviewers_wanted(policy: Policy, version: int) -> str:
+    """The thread reply that calls the reviewers once per session (their mentions notify
+    them): who, how many approvals, where to click."""
+    names = reviewer_mentions(policy)
+    count = policy.approvals_required
+    need = f"{count} approval{'s' if count != 1 else ''}"
+    return (
+        f":eyes: {' '.join(names)}: v{version} is waiting for your review ({need} needed). "
+        "Use *Approve* or *Request changes* on the image, here or in my Home tab."
+    )
+
+
+def gallery_pending(channel_id: str, reason: str) -> str:
+    """The thread note when the gallery post could not be made yet: the approval stands,
+    the post is retried."""
+    if reason == "not_in_channel":
+        why = f"I'm not a member of <#{channel_id}> (invite me with `/invite @imagine`)"
+    elif reason in ("channel_not_found", "is_archived"):
+        why = f"I can't find <#{channel_id}> (Slack says `{escape(reason)}`)"
+    else:
+        why = "Slack did not accept the post just now"
+    return (
+        f":hourglass: Approved. The post to the gallery <#{channel_id}> is pending: {why}. "
+        "I'll keep trying and post it once it goes through."
+    )
+
+
+CHANGES_NOT_OPENED = (
+    "I couldn't open the comment window (Slack gives an app 3 seconds to open it). "
+    "Click *Request changes* again, or reply in the thread with what should change."
+)
 
 
 # -- Speed under load (issue 13) ---------------------------------------------------------

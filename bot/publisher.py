@@ -52,6 +52,12 @@ UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "missing_sc
 CLOCK_SKEW = 60.0  # seconds looked back before an intent's time (database vs Slack clocks)
 HISTORY_PAGE = 200  # conversations.history / replies `limit` (Slack: at most 999, 200 advised)
 HISTORY_PAGES = 5  # pages read when looking for a message posted before a crash
+# chat.delete / files.delete answers (their method pages' error tables): deleted already,
+# or refused for good (not ours, not deletable, the channel is gone).
+GONE_MESSAGE = frozenset({"message_not_found"})
+REFUSED_MESSAGE = frozenset({"cant_delete_message", "compliance_exports_prevent_deletion"})
+GONE_FILE = frozenset({"file_not_found", "file_deleted"})
+REFUSED_FILE = frozenset({"cant_delete_file", "delete_not_allowed", "file_deleting_disabled"})
 
 
 def _translate(err: Exception) -> Exception:
@@ -66,6 +72,21 @@ def _translate(err: Exception) -> Exception:
             float(retry_after) if retry_after else None,
         )
     return PublishError(f"Slack could not be reached: {type(err).__name__}")
+
+
+HOME_CHANNEL_PAGES = 5  # users.conversations pages read for one Home tab
+
+
+async def _user_channels(
+    user_id: str, cursor: str | None, client: AsyncWebClient
+) -> AsyncSlackResponse:
+    return await client.users_conversations(
+        user=user_id,
+        types="public_channel,private_channel",
+        exclude_archived=True,
+        limit=HISTORY_PAGE,
+        cursor=cursor,
+    )
 
 
 def metadata(effect: Effect, view: GenerationView) -> dict[str, Any]:
@@ -211,6 +232,43 @@ class SlackCalls:
             )
         )
 
+    async def delete_message(self, channel_id: str, ts: str) -> str:
+        """chat.delete of one of the bot's messages (JSON; `chat:write` covers the bot's
+        own messages, https://docs.slack.dev/reference/methods/chat.delete). Returns
+        "deleted", "gone" (`message_not_found`: deleted already) or Slack's refusal code
+        (`cant_delete_message`, …). Raises PublishError when a later try may work."""
+        return await self._delete(
+            lambda c: c.chat_delete(channel=channel_id, ts=ts), GONE_MESSAGE, REFUSED_MESSAGE
+        )
+
+    async def delete_file(self, file_id: str) -> str:
+        """files.delete of one of the bot's files (needs `files:write`; a bot may delete
+        only files it uploaded, https://docs.slack.dev/reference/methods/files.delete).
+        Returns "deleted", "gone" (`file_not_found`, `file_deleted`) or Slack's refusal code
+        (`cant_delete_file`, …). Raises PublishError when a later try may work."""
+        return await self._delete(lambda c: c.files_delete(file=file_id), GONE_FILE, REFUSED_FILE)
+
+    async def _delete(
+        self,
+        call: Callable[[AsyncWebClient], Awaitable[Any]],
+        gone: frozenset[str],
+        refused: frozenset[str],
+    ) -> str:
+        client = await self._client_for()
+        try:
+            await call(client)
+        except SlackApiError as err:
+            data = err.response.data
+            code = str(data.get("error", "")) if isinstance(data, dict) else ""
+            if code in gone:
+                return "gone"
+            if code in refused or code in UNREACHABLE:
+                return code
+            raise _translate(err) from err
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise _translate(err) from err
+        return "deleted"
+
     async def send_dm(self, user_id: str, text: str) -> None:
         """chat.postMessage with `channel` set to a user id: a message in the app's DM with
         that person (Slack opens it; https://docs.slack.dev/reference/methods/chat.postMessage,
@@ -236,6 +294,16 @@ class ReviewCalls(SlackCalls):
             return None
         users = response.get("users")
         return frozenset(str(u) for u in users) if isinstance(users, list) else None
+
+    async def groups_of(self, group_ids: frozenset[str], user_id: str) -> frozenset[str]:
+        """Which of `group_ids` `user_id` is in (`usergroup_members` per group; a group
+        Slack will not list counts as "not a member")."""
+        found = set()
+        for group in sorted(group_ids):
+            members = await self.usergroup_members(group)
+            if members is not None and user_id in members:
+                found.add(group)
+        return frozenset(found)
 
     async def find_gallery_post(self, channel_id: str, image_id: int) -> str | None:
         """The ts of a gallery post already made for `image_id` (found by its message
@@ -286,6 +354,26 @@ class ReviewCalls(SlackCalls):
             log.warning("views.open failed: %s", err)
             return None
         return str((response.get("view") or {}).get("id") or "") or None
+
+    async def member_channels(self, user_id: str) -> frozenset[str]:
+        """users.conversations (query arguments, slack_sdk's typed method; `channels:read` /
+        `groups:read`): the public and private channels `user_id` is a member of, as far as
+        the bot can see them (at most HOME_CHANNEL_PAGES pages of 200). Empty when Slack
+        will not say: the caller then lists nothing channel-bound, the safe side.
+        https://docs.slack.dev/reference/methods/users.conversations"""
+        found: set[str] = set()
+        cursor: str | None = None
+        for _ in range(HOME_CHANNEL_PAGES):
+            try:
+                page = await self._call(partial(_user_channels, user_id, cursor))
+            except (PublishError, ChannelUnreachable) as err:
+                log.warning("users.conversations failed: %s", err)
+                return frozenset()
+            found.update(str(c["id"]) for c in page.get("channels") or [] if c.get("id"))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return frozenset(found)
 
     async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
         """views.publish of a person's App Home tab
@@ -420,6 +508,12 @@ class SlackPublisher(ReviewCalls):
                 metadata=metadata(Effect.RESULT, view),
             )
         )
+
+    async def mention_reviewers(self, view: GenerationView) -> str:
+        """chat.postMessage in the thread mentioning the policy's reviewers (`<@U…>` and
+        `<!subteam^S…>`, which notify them), tagged Effect.MENTION; returns its ts."""
+        text = messages.reviewers_wanted(view.review, view.version)
+        return await self._post(view, Effect.MENTION, thread_ts=view.thread_ts, text=text)
 
     async def report_failure(self, view: GenerationView, failure: Failure) -> None:
         """A thread reply that says what failed and what to do."""

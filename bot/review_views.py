@@ -21,26 +21,32 @@ from core.review import MAX_COMMENT_CHARS
 REQUEST_CHANGES_VIEW = "request_changes"
 COMMENT_BLOCK = "comment"
 COMMENT_ACTION = "comment"
-METADATA = re.compile(r"([0-9]{1,18}):([0-9]{1,3}):([A-Z0-9]{1,20})", re.ASCII)
+METADATA = re.compile(r"([0-9]{1,18}):([0-9]{1,3}):([A-Z0-9]{1,20})(:home)?", re.ASCII)
 
 
 @dataclass(frozen=True)
 class ChangeTarget:
-    """What a Request changes modal is about: generation, image (0-based), channel."""
+    """What a Request changes modal (or a Home tab button) is about: generation, image
+    (0-based), channel, and whether the click came from the Home tab (refresh it after)."""
 
     generation_id: int
     index: int
     channel_id: str
+    from_home: bool = False
 
     def metadata(self) -> str:
-        """The modal's `private_metadata`."""
-        return f"{self.generation_id}:{self.index}:{self.channel_id}"
+        """The modal's `private_metadata` (also the Home tab buttons' `value`):
+        "<generation id>:<index>:<channel id>[:home]"."""
+        home = ":home" if self.from_home else ""
+        return f"{self.generation_id}:{self.index}:{self.channel_id}{home}"
 
     @classmethod
     def parse(cls, metadata: Any) -> ChangeTarget | None:
         """Read `private_metadata` back; None when it is not ours."""
         found = METADATA.fullmatch(metadata) if isinstance(metadata, str) else None
-        return cls(int(found[1]), int(found[2]), found[3]) if found else None
+        if not found or int(found[1]) < 1:
+            return None
+        return cls(int(found[1]), int(found[2]), found[3], bool(found[4]))
 
 
 def _plain(text: str, limit: int = 24) -> dict[str, Any]:

@@ -54,6 +54,10 @@ class RoutedPublisher:
         """See SlackPublisher.update_result."""
         await self._for(view).update_result(view)
 
+    async def mention_reviewers(self, view: GenerationView) -> str:
+        """See SlackPublisher.mention_reviewers."""
+        return await self._for(view).mention_reviewers(view)
+
     async def report_failure(self, view: GenerationView, failure: Failure) -> None:
         """See SlackPublisher.report_failure."""
         await self._for(view).report_failure(view, failure)

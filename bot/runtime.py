@@ -39,7 +39,7 @@ class Runtime:
     bolt: AsyncApp
     socket_mode: bool = False
     moderator: Moderator | None = None  # the content policy (None: MODERATION=off)
-    retention: RetentionTask | None = None  # the daily retention sweep (serve only)
+    retention: RetentionTask | None = None  # the daily retention sweep (bot.worker)
     # Group commit of new sessions (issue 13; SQLite only): None = one transaction each.
     writer: CommandWriter[StartRequest, int] | None = None
 

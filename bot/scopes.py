@@ -20,6 +20,7 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "files.getUploadURLExternal": frozenset({"files:write"}),
     "files.completeUploadExternal": frozenset({"files:write"}),
     "files.info": frozenset({"files:read"}),
+    "files.delete": frozenset({"files:write"}),
     "conversations.info": frozenset({"channels:read", "groups:read", "im:read", "mpim:read"}),
     "conversations.history": frozenset(
         {"channels:history", "groups:history", "im:history", "mpim:history"}
@@ -32,10 +33,12 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "views.open": frozenset(),
     "views.update": frozenset(),
     "views.publish": frozenset(),
+    "users.conversations": frozenset({"channels:read", "groups:read", "im:read", "mpim:read"}),
 }
 """Required bot scopes of every Web API method the bot may call (from Slack's method pages)."""
 
-EVENT_SCOPES: dict[str, str] = {
+EVENT_SCOPES: dict[str, str | None] = {
+    "app_home_opened": None,  # no scope: https://docs.slack.dev/reference/events/app_home_opened
     "app_mention": "app_mentions:read",
     "message.channels": "channels:history",
     "message.groups": "groups:history",
@@ -47,13 +50,15 @@ EVENT_SCOPES: dict[str, str] = {
 BOT_SCOPES: dict[str, str] = {
     "app_mentions:read": "see `@imagine <prompt>` mentions in channels",
     "channels:history": "see replies in threads in public channels",
-    "channels:read": "check that the bot is in a public channel (`imagine-bot doctor`)",
-    "chat:write": "post the thread, the status, the results and private messages",
+    "channels:read": "check that the bot is in a public channel (`imagine-bot doctor`); "
+    "list only channels a person is in on their Home tab (`users.conversations`)",
+    "chat:write": "post (and on forget-me delete) the thread, status, results, private notes",
     "commands": "the `/imagine` slash command",
     "files:read": "download the images people post in a thread",
-    "files:write": "upload the generated images into the thread",
+    "files:write": "upload the generated images into the thread; delete them on forget-me",
     "groups:history": "see replies in threads in private channels",
-    "groups:read": "check that the bot is in a private channel (`imagine-bot doctor`)",
+    "groups:read": "check that the bot is in a private channel (`imagine-bot doctor`); "
+    "the same for private channels on the Home tab (`users.conversations`)",
     "users:read": "tell workspace admins and owners (`users.info`) for admin-only settings",
     "usergroups:read": "judge approvals by user group reviewers (`usergroups.users.list`)",
 }

@@ -1,4 +1,5 @@
-"""`imagine-bot worker`: the job engine alone, beside any number of web processes.
+"""`imagine-bot worker`: the job engine (and the daily retention sweep), beside any number
+of web processes.
 
 A worker needs the database, the image store, the provider and a Slack Web API client for
 its publisher (posting threads, uploading images); it serves no HTTP and has no Bolt app,
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -23,24 +25,53 @@ from core.config import Settings
 from core.db.jobs import Maker
 from core.jobs import EngineConfig, JobEngine
 from core.moderation import Moderator
+from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
-from core.store import ImageStore
+from core.store import ImageStore, open_store
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Worker:
+    """What an `imagine-bot worker` process runs: its job engine (with the image store it
+    writes to) and the daily retention sweep (RETENTION_DAYS; `retention_task`)."""
+
+    jobs: JobEngine
+    store: ImageStore
+    retention: RetentionTask
+
+    def start(self) -> None:
+        """Start the job engine and the retention sweep."""
+        self.jobs.start()
+        self.retention.start()
+
+    async def stop(self) -> None:
+        """Stop both (the engine releases its leases) and close the provider, the moderation
+        client and the database connections."""
+        await self.retention.stop()
+        await self.jobs.stop()
+        await self.jobs.ctx.provider.aclose()
+        if self.jobs.ctx.moderator is not None:
+            await self.jobs.ctx.moderator.aclose()
+        bind = self.jobs.ctx.sm.kw.get("bind")
+        if bind is not None:
+            await bind.dispose()
+
+
 def build_worker(
     settings: Settings, *, provider: ImageProvider | None = None, owner: str | None = None
-) -> tuple[JobEngine, ImageStore]:
-    """A JobEngine (not started) wired from `settings`: its own database engine, image store,
-    provider (or `provider`) and a Slack publisher over SLACK_BOT_TOKEN at SLACK_API_URL.
-    Raises SettingsError when SLACK_BOT_TOKEN is missing (and OAuth is not set)."""
+) -> Worker:
+    """A Worker (not started) wired from `settings`: its own database engine, image store,
+    provider (or `provider`), a Slack publisher over SLACK_BOT_TOKEN at SLACK_API_URL, and
+    the retention sweep. Raises SettingsError when SLACK_BOT_TOKEN is missing (and OAuth
+    is not set)."""
     if not settings.oauth:
         settings.require("slack_bot_token")
     engine = db.create_engine(settings.database_url)
     sm = db.sessionmaker(engine)
-    store = ImageStore(settings.image_store_dir)
+    store = open_store(settings)
     # As in `serve`: no connection-error retries inside slack_sdk (the engine's retry finds
     # a post whose answer was lost); in OAuth mode each workspace's token from its install.
     token = settings.slack_bot_token
@@ -52,7 +83,15 @@ def build_worker(
     installations = oauth_flow(settings, engine, client)[1] if settings.oauth else None
     publisher = SlackPublisher(client, workspaces=Workspaces(client, installations))
     jobs = job_engine(settings, sm, store, provider or build_provider(settings), publisher, owner)
-    return jobs, store
+    return Worker(jobs, store, retention_task(settings, sm, store))
+
+
+def retention_task(settings: Settings, sm: Maker, store: ImageStore) -> RetentionTask:
+    """The daily retention sweep (RETENTION_DAYS; not started) of a `serve` or `worker`
+    process, deleting files from `store`: the one place it is built. Every such process
+    sweeps; a sweep is idempotent, so several processes on one database only repeat work
+    that finds nothing left."""
+    return RetentionTask(sm, settings.retention_days, store=store)
 
 
 def job_engine(
@@ -79,21 +118,18 @@ def job_engine(
 
 
 async def run_worker(settings: Settings) -> None:
-    """Check the database and the token (`preflight`), then run the engine until SIGINT or
-    SIGTERM; on the way out its leases are released so another worker resumes at once."""
+    """Check the database and the token (`preflight`), then run the engine and the
+    retention sweep until SIGINT or SIGTERM; on the way out the engine's leases are
+    released so another worker resumes at once."""
     await preflight(settings)
-    jobs, _store = build_worker(settings)
+    worker = build_worker(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    jobs.start()
-    log.info("worker %s running (provider: %s)", jobs.owner, jobs.ctx.provider.label)
+    worker.start()
+    log.info("worker %s running (provider: %s)", worker.jobs.owner, worker.jobs.ctx.provider.label)
     try:
         await stop.wait()
     finally:
-        await jobs.stop()
-        await jobs.ctx.provider.aclose()
-        bind = jobs.ctx.sm.kw.get("bind")
-        if bind is not None:
-            await bind.dispose()
+        await worker.stop()

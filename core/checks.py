@@ -25,6 +25,7 @@ from core import db
 from core.config import Settings
 from core.providers import openai as openai_provider
 from core.providers import toapis as toapis_provider
+from core.store import S3ImageStore, open_store
 
 SHUTDOWN_WARNING_DAYS = 30
 """A model whose `shutdown_date` is this close (days) or past fails the provider check."""
@@ -83,7 +84,8 @@ async def check_database(settings: Settings) -> Check:
 
 
 async def check_image_store(settings: Settings) -> Check:
-    """Create IMAGE_STORE_DIR if needed and write, then delete, a small file in it."""
+    """Create IMAGE_STORE_DIR if needed and write, then delete, a small file in it; with
+    IMAGE_STORE_URL also a small object in the bucket."""
     folder = settings.image_store_dir
 
     def probe() -> None:
@@ -101,7 +103,21 @@ async def check_image_store(settings: Settings) -> Check:
             f"{folder}: {err.strerror or type(err).__name__}",
             "point IMAGE_STORE_DIR at a folder this user may write to",
         )
-    return Check("image store writable", True, str(folder))
+    if not settings.image_store_url:
+        return Check("image store writable", True, str(folder))
+    try:
+        store = open_store(settings)
+        if isinstance(store, S3ImageStore):
+            await store.probe()
+    except Exception as err:  # obstore's errors: unreachable, no bucket, denied, …
+        return Check(
+            "image store writable",
+            False,
+            f"{settings.image_store_url}: {type(err).__name__}: {str(err)[:200]}",
+            "check IMAGE_STORE_URL, S3_ENDPOINT_URL and the AWS_* credentials (and the s3 "
+            "extra): the bucket must exist and allow put and delete",
+        )
+    return Check("image store writable", True, store.describe())
 
 
 async def check_provider(settings: Settings, *, now: datetime | None = None) -> Check:

@@ -149,6 +149,36 @@ class Settings(BaseSettings):
     # The same person asking for the same prompt and flags in the same channel within this
     # many seconds is asked to confirm instead of queueing a second job (0 turns it off).
     duplicate_window_seconds: float = Field(default=120.0, ge=0)
+    # Team review, gallery retries (issue 10): a gallery post Slack refused (bot not in the
+    # channel, channel gone, rate limits, network) is tried again after this many seconds,
+    # doubling up to the cap, and given up after that many tries.
+    gallery_retry_seconds: float = Field(default=30.0, gt=0)
+    gallery_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    gallery_retry_attempts: int = Field(default=30, ge=1)
+
+    # Scale-out (issue 14): a shared image store. IMAGE_STORE_URL=s3://bucket/prefix keeps
+    # images in an S3 (or compatible) bucket, with IMAGE_STORE_DIR as this machine's cache;
+    # S3_ENDPOINT_URL names a compatible store (MinIO, R2, …). Credentials and region come
+    # from the usual AWS_* variables.
+    image_store_url: str | None = None
+    s3_endpoint_url: str | None = None
+
+    @field_validator("image_store_url")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("must be an object store URL such as s3://bucket/prefix")
+        return value.strip().rstrip("/")
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://s3.example.com")
+        return value or None
 
     @field_validator("slack_api_url")
     @classmethod

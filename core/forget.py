@@ -6,14 +6,19 @@ snapshots and posted images are deleted (rows, and the files no row still uses),
 person's name is replaced by `FORGOTTEN` in what remains (usage rows keep their model,
 size and cost as anonymous totals; sessions, styles), their approvals are anonymised, not
 removed (other people's review history stays true), and audit rows lose their user id.
-It returns the Slack messages and files of the bot to delete; the caller deletes them.
+The bot's messages and files in those sessions are recorded for deletion in the same
+transaction (`pending_deletions`), before any is deleted; `run_deletions` then deletes
+them through a caller-given deleter, claiming each one first, so a restart or a second
+confirmation never deletes anything twice. `preview` counts what `forget` would remove.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import policy as policy_db
@@ -25,9 +30,16 @@ from core.models import (
     AuditRow,
     GenerationRow,
     GenerationState,
+    ImageRow,
     SessionRow,
     StyleRow,
 )
+from core.ports import ChannelUnreachable, PublishError
+from core.store import ImageStore
+
+log = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 120.0  # a deletion claimed longer ago than this was left by a crashed process
 
 
 @dataclass(frozen=True)
@@ -45,19 +57,17 @@ class ForgetReport:
     files: tuple[str, ...]
 
 
-async def forget(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: str) -> ForgetReport:
+async def forget(
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    user_id: str,
+    store: ImageStore | None = None,
+) -> ForgetReport:
     """Erase `user_id`'s data in workspace `team_id` (see the module doc). Running
-    generations among them are cancelled. Returns the ForgetReport."""
+    generations among them are cancelled; unused files go from `store` (None: files on this
+    machine). Returns the ForgetReport."""
     async with sm.begin() as db:
-        own = list(
-            (
-                await db.scalars(
-                    select(SessionRow.id).where(
-                        SessionRow.team_id == team_id, SessionRow.owner_user_id == user_id
-                    )
-                )
-            ).all()
-        )
+        own = await _own_sessions(db, team_id, user_id)
         generations = await _generations(db, team_id, user_id, own)
         messages = await _bot_messages(db, own, generations)
         images, image_paths, files = await repo.drop_images(db, generations, keep_approved=False)
@@ -67,6 +77,8 @@ async def forget(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: st
         )
         prompts = await repo.blank_prompts(db, generations)
         await _anonymise(db, user_id, own, generations)
+        await repo.anonymise_records(db, team_id, user_id, FORGOTTEN)
+        await repo.record_deletions(db, team_id, messages, files)
         approvals = await db.execute(
             update(ApprovalRow).where(ApprovalRow.user_id == user_id).values(user_id=FORGOTTEN)
         )
@@ -82,8 +94,18 @@ async def forget(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: st
         )
         counts = {k: v for k, v in report.__dict__.items() if isinstance(v, int)}
         await policy_db.audit(db, "forget_me", team_id=team_id, detail=counts)
-    await policy_db.delete_unused_files(sm, image_paths + input_paths + attachment_paths)
+    await policy_db.delete_unused_files(sm, image_paths + input_paths + attachment_paths, store)
     return report
+
+
+async def _own_sessions(db: AsyncSession, team_id: str, user_id: str) -> list[int]:
+    """The sessions the person started in the workspace."""
+    found = await db.scalars(
+        select(SessionRow.id).where(
+            SessionRow.team_id == team_id, SessionRow.owner_user_id == user_id
+        )
+    )
+    return list(found.all())
 
 
 async def _generations(db: AsyncSession, team_id: str, user_id: str, own: list[int]) -> list[int]:
@@ -151,3 +173,93 @@ async def _anonymise(
         update(StyleRow).where(StyleRow.created_by == user_id).values(created_by=FORGOTTEN)
     )
     await db.execute(update(AuditRow).where(AuditRow.user_id == user_id).values(user_id=None))
+
+
+@dataclass(frozen=True)
+class ForgetPreview:
+    """What `forget` would remove now (counts): the person's sessions, the generations
+    they asked for or that are in their sessions, those generations' images, and the
+    images they posted."""
+
+    sessions: int
+    generations: int
+    images: int
+    attachments: int
+
+    @property
+    def empty(self) -> bool:
+        """Whether there is nothing to forget."""
+        return not (self.sessions or self.generations or self.images or self.attachments)
+
+
+async def preview(
+    sm: async_sessionmaker[AsyncSession], team_id: str, user_id: str
+) -> ForgetPreview:
+    """Count what `forget(sm, team_id, user_id)` would remove (read only)."""
+    async with sm() as db:
+        own = await _own_sessions(db, team_id, user_id)
+        generations = await _generations(db, team_id, user_id, own)
+        images = await db.scalar(
+            select(func.count()).where(ImageRow.generation_id.in_(generations))
+        )
+        attachments = await db.scalar(
+            select(func.count()).where(
+                or_(AttachmentRow.session_id.in_(own), AttachmentRow.posted_by == user_id)
+            )
+        )
+    return ForgetPreview(len(own), len(generations), int(images or 0), int(attachments or 0))
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """One of the bot's platform messages (`kind` "message", in `channel_id`, `ref` its
+    ts) or files (`kind` "file", `ref` its id) to delete."""
+
+    kind: str
+    channel_id: str
+    ref: str
+
+
+Deleter = Callable[[Deletion], Awaitable[str]]
+"""Deletes one Deletion on the platform; returns "deleted", "gone" (already deleted) or
+the platform's refusal code; raises core.ports.PublishError when a later try may work."""
+
+
+@dataclass(frozen=True)
+class DeletionCounts:
+    """What one `run_deletions` did: deleted, already gone, refused, left for a later try."""
+
+    deleted: int = 0
+    gone: int = 0
+    refused: int = 0
+    retry: int = 0
+
+
+async def run_deletions(
+    sm: async_sessionmaker[AsyncSession], team_id: str, delete: Deleter
+) -> DeletionCounts:
+    """Make the recorded deletions of `team_id` that are not done, each claimed in its own
+    transaction before `delete` is called and marked done after it (a refusal is done
+    too: no later try would work; ChannelUnreachable counts as a refusal). A deletion that
+    another caller claimed within CLAIM_SECONDS is left to it. Returns the counts."""
+    async with sm() as db:
+        due = await repo.due_deletions(db, team_id, await repo.db_clock(db) - CLAIM_SECONDS)
+    tally = {"deleted": 0, "gone": 0, "refused": 0, "retry": 0}
+    for deletion_id, kind, channel_id, ref in due:
+        async with sm.begin() as db:
+            stale = await repo.db_clock(db) - CLAIM_SECONDS
+            if not await repo.claim_deletion(db, deletion_id, stale):
+                continue
+        outcome: str | None
+        try:
+            outcome = await delete(Deletion(kind, channel_id, ref))
+        except ChannelUnreachable as err:
+            outcome = err.reason
+        except PublishError as err:
+            log.warning("deleting a %s failed, to be tried again: %s", kind, err)
+            outcome = None
+        async with sm.begin() as db:
+            await repo.finish_deletion(db, deletion_id, outcome)
+        key = "retry" if outcome is None else outcome if outcome in tally else "refused"
+        tally[key] += 1
+    return DeletionCounts(**tally)

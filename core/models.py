@@ -343,7 +343,9 @@ class ChangeRequestRow(Base):
 
 class GalleryPostRow(Base):
     """The intent to publish a fully approved image to a gallery channel, recorded before
-    the post (one per image): pending → posting (claimed) → posted, or unreachable."""
+    the post (one per image): pending → posting (claimed) → posted. A refused post goes
+    back to pending with `attempts` counted, `next_attempt_at` (UTC epoch seconds, None:
+    now) and the platform's `last_error`; after too many tries it is "unreachable"."""
 
     __tablename__ = "gallery_posts"
 
@@ -355,6 +357,9 @@ class GalleryPostRow(Base):
     message_ts: Mapped[str | None] = mapped_column(String(32), default=None)
     claimed_at: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class AuditRow(Base):
@@ -452,3 +457,32 @@ class BudgetAlertRow(Base):
     limit_usd: Mapped[float] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float, server_default=db_now())
     sent_at: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+# ---------------------------------------------------------------------------------------
+# Privacy (issue 12): the bot's own Slack messages and files to delete after a forget-me.
+# ---------------------------------------------------------------------------------------
+
+
+class DeletionRow(Base):
+    """One platform message (`kind` "message": `channel_id` and `ref` = its ts) or file
+    (`kind` "file": `ref` = the file id, `channel_id` "") of the bot to delete, recorded in
+    the forget-me transaction, before any deletion is made. A deleter claims it
+    (`claimed_at`, `attempts`) before the call and sets `done_at` and `outcome` ("deleted",
+    "gone", or the platform's refusal code) after it, so a restart never deletes twice."""
+
+    __tablename__ = "pending_deletions"
+    __table_args__ = (
+        UniqueConstraint("team_id", "kind", "channel_id", "ref", name="uq_pending_deletions_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+    claimed_at: Mapped[float | None] = mapped_column(Float, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    done_at: Mapped[float | None] = mapped_column(Float, default=None)
+    outcome: Mapped[str | None] = mapped_column(String(32), default=None)

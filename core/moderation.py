@@ -7,7 +7,11 @@
   list of `{"type": "text", "text"}` / `{"type": "image_url", "image_url": {"url"}}` parts;
   the answer is `{"id", "model", "results": [{"flagged", "categories": {name: bool},
   "category_scores": {name: float}, "category_applied_input_types": {…}}]}`). Retried with
-  backoff (honouring Retry-After) within a time budget that keeps Slack's 3-second ack.
+  backoff (honouring Retry-After) within a time budget that keeps Slack's 3-second ack,
+  behind a circuit breaker like the image calls' (core.breaker, PROVIDER_BREAKER_*): after
+  that many consecutive retryable failures OpenAI is not asked for the cool-off (one probe
+  after it), so every check meanwhile answers at once as "unavailable" and
+  MODERATION_FAIL decides.
 - `Moderator`: the policy the settings describe (mode, fail open/closed, images, results).
 - `check_request` / `check_reply`: the one-line checks `core.sessions.start` and
   `core.refinement.take_reply` make; a refusal raises `ModerationRefused` (the audit row is
@@ -36,6 +40,7 @@ from tenacity import (
     stop_after_delay,
 )
 
+from core.breaker import CircuitBreaker
 from core.config import SettingsError
 from core.db import policy as policy_db
 from core.db import refinement as threads
@@ -58,7 +63,9 @@ class ModerationRefused(Exception):
 
     `categories`: the policy categories that flagged it ("violence", "blocklist", …);
     `terms`: the words the blocklist matched, as the person typed them;
-    `unavailable`: True when moderation could not answer and MODERATION_FAIL=closed.
+    `unavailable`: True when moderation could not answer and MODERATION_FAIL=closed;
+    `retry_after`: then, seconds until it will be asked again (the breaker's cool-off), or
+    None when unknown.
     """
 
     def __init__(
@@ -67,11 +74,13 @@ class ModerationRefused(Exception):
         terms: Sequence[str] = (),
         *,
         unavailable: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__("moderation unavailable" if unavailable else ", ".join(categories))
         self.categories = tuple(categories)
         self.terms = tuple(terms)
         self.unavailable = unavailable
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,8 @@ class OpenAIModeration:
         budget_seconds: longest time one `check` may take, tries and waits included.
         attempts: most tries of one call. Raises ProviderError (kinds as for image calls)
             once they are spent or for an error no retry helps.
+        breaker: the circuit breaker every try reports to (default: 5 failures, 60 s);
+            while it is open `check` raises ProviderError(UNAVAILABLE) without a call.
     """
 
     def __init__(
@@ -144,9 +155,11 @@ class OpenAIModeration:
         *,
         budget_seconds: float = BUDGET_SECONDS,
         attempts: int = ATTEMPTS,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.budget_seconds = budget_seconds
         self.attempts = attempts
+        self.breaker = breaker or CircuitBreaker(5, 60.0)
         self.http = ProviderHTTP("OpenAI moderation", api_key, base_url, budget_seconds)
 
     async def check(self, text: str, images: Sequence[bytes] = ()) -> Verdict:
@@ -171,16 +184,35 @@ class OpenAIModeration:
             hint = error.retry_after if isinstance(error, ProviderError) else None
             return min(hint if hint is not None else 0.2 * 2**state.attempt_number, 1.0)
 
+        def retryable(error: BaseException) -> bool:  # not once the breaker opened
+            kind = error.kind if isinstance(error, ProviderError) else None
+            return kind is not None and kind.retryable and self.breaker.state == "closed"
+
         retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.kind.retryable),
+            retry=retry_if_exception(retryable),
             stop=stop_after_attempt(self.attempts) | stop_after_delay(budget),
             wait=wait,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                return await self._call(parts)
+                return await self._guarded(parts)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _guarded(self, parts: list[dict[str, Any]]) -> list[str]:
+        """One try through the circuit breaker: refused at once while it is open, and its
+        outcome recorded (core.breaker.CircuitBreaker.record_result)."""
+        if not self.breaker.allow():
+            wait = self.breaker.retry_in()
+            message = f"OpenAI moderation keeps failing; not asked again for {wait:.0f} s"
+            raise ProviderError(ErrorKind.UNAVAILABLE, message, retry_after=wait)
+        try:
+            flagged = await self._call(parts)
+        except BaseException as err:
+            self.breaker.record_result(err)
+            raise
+        self.breaker.record_result(None)
+        return flagged
 
     async def _call(self, parts: list[dict[str, Any]]) -> list[str]:
         """One `POST moderations`; the flagged category names."""
@@ -259,7 +291,10 @@ class Moderator:
         if settings.moderation == "openai":
             settings.require("openai_api_key")
             key = settings.openai_api_key.get_secret_value()
-            openai = OpenAIModeration(key, settings.openai_base_url)
+            breaker = CircuitBreaker(
+                settings.provider_breaker_failures, settings.provider_breaker_cooloff_seconds
+            )
+            openai = OpenAIModeration(key, settings.openai_base_url, breaker=breaker)
         return cls(
             blocklist,
             openai,
@@ -282,7 +317,7 @@ class Moderator:
             log.warning("moderation unavailable (%s): %s", err.kind, err.detail or err.message)
             if self.fail_open:
                 return CLEAN
-            raise ModerationRefused(unavailable=True) from None
+            raise ModerationRefused(unavailable=True, retry_after=err.retry_after) from None
 
     async def review_results(self, images: Sequence[bytes]) -> Verdict:
         """The verdict on generated images (MODERATION_RESULTS=on with MODERATION=openai).

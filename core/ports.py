@@ -63,6 +63,8 @@ class Effect(StrEnum):
     UPLOAD: the generation's images shared into the thread.
     RESULT: the result message (buttons) in the thread.
     FAILURE: the failure report in the thread (tagged, not resumed: the job is terminal).
+    MENTION: the thread reply that calls the channel's reviewers (issue 10), made once per
+        session: by the first version posted under a policy with named reviewers.
     """
 
     ROOT = "root"
@@ -70,6 +72,7 @@ class Effect(StrEnum):
     UPLOAD = "upload"
     RESULT = "result"
     FAILURE = "failure"
+    MENTION = "mention"
 
 
 class UploadState(StrEnum):
@@ -289,6 +292,11 @@ class Publisher(Protocol):
 
     async def post_result(self, view: GenerationView) -> str:
         """Post the result message (images by file id, buttons); return its ts."""
+        ...
+
+    async def mention_reviewers(self, view: GenerationView) -> str:
+        """Post the thread reply that calls `view.review`'s reviewers (people and groups,
+        notified) to the version waiting for them; tagged Effect.MENTION; return its ts."""
         ...
 
     async def report_failure(self, view: GenerationView, failure: Failure) -> None:

@@ -9,8 +9,6 @@ server. Times are UTC epoch seconds; `now` is injected so tests can move the clo
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db import policy as policy_db
 from core.db import privacy as repo
 from core.models import AttachmentRow
+from core.periodic import Periodic
+from core.store import ImageStore
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,14 @@ class SweepReport:
 
 
 async def sweep(
-    sm: async_sessionmaker[AsyncSession], days: float | None, now: float | None = None
+    sm: async_sessionmaker[AsyncSession],
+    days: float | None,
+    now: float | None = None,
+    store: ImageStore | None = None,
 ) -> SweepReport:
     """Apply retention at time `now` (default: the wall clock). `days` None keeps session
     data (only old deliveries are pruned). Returns the counts, also written to the audit
-    trail (action "retention")."""
+    trail (action "retention"). Files go from `store` (None: files on this machine)."""
     now = time.time() if now is None else now
     async with sm.begin() as db:
         deliveries = await repo.prune_deliveries(db, now - DELIVERY_KEEP_SECONDS)
@@ -60,7 +63,8 @@ async def sweep(
             db, AttachmentRow.session_id.in_(sessions)
         )
         prompts = await repo.blank_prompts(db, generations)
-    files = await policy_db.delete_unused_files(sm, image_paths + input_paths + attachment_paths)
+    paths = image_paths + input_paths + attachment_paths
+    files = await policy_db.delete_unused_files(sm, paths, store)
     report = SweepReport(len(sessions), images, inputs, attachments, prompts, files, deliveries)
     if images or inputs or attachments or prompts:
         async with sm.begin() as db:
@@ -69,11 +73,13 @@ async def sweep(
     return report
 
 
-class RetentionTask:
+class RetentionTask(Periodic):
     """Runs `sweep` now and then every `interval` seconds (a day) until stopped.
 
     A failed sweep is logged and tried again at the next interval. `clock` gives the time
-    each sweep uses (UTC epoch seconds)."""
+    each sweep uses (UTC epoch seconds); `store` is the image store files are deleted from."""
+
+    name = "retention sweep"
 
     def __init__(
         self,
@@ -82,29 +88,12 @@ class RetentionTask:
         *,
         interval: float = DAY,
         clock: Callable[[], float] = time.time,
+        store: ImageStore | None = None,
     ) -> None:
-        self.sm, self.days, self.interval, self.clock = sm, days, interval, clock
-        self._task: asyncio.Task[None] | None = None
-        self.runs = 0
+        super().__init__(interval)
+        self.sm, self.days, self.clock = sm, days, clock
+        self.store = store
 
-    def start(self) -> None:
-        """Start the loop (once)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="retention")
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await sweep(self.sm, self.days, self.clock())
-            except Exception:
-                log.exception("retention sweep failed; next try in %.0f s", self.interval)
-            self.runs += 1
-            await asyncio.sleep(self.interval)
-
-    async def stop(self) -> None:
-        """Stop the loop and wait for it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def run_once(self) -> None:
+        """One sweep at `clock()`."""
+        await sweep(self.sm, self.days, self.clock(), self.store)

@@ -8,6 +8,7 @@ use case is one transaction over plain data; every change is an audit row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,6 +20,7 @@ from core.db.review import AuditEntry, GalleryJob
 from core.db.views import load_view
 from core.policy import DEFAULT_POLICY, Policy, PolicyInvalid, validate
 from core.ports import GenerationView
+from core.schedule import backoff
 from core.sessions import ActionRefused, Conversation, Refusal, check_target
 
 __all__ = [
@@ -28,12 +30,15 @@ __all__ = [
     "ChangeRequest",
     "GalleryItem",
     "GalleryJob",
+    "GalleryRefused",
+    "GalleryRetry",
     "Policy",
     "PolicyInvalid",
     "audit_export",
     "claim_gallery",
     "finish_gallery",
     "gallery_item",
+    "gallery_refused",
     "get_policy",
     "link_change",
     "open_gallery_posts",
@@ -148,22 +153,78 @@ async def finish_gallery(
     async with sm.begin() as db:
         state = "posted" if unreachable is None else "unreachable"
         await review_db.finish_gallery(db, job.post_id, state, ts)
-        found = await sessions_db.target(db, job.generation_id)
-        channel_id = found.channel_id if found else job.channel_id
-        detail: dict[str, str | None] = {"gallery": job.channel_id, "ts": ts}
+        detail: dict[str, Any] = {"gallery": job.channel_id, "ts": ts}
         if unreachable is not None:
             detail = {"gallery": job.channel_id, "error": unreachable}
-        await review_db.add_audit(
-            db,
-            team_id=team_id,
-            channel_id=channel_id,
-            user_id=job.approver,
-            action="published" if unreachable is None else "publish_failed",
-            policy=await review_db.get_policy(db, team_id, channel_id),
-            generation_id=job.generation_id,
-            image_id=job.image_id,
-            detail=detail,
+        action = "published" if unreachable is None else "publish_failed"
+        await _audit_gallery(db, job, team_id, action, detail)
+
+
+async def _audit_gallery(
+    db: AsyncSession, job: GalleryJob, team_id: str, action: str, detail: dict[str, Any]
+) -> None:
+    """An audit row about a gallery post, in the image's own channel, by its approver."""
+    found = await sessions_db.target(db, job.generation_id)
+    channel_id = found.channel_id if found else job.channel_id
+    await review_db.add_audit(
+        db,
+        team_id=team_id,
+        channel_id=channel_id,
+        user_id=job.approver,
+        action=action,
+        policy=await review_db.get_policy(db, team_id, channel_id),
+        generation_id=job.generation_id,
+        image_id=job.image_id,
+        detail=detail,
+    )
+
+
+@dataclass(frozen=True)
+class GalleryRetry:
+    """How gallery posts are retried (from the settings): the first delay and the cap
+    (seconds), and how many tries before giving up."""
+
+    first_seconds: float = 30.0
+    max_seconds: float = 3600.0
+    max_attempts: int = 30
+
+
+@dataclass(frozen=True)
+class GalleryRefused:
+    """A refused gallery post as recorded: the try number (1 = the first refusal), the
+    seconds until the next try, and whether it was given up."""
+
+    attempts: int
+    delay: float
+    gave_up: bool
+
+
+async def gallery_refused(
+    sm: async_sessionmaker[AsyncSession],
+    job: GalleryJob,
+    *,
+    team_id: str,
+    error: str,
+    retry_after: float | None,
+    retry: GalleryRetry,
+) -> GalleryRefused:
+    """Record that the platform refused a claimed gallery post (`error`: its code, e.g.
+    "not_in_channel", "ratelimited"): the approval stands, the post is due again after a
+    backoff (at least `retry_after` seconds) or given up after `retry.max_attempts` tries.
+    The first refusal and the giving up are audited ("publish_failed")."""
+    attempts = job.attempts + 1
+    delay = backoff(attempts, retry.first_seconds, retry.max_seconds, retry_after)
+    gave_up = attempts >= retry.max_attempts
+    async with sm.begin() as db:
+        await review_db.retry_gallery(
+            db, job.post_id, attempts=attempts, error=error, delay=delay, give_up=gave_up
         )
+        if attempts == 1 or gave_up:
+            detail = {"gallery": job.channel_id, "error": error, "attempts": attempts}
+            await _audit_gallery(
+                db, job, team_id, "publish_failed", detail | {"retrying": not gave_up}
+            )
+    return GalleryRefused(attempts, delay, gave_up)
 
 
 async def open_gallery_posts(sm: async_sessionmaker[AsyncSession]) -> list[int]:

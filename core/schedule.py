@@ -61,3 +61,17 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
+
+
+def backoff(attempt: int, first: float, cap: float, retry_after: float | None = None) -> float:
+    """Seconds before retry number `attempt` (1-based) of something done outside a job (a
+    gallery post): `first` doubling per attempt up to `cap`, plus up to 10% of `first` of
+    jitter (tenacity's wait_exponential_jitter); at least `retry_after` when the platform
+    sent one."""
+    wait = wait_exponential_jitter(multiplier=first, exp_base=2, max=cap, jitter=first / 10)
+
+    class _State:  # the part of tenacity's RetryCallState that the wait strategy reads
+        attempt_number = max(1, attempt)
+
+    delay = float(wait(_State()))  # type: ignore[arg-type]
+    return max(delay, retry_after or 0.0)

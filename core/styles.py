@@ -44,6 +44,7 @@ __all__ = [
     "set_default",
     "show",
     "styled_prompt",
+    "validate",
 ]
 
 
@@ -95,13 +96,7 @@ async def save(
     Changing an existing style is for its creator or an admin. The fragment passes the
     content policy like a prompt. Raises StyleRefused (BAD_NAME, NO_TEXT, TOO_LONG,
     NOT_ALLOWED) or moderation.ModerationRefused."""
-    name, text = name.lower(), text.strip()
-    if not STYLE_NAME.fullmatch(name) or name == NONE:
-        raise StyleRefused(StyleProblem.BAD_NAME, name)
-    if not text:
-        raise StyleRefused(StyleProblem.NO_TEXT, name)
-    if len(text) > MAX_STYLE_TEXT:
-        raise StyleRefused(StyleProblem.TOO_LONG, name)
+    name, text = validate(name, text)
     await moderation.check_request(
         moderator, sm, team_id=team_id, channel_id=channel_id, user_id=user_id, text=text
     )
@@ -110,6 +105,20 @@ async def save(
         if existing and existing.created_by != user_id and not is_admin:
             raise StyleRefused(StyleProblem.NOT_ALLOWED, name)
         return await repo.save(db, team_id, name, text, user_id)
+
+
+def validate(name: str, text: str) -> tuple[str, str]:
+    """A style's name (lower case) and prompt fragment (stripped), checked. Raises
+    StyleRefused (BAD_NAME: letters, digits, - and _, up to 40, not "none"; NO_TEXT;
+    TOO_LONG: over MAX_STYLE_TEXT characters)."""
+    name, text = name.lower(), text.strip()
+    if not STYLE_NAME.fullmatch(name) or name == NONE:
+        raise StyleRefused(StyleProblem.BAD_NAME, name)
+    if not text:
+        raise StyleRefused(StyleProblem.NO_TEXT, name)
+    if len(text) > MAX_STYLE_TEXT:
+        raise StyleRefused(StyleProblem.TOO_LONG, name)
+    return name, text
 
 
 async def listing(sm: async_sessionmaker[AsyncSession], team_id: str) -> list[tuple[str, str, int]]:
@@ -125,9 +134,15 @@ async def show(sm: async_sessionmaker[AsyncSession], team_id: str, name: str) ->
 
 
 async def delete(
-    sm: async_sessionmaker[AsyncSession], team_id: str, name: str, user_id: str, is_admin: bool
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    name: str,
+    user_id: str,
+    is_admin: bool,
+    store: ImageStore | None = None,
 ) -> None:
-    """Delete a style (its creator or an admin) and its reference files no row still uses.
+    """Delete a style (its creator or an admin) and its reference files no row still uses
+    (from `store`; None: files on this machine).
     Generations already made with it keep their inputs. Raises StyleRefused (NOT_FOUND,
     NOT_ALLOWED)."""
     async with sm.begin() as db:
@@ -135,7 +150,7 @@ async def delete(
         if style.created_by != user_id and not is_admin:
             raise StyleRefused(StyleProblem.NOT_ALLOWED, style.name)
         paths = await repo.remove(db, style.style_id)
-    await policy_db.delete_unused_files(sm, paths)
+    await policy_db.delete_unused_files(sm, paths, store)
 
 
 async def add_reference(

@@ -40,6 +40,30 @@ def test_demo_runs_the_main_job_offline(
     assert {p.name for p in out.iterdir()} == shown | {"notes.txt"}
 
 
+def test_demo_review_shows_the_review_flow_with_modal_and_home(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOCAL_RENDER_SECONDS", "0.3")
+    code = main(["demo", "a lighthouse", "--review", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    # The settings modal, readable: its fields and buttons.
+    assert "Modal “Review settings” (open for @olive)" in printed
+    assert "Approvals needed: [ 1 ]" in printed and "[ Cancel ]  [ Save ]" in printed
+    assert "• Reviewers: @carol" in printed and "Gallery channel: #design-gallery" in printed
+    # The requester's own Approve is refused; the reviewer is called once in the thread.
+    assert "don't let people approve their own images. It can be approved by @carol" in printed
+    assert printed.count(":eyes: @carol: v1 is waiting for your review") == 1
+    # Carol's Home tab before and after she approves from it.
+    before, after = printed.split("──── @carol's Home tab, after ────")
+    assert "Home tab of @carol" in before and "[ Approve ]  [ Request changes ]" in before
+    assert "Nothing is waiting for your review." in after
+    assert "approved by @carol · See it in the gallery ↗" in after
+    assert "──── #design-gallery ────" in printed and "Versions: v1" in printed
+    assert re.search(r"\*Approved by @carol\* \w{3} \d\d at \d\d:\d\d UTC", printed)
+    assert (tmp_path / "v1-1.png").is_file()
+
+
 def test_demo_with_a_bad_flag_says_what_is_allowed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sqlalchemy import update
@@ -20,7 +21,11 @@ def _results(harness: Harness, thread_ts: str) -> list:  # type: ignore[type-arg
 async def test_restart_while_submitted_polls_the_same_task_and_posts_once(
     tmp_path: Path, database_url: str
 ) -> None:
-    provider = LocalProvider(render_seconds=2.0)
+    # The provider's clock stands still until the restart: the task cannot finish while
+    # the test stops the server, however slow a busy machine makes that (with a real clock
+    # and a 2 s render, a stop that took longer than 2 s let the old process post it).
+    now = [time.time()]
+    provider = LocalProvider(render_seconds=2.0, clock=lambda: now[0])
     harness = await Harness(tmp_path, database_url=database_url, provider=provider).start()
     try:
         await harness.imagine("a quiet harbour at night")
@@ -31,6 +36,7 @@ async def test_restart_while_submitted_polls_the_same_task_and_posts_once(
 
         await harness.stop()  # the server goes down mid-task
         assert (await harness.generation(generation.id)).state == S.SUBMITTED
+        now[0] += 2.5  # the render time passes while it is down
         await harness.start()  # a new process, same database, a new engine owner
 
         done = await harness.wait_state(generation.id, S.POSTED)
@@ -75,7 +81,8 @@ async def test_restart_after_completion_posts_the_stored_result_once(
 async def test_job_of_a_dead_worker_is_finished_after_its_lease_expires(
     tmp_path: Path, database_url: str
 ) -> None:
-    provider = LocalProvider(render_seconds=1.0)
+    now = [time.time()]  # stands still until the crash (see the first test)
+    provider = LocalProvider(render_seconds=1.0, clock=lambda: now[0])
     harness = await Harness(
         tmp_path, database_url=database_url, provider=provider, job_lease_seconds=1.5
     ).start()
@@ -93,6 +100,7 @@ async def test_job_of_a_dead_worker_is_finished_after_its_lease_expires(
         dead_owner_row = await harness.generation(generation.id)
         assert dead_owner_row.lease_owner == "dead-worker"
         await harness.stop(crash=True)
+        now[0] += 1.5
         await harness.start()
         # Not before the lease expires…
         row = await harness.generation(generation.id)

@@ -53,9 +53,23 @@ async def test_a_full_provider_holds_new_jobs_and_older_jobs_start_first(sm: Mak
     assert await admission.check(await job(sm, older)) is None
     # The older job is due, so the newer one waits behind it…
     assert (await admission.check(await job(sm, newer))) == Wait(WaitReason.SLOT, None, 1.0)
-    # …unless the older one is in backoff.
+    # …unless a slot is left after it (a burst starts at once)…
+    assert await _admission(sm, concurrency=2).check(await job(sm, newer)) is None
+    await set_row(sm, running, state=S.SUBMITTED)
+    assert await _admission(sm, concurrency=2).check(await job(sm, newer)) is not None
+    await set_row(sm, running, state=S.POSTED)
+    # …or the older one is in backoff.
     await set_row(sm, older, next_attempt_at=db_now() + 60)
     assert await admission.check(await job(sm, newer)) is None
+
+
+async def test_an_older_job_in_a_step_elsewhere_does_not_hold_newer_ones(sm: Maker) -> None:
+    older, newer = await queue(sm), await queue(sm)
+    await set_row(sm, older, lease_owner="host:1:other", lease_expires_at=db_now() + 60)
+    admission = _admission(sm, concurrency=1)
+    assert await admission.check(await job(sm, newer)) is None  # another process runs it
+    await set_row(sm, older, lease_expires_at=db_now() - 1)  # that process died: it waits
+    assert await admission.check(await job(sm, newer)) == Wait(WaitReason.SLOT, None, 1.0)
 
 
 async def test_a_slot_taken_in_this_process_counts_before_the_submit_is_stored(sm: Maker) -> None:

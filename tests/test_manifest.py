@@ -89,8 +89,11 @@ def test_manifest_scopes_cover_every_call_and_no_more() -> None:
             assert needed & scopes, f"{method} needs one of {sorted(needed)}"
             used |= needed & scopes
     for event in MANIFEST["settings"]["event_subscriptions"]["bot_events"]:
-        assert EVENT_SCOPES[event] in scopes, f"{event} needs {EVENT_SCOPES[event]}"
-        used.add(EVENT_SCOPES[event])
+        needed_scope = EVENT_SCOPES[event]
+        if needed_scope is None:  # app_home_opened needs no scope
+            continue
+        assert needed_scope in scopes, f"{event} needs {needed_scope}"
+        used.add(needed_scope)
     assert scopes == used, f"scopes nothing uses: {sorted(scopes - used)}"
 
 
@@ -101,6 +104,7 @@ def test_manifest_shape() -> None:
     assert MANIFEST["features"]["bot_user"]["display_name"]
     assert settings["socket_mode_enabled"] is False
     assert settings["interactivity"]["is_enabled"] is True
+    assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
     commands = MANIFEST["features"]["slash_commands"]
     assert [c["command"] for c in commands] == ["/imagine"]
     assert all(c["should_escape"] is True for c in commands)
@@ -132,6 +136,11 @@ async def test_request_urls_commands_and_events_reach_the_app(harness: Harness) 
         if event.startswith("message."):
             _, delivery = await harness.emulator.post_user_message(ALICE, channels[event], "hi")
             assert delivery is not None and delivery.status == 200, event
+            continue
+        if event == "app_home_opened":
+            answer = await harness.emulator.open_app_home(ALICE)
+            assert answer.status == 200
+            await harness.emulator.wait_for(lambda: harness.emulator.home(ALICE))
             continue
         assert event == "app_mention", f"no delivery written for {event}"
         answer = await _deliver_mention(harness)

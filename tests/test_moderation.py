@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.breaker import CircuitBreaker
 from core.config import SettingsError, load_settings
 from core.db import policy as policy_db
 from core.models import GenerationRow, GenerationState, SessionRow
-from core.moderation import Blocklist, Moderator, OpenAIModeration
+from core.moderation import Blocklist, ModerationRefused, Moderator, OpenAIModeration
 from tests.conftest import OPENAI_KEY
 from tests.fakes import FakeResponse, png_bytes
 from tests.fakes.openai_server import FakeOpenAI
@@ -146,6 +147,60 @@ async def test_moderation_unavailable(tmp_path: Path, openai_fake: FakeOpenAI, m
             assert not answer.text
             [row] = await harness.wait_generations(1)
             await harness.wait_state(row.id, S.POSTED)
+    finally:
+        await harness.close()
+
+
+async def test_repeated_failures_open_the_moderation_breaker(openai_fake: FakeOpenAI) -> None:
+    """Like the image calls: consecutive retryable failures open the breaker; while it is
+    open OpenAI is not asked and the fail mode answers at once; after the cool-off one
+    probe that works closes it."""
+    now = [0.0]
+    breaker = CircuitBreaker(3, 30.0, clock=lambda: now[0])
+    openai_fake.enqueue("moderations", *[FakeResponse.html(503)] * 3)
+    client = OpenAIModeration(OPENAI_KEY, openai_fake.root_url + "/v1", breaker=breaker)
+    policy = Moderator(Blocklist([]), client)
+    try:
+        with pytest.raises(ModerationRefused) as first:
+            await policy.review("a lighthouse")
+        assert first.value.unavailable and breaker.state == "open"
+        assert len(openai_fake.calls("moderations")) == 3  # retried, then the breaker opened
+        started = time.monotonic()
+        with pytest.raises(ModerationRefused) as second:
+            await policy.review("a lighthouse")
+        assert second.value.unavailable and second.value.retry_after == 30.0
+        assert time.monotonic() - started < 0.5 and len(openai_fake.calls("moderations")) == 3
+        policy.fail_open = True  # MODERATION_FAIL=open: through, still without asking
+        assert not (await policy.review("a lighthouse")).flagged
+        assert len(openai_fake.calls("moderations")) == 3
+        now[0] = 31.0  # the cool-off is over: one probe, which answers, closes it
+        openai_fake.flag_words = {"knife": ["violence"]}
+        assert (await policy.review("a knife")).categories == ("violence",)
+        assert len(openai_fake.calls("moderations")) == 4 and breaker.state == "closed"
+    finally:
+        await policy.aclose()
+
+
+async def test_an_open_moderation_breaker_refuses_slash_commands_at_once(
+    tmp_path: Path, openai_fake: FakeOpenAI
+) -> None:
+    openai_fake.enqueue("moderations", *[FakeResponse.html(503)] * 2)
+    harness = await _openai_policy(
+        tmp_path,
+        openai_fake,
+        provider_breaker_failures=2,
+        provider_breaker_cooloff_seconds=600,
+    )
+    try:
+        first = (await harness.imagine("a lighthouse")).json()["text"]
+        assert "couldn't check this request" in first
+        assert len(openai_fake.calls("moderations")) == 2
+        started = time.monotonic()
+        second = (await harness.imagine("a harbour")).json()["text"]
+        assert time.monotonic() - started < 1.0 and "try again in about 10 minutes" in second
+        assert len(openai_fake.calls("moderations")) == 2  # not asked while the breaker is open
+        await _nothing_queued(harness)
+        assert len(await _audit(harness, "moderation_refused")) == 2
     finally:
         await harness.close()
 

@@ -8,8 +8,9 @@ import asyncio
 import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from bot.worker import Worker, build_worker
 from core import sessions
 from core.db import policy as policy_db
 from core.flags import Params
@@ -113,4 +114,37 @@ async def test_the_daily_task_runs_with_the_server(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the retention task never ran"
             await asyncio.sleep(0.05)
     finally:
+        await harness.close()
+
+
+async def test_the_worker_runs_the_daily_sweep_too(tmp_path: Path) -> None:
+    """`imagine-bot worker` sweeps as `serve` does: here the server keeps everything
+    (RETENTION_DAYS unset) and a worker on the same database with RETENTION_DAYS=1 erases
+    the stale session."""
+    harness = await Harness(tmp_path, local_render_seconds=0.1).start()
+    worker: Worker | None = None
+    try:
+        old = await _posted(harness, "an old harbour")
+        long_ago = time.time() - 3 * DAY
+        async with harness.sm.begin() as db:
+            await db.execute(update(SessionRow).values(created_at=long_ago))
+            await db.execute(update(GenerationRow).values(created_at=long_ago))
+        assert harness.runtime is not None and harness.runtime.retention is not None
+        assert harness.runtime.retention.days is None
+        assert harness.settings is not None
+        worker = build_worker(harness.settings.model_copy(update={"retention_days": 1}))
+        assert worker.retention.days == 1
+        worker.start()
+        deadline = time.monotonic() + 10
+        while worker.retention.runs < 1:
+            assert time.monotonic() < deadline, "the worker's retention task never ran"
+            await asyncio.sleep(0.05)
+        async with harness.sm() as db:
+            prompt = await db.scalar(select(GenerationRow.prompt).where(GenerationRow.id == old.id))
+            [event] = await policy_db.audit_events(db, "retention")
+        assert prompt == "" and event["detail"]["sessions"] == 1
+        assert await harness.count(ImageRow) == 0
+    finally:
+        if worker is not None:
+            await worker.stop()
         await harness.close()

@@ -1,11 +1,13 @@
-"""Scale-out on PostgreSQL: two web processes (`serve --no-worker`) and two workers
-(`imagine-bot worker`) as real subprocesses on one database, the Slack stand-in and the
-ToAPIs fake in this process on loopback. One worker is killed with SIGKILL while it holds
-jobs mid-poll; the other takes them over once their leases expire. Every /imagine gets one
-thread with one result, every task is submitted once, none is lost.
+"""Scale-out on PostgreSQL (issue 14): three processes on one database, as real
+subprocesses: two web processes, `serve` (which also runs the job engine) and
+`serve --no-worker`, and one `imagine-bot worker`; the Slack stand-in and the ToAPIs fake run
+in this process on loopback. 200 /imagine are spread over the two web processes; once every
+task is submitted and results are being posted, the worker is killed with SIGKILL while it
+holds leases; the engine in `serve` takes its jobs over once the leases expire. Every
+/imagine gets one thread with one result and one upload, every task is submitted once, none
+is lost.
 
-SCALE_TEST_JOBS sets how many /imagine are sent (default 50; the jobs start in queue
-order, one admission wave a second, which bounds the run time).
+SCALE_TEST_JOBS sets how many /imagine are sent (default 200).
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ import asyncio
 import collections
 import os
 import signal
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from sqlalchemy import func, select
 
@@ -30,13 +29,14 @@ from core.models import GenerationRow, GenerationState, SessionRow
 from tests import pg
 from tests.conftest import TOAPIS_KEY
 from tests.fakes.toapis_server import FakeToAPIs, TaskStep
+from tests.fleet import Fleet, free_port, healthy
 from tests.harness import ALICE, CHANNEL, buttons
 
 S = GenerationState
-JOBS = int(os.environ.get("SCALE_TEST_JOBS", "50"))
+JOBS = int(os.environ.get("SCALE_TEST_JOBS", "200"))
 LEASE_SECONDS = 3.0
 
-pytestmark = pytest.mark.timeout(170)
+pytestmark = pytest.mark.timeout(420)
 
 
 @pytest.fixture
@@ -51,54 +51,6 @@ async def pg_url(pg_template: str | None) -> AsyncIterator[str]:
         yield url
     finally:
         await pg.drop_database(admin, name)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Fleet:
-    """The bot's processes: `python -m bot …` with one environment, output in log files."""
-
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
-        self.tmp = tmp
-        self.env = env
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
-
-    async def spawn(self, name: str, *args: str, **env: str) -> asyncio.subprocess.Process:
-        log = (self.tmp / f"{name}.log").open("wb")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            *args,
-            env={**os.environ, **self.env, **env},
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=self.tmp,
-        )
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {name} ---\n" + (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
-            for name in self.procs
-        )
-
-    async def close(self) -> None:
-        for proc in self.procs.values():
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 async def _until(condition, within: float, what: str, fleet: Fleet, sm=None) -> None:  # type: ignore[no-untyped-def]
@@ -132,18 +84,7 @@ async def _states(sm) -> str:  # type: ignore[no-untyped-def]
     return "; ".join(str(tuple(r)) for r in rows)
 
 
-async def _healthy(port: int) -> bool:
-    try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"http://127.0.0.1:{port}/healthz") as res,
-        ):
-            return res.status == 200
-    except aiohttp.ClientError:
-        return False
-
-
-async def test_two_web_two_workers_one_killed_every_job_posted_once(
+async def test_three_processes_worker_killed_mid_run_every_job_posted_once(
     tmp_path: Path, pg_url: str
 ) -> None:
     secret, token = "scale-secret", "xoxb-scale-test"
@@ -154,7 +95,7 @@ async def test_two_web_two_workers_one_killed_every_job_posted_once(
     toapis.task_script = (TaskStep("in_progress", 50), TaskStep("completed", 100))
     engine = db.create_engine(pg_url)
     sm = db.sessionmaker(engine)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     fleet = Fleet(
         tmp_path,
         {
@@ -178,12 +119,11 @@ async def test_two_web_two_workers_one_killed_every_job_posted_once(
             return int(await s.scalar(query) or 0)
 
     try:
-        for i, port in enumerate(ports):
-            await fleet.spawn(f"web{i}", "serve", "--no-worker", PORT=str(port))
-        doomed = await fleet.spawn("worker0", "worker")
-        await fleet.spawn("worker1", "worker")
+        await fleet.spawn("web0", "serve", PORT=str(ports[0]))  # web and job engine
+        await fleet.spawn("web1", "serve", "--no-worker", PORT=str(ports[1]))
+        doomed = await fleet.spawn("worker", "worker")
         for port in ports:
-            await _until(lambda p=port: _healthy(p), 60, f"web :{port}", fleet)
+            await _until(lambda p=port: healthy(p), 60, f"web :{port}", fleet)
 
         t0 = time.monotonic()
         toapis.polls_open.clear()  # workers will sit mid-poll, holding their leases
@@ -198,18 +138,29 @@ async def test_two_web_two_workers_one_killed_every_job_posted_once(
             held = await count(GenerationRow.lease_owner.like(f"%:{doomed.pid}:%"))
             return await count(GenerationRow.state == S.SUBMITTED) == JOBS and held > 0
 
-        await _until(all_submitted_and_doomed_holds_some, 90, "every task submitted", fleet, sm)
+        await _until(all_submitted_and_doomed_holds_some, 150, "every task submitted", fleet, sm)
         print(
             f"sent {JOBS} in {sent - t0:.1f}s; all submitted after {time.monotonic() - sent:.1f}s"
         )
-        doomed.send_signal(signal.SIGKILL)  # mid-poll, with its leases in the database
-        await doomed.wait()
         toapis.polls_open.set()
+
+        async def posting_and_doomed_holds_some() -> bool:
+            held = await count(
+                GenerationRow.lease_owner.like(f"%:{doomed.pid}:%"), GenerationRow.state != S.POSTED
+            )
+            return await count(GenerationRow.state == S.POSTED) >= JOBS // 4 and held > 0
+
+        await _until(posting_and_doomed_holds_some, 120, "a quarter posted", fleet, sm)
+        posted_at_kill = await count(GenerationRow.state == S.POSTED)
+        doomed.send_signal(signal.SIGKILL)  # mid-run, with its leases in the database
+        await doomed.wait()
+        print(f"worker killed with {posted_at_kill} of {JOBS} posted")
+        assert posted_at_kill < JOBS
 
         async def all_posted() -> bool:
             return await count(GenerationRow.state == S.POSTED) == JOBS
 
-        await _until(all_posted, 90, "every job posted", fleet, sm)
+        await _until(all_posted, 180, "every job posted", fleet, sm)
         print(f"all posted {time.monotonic() - sent:.1f}s after the last was sent")
 
         # Each task submitted once: one submit per prompt, and the stored task ids are those.

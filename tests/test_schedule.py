@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from core.schedule import PollSchedule, retry_delay
+from core.schedule import PollSchedule, backoff, retry_delay
 
 
 def test_polls_back_off_to_the_cap_with_bounded_jitter() -> None:
@@ -33,3 +33,12 @@ def test_retry_delay_doubles_from_one_second_and_is_capped() -> None:
 def test_retry_delay_honours_the_providers_hint() -> None:
     assert retry_delay(1, retry_after=30) == 30
     assert 16 <= retry_delay(5, retry_after=2) <= 17
+
+
+def test_gallery_backoff_doubles_up_to_the_cap_and_honours_retry_after() -> None:
+    delays = [backoff(attempt, 30.0, 3600.0) for attempt in range(1, 10)]
+    for attempt, delay in enumerate(delays, start=1):
+        base = min(3600.0, 30.0 * 2 ** (attempt - 1))
+        assert base <= delay <= min(3600.0, base + 3.0)  # jitter: at most 10% of the first
+    assert delays[-1] == 3600.0
+    assert backoff(1, 0.2, 0.4, retry_after=5.0) == 5.0

@@ -133,6 +133,38 @@ def find_button(
     )
 
 
+def find_overflow_option(
+    msg: Message, action_id: str, value: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The (block, overflow element, option) with that ``action_id`` and option ``value``
+    in a message's actions blocks; ``LookupError`` when there is none."""
+    for block in msg.blocks:
+        if block.get("type") != "actions":
+            continue
+        for el in block.get("elements") or []:
+            if el.get("type") != "overflow" or el.get("action_id") != action_id:
+                continue
+            for option in el.get("options") or []:
+                if option.get("value") == value:
+                    return block, el, option
+    raise LookupError(f"no overflow {action_id} option {value!r} in message {msg.ts}")
+
+
+def button_action(block: dict[str, Any], button: dict[str, Any]) -> dict[str, Any]:
+    """The ``actions[]`` entry of a button click (its value and style when it has them)."""
+    action: dict[str, Any] = {
+        "action_id": button.get("action_id"),
+        "block_id": block.get("block_id"),
+        "text": button.get("text"),
+        "type": "button",
+        "action_ts": f"{time.time():.6f}",
+    }
+    for key in ("value", "style"):
+        if key in button:
+            action[key] = button[key]
+    return action
+
+
 def block_actions_payload(
     ws: Workspace,
     user: User,
@@ -152,17 +184,22 @@ def block_actions_payload(
     }
     if msg.thread_ts:
         container["thread_ts"] = msg.thread_ts
-    action: dict[str, Any] = {
-        "action_id": button.get("action_id"),
-        "block_id": block.get("block_id"),
-        "text": button.get("text"),
-        "type": "button",
-        "action_ts": f"{time.time():.6f}",
-    }
-    if "value" in button:
-        action["value"] = button["value"]
-    if "style" in button:
-        action["style"] = button["style"]
+    payload = _actions_envelope(ws, user, container, trigger_id, button_action(block, button))
+    payload["channel"] = {"id": chan.id, "name": chan.name}
+    payload["message"] = ws.message_dict(msg)
+    payload["state"] = {"values": {}}
+    payload["response_url"] = response_url
+    return payload
+
+
+def _actions_envelope(
+    ws: Workspace,
+    user: User,
+    container: dict[str, Any],
+    trigger_id: str,
+    action: dict[str, Any],
+) -> dict[str, Any]:
+    """The fields every ``block_actions`` payload has."""
     return {
         "type": "block_actions",
         "user": user_ref(user, ws.team_id),
@@ -173,12 +210,26 @@ def block_actions_payload(
         "team": {"id": ws.team_id, "domain": ws.team_domain},
         "enterprise": None,
         "is_enterprise_install": False,
-        "channel": {"id": chan.id, "name": chan.name},
-        "message": ws.message_dict(msg),
-        "state": {"values": {}},
-        "response_url": response_url,
         "actions": [action],
     }
+
+
+def view_actions_payload(
+    ws: Workspace,
+    user: User,
+    view: dict[str, Any],
+    block: dict[str, Any],
+    button: dict[str, Any],
+    trigger_id: str,
+) -> dict[str, Any]:
+    """A ``block_actions`` payload for a button in a view (a Home tab or a modal): the
+    container is the view, the payload carries the ``view`` and has no ``channel``,
+    ``message`` or ``response_url``
+    (https://docs.slack.dev/reference/interaction-payloads/block_actions-payload)."""
+    container = {"type": "view", "view_id": view["id"]}
+    payload = _actions_envelope(ws, user, container, trigger_id, button_action(block, button))
+    payload["view"] = view
+    return payload
 
 
 def event_callback(ws: Workspace, event: dict[str, Any], event_id: str) -> dict[str, Any]:

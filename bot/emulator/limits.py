@@ -15,6 +15,9 @@ characters unless said otherwise:
 - actions ``elements`` at most 25: https://docs.slack.dev/reference/block-kit/blocks/actions-block
 - button ``text`` at most 75, ``value`` at most 2,000, ``action_id`` at most 255,
   ``url`` at most 3,000: https://docs.slack.dev/reference/block-kit/block-elements/button-element
+- overflow ``options`` 1-5: https://docs.slack.dev/reference/block-kit/block-elements/overflow-menu-element;
+  each option's ``text`` at most 75 and ``value`` at most 150:
+  https://docs.slack.dev/reference/block-kit/composition-objects/option-object
 - image ``alt_text`` at most 2,000 (block and element), ``title`` at most 2,000:
   https://docs.slack.dev/reference/block-kit/blocks/image-block
 - any text object at most 3,000:
@@ -42,6 +45,9 @@ BUTTON_URL = 3000
 ALT_TEXT = 2000
 IMAGE_TITLE = 2000
 TEXT_OBJECT = 3000
+OVERFLOW_OPTIONS = 5
+OPTION_TEXT = 75
+OPTION_VALUE = 150
 
 
 def _text(obj: Any) -> str:
@@ -69,11 +75,43 @@ def _element_problem(el: Any, where: str) -> str | None:
             return f"{where}/action_id: must be at most {ACTION_ID} characters"
         if _too_long(el.get("url"), BUTTON_URL):
             return f"{where}/url: must be at most {BUTTON_URL} characters"
+    elif kind == "overflow":
+        return _overflow_problem(el, where)
     elif kind == "image":
         if _too_long(el.get("alt_text"), ALT_TEXT):
             return f"{where}/alt_text: must be at most {ALT_TEXT} characters"
     elif kind in ("mrkdwn", "plain_text") and len(_text(el)) > TEXT_OBJECT:
         return f"{where}/text: must be at most {TEXT_OBJECT} characters"
+    return None
+
+
+def _overflow_problem(el: dict[str, Any], where: str) -> str | None:
+    options = el.get("options")
+    if not isinstance(options, list) or not 1 <= len(options) <= OVERFLOW_OPTIONS:
+        return f"{where}/options: must be 1-{OVERFLOW_OPTIONS} options"
+    if _too_long(el.get("action_id"), ACTION_ID):
+        return f"{where}/action_id: must be at most {ACTION_ID} characters"
+    for i, option in enumerate(options):
+        text = _text(option.get("text")) if isinstance(option, dict) else ""
+        if not text or len(text) > OPTION_TEXT:
+            return f"{where}/options/{i}/text: must be 1-{OPTION_TEXT} characters"
+        if _too_long(option.get("value"), OPTION_VALUE):
+            return f"{where}/options/{i}/value: must be at most {OPTION_VALUE} characters"
+    return None
+
+
+def _image_source_problem(block: dict[str, Any], where: str) -> str | None:
+    """An image block names its picture by exactly one of `image_url` or `slack_file`, and a
+    slack_file object by exactly one of `id` or `url`:
+    https://docs.slack.dev/reference/block-kit/blocks/image-block and
+    https://docs.slack.dev/reference/block-kit/composition-objects/slack-file-object"""
+    source = block.get("slack_file")
+    if (block.get("image_url") is None) == (source is None):
+        return f"{where}: must provide exactly one of image_url or slack_file"
+    if source is not None and (
+        not isinstance(source, dict) or (source.get("id") is None) == (source.get("url") is None)
+    ):
+        return f"{where}/slack_file: must provide exactly one of id or url"
     return None
 
 
@@ -122,17 +160,20 @@ def _block_problem(block: Any, where: str) -> str | None:
     elif kind == "image":
         if _too_long(block.get("alt_text"), ALT_TEXT):
             return f"{where}/alt_text: must be at most {ALT_TEXT} characters"
+        if problem := _image_source_problem(block, where):
+            return problem
         if len(_text(block.get("title"))) > IMAGE_TITLE:
             return f"{where}/title: must be at most {IMAGE_TITLE} characters"
     return None
 
 
-def blocks_problem(blocks: list[Any]) -> str | None:
-    """The first limit `blocks` (a message's blocks) break, as Slack's
-    ``response_metadata.messages`` words it (``"… [json-pointer:/blocks/3/text]"``), or None.
+def blocks_problem(blocks: list[Any], max_blocks: int = MESSAGE_BLOCKS) -> str | None:
+    """The first limit `blocks` (a message's blocks; a view's with `max_blocks` 100) break,
+    as Slack's ``response_metadata.messages`` words it
+    (``"… [json-pointer:/blocks/3/text]"``), or None.
     """
-    if len(blocks) > MESSAGE_BLOCKS:
-        return f"no more than {MESSAGE_BLOCKS} items allowed [json-pointer:/blocks]"
+    if len(blocks) > max_blocks:
+        return f"no more than {max_blocks} items allowed [json-pointer:/blocks]"
     for i, block in enumerate(blocks):
         if problem := _block_problem(block, f"/blocks/{i}"):
             where, _, what = problem.partition(": ")

@@ -27,7 +27,7 @@ from . import installs, limits
 from .mentions import app_mention_event
 from .socket_mode import SocketModeGateway
 from .state import Channel, Ephemeral, Message, SlackFile, User, UserGroup, View, Workspace, truthy
-from .transcript import render_ephemerals, render_thread
+from .transcript import render_ephemerals, render_line, render_thread, render_view
 from .webapi import JSON_METHODS, ApiCall, ApiError, WebApi, now, parse_params
 
 T = TypeVar("T")
@@ -249,6 +249,19 @@ class SlackEmulator:
     def transcript(self, channel_id: str, thread_ts: str) -> str:
         """The thread as readable text (what ``imagine-bot demo`` prints)."""
         return render_thread(self.ws, channel_id, thread_ts)
+
+    def readable(self, text: str) -> str:
+        """mrkdwn as a person reads it: mentions, channels, groups and links by name."""
+        return "\n".join(render_line(self.ws, line) for line in text.splitlines())
+
+    def view_transcript(self, view_id: str) -> str:
+        """A modal or a Home tab as readable text."""
+        return render_view(self.ws, self.ws.views[view_id])
+
+    def home_transcript(self, user_id: str) -> str:
+        """The Home tab published for a person as readable text ("(no Home tab)" if none)."""
+        home = self.ws.home_views.get(user_id)
+        return render_view(self.ws, home) if home else "(no Home tab)\n"
 
     def ephemeral_transcript(self, user_id: str) -> str:
         """Every ephemeral message one user saw, as readable text."""
@@ -482,7 +495,7 @@ class SlackEmulator:
             authorized = authorized or installed is not None
         if not authorized:
             return web.Response(text=LOGIN_PAGE, content_type="text/html")
-        if f is None or f.data is None:
+        if f is None or f.data is None or f.deleted:
             return web.Response(status=404, text="file_not_found", content_type="text/plain")
         return web.Response(body=f.data, content_type=f.mimetype)
 
@@ -621,11 +634,43 @@ class SlackEmulator:
 
         Raises ``LookupError`` when the message or the button does not exist.
         """
+
+        def find(msg: Message) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            block, button = dl.find_button(msg, action_id, value)
+            return block, button, {}
+
+        return await self._act_on_message(user_id, channel_id, message_ts, find)
+
+    async def choose_overflow(
+        self, user_id: str, channel_id: str, message_ts: str, action_id: str, value: str
+    ) -> dl.Delivery:
+        """Open an overflow ("…") menu of a stored message and pick the option ``value``:
+        a ``block_actions`` payload whose action has ``type: overflow`` and the
+        ``selected_option`` (https://docs.slack.dev/reference/interaction-payloads/block_actions-payload).
+
+        Raises ``LookupError`` when the message or the option does not exist.
+        """
+
+        def find(msg: Message) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            block, menu, option = dl.find_overflow_option(msg, action_id, value)
+            return block, menu, {"type": "overflow", "selected_option": option}
+
+        return await self._act_on_message(user_id, channel_id, message_ts, find)
+
+    async def _act_on_message(
+        self,
+        user_id: str,
+        channel_id: str,
+        message_ts: str,
+        find: Callable[[Message], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]],
+    ) -> dl.Delivery:
+        """Deliver the ``block_actions`` payload of an element `find` picks in a stored
+        message: (block, element, fields that replace the button's in the action)."""
         user, chan = self._user(user_id), self._channel(channel_id)
         msg = self.ws.message(chan.id, message_ts)
         if msg is None:
             raise LookupError(f"no message {message_ts} in {channel_id}")
-        block, button = dl.find_button(msg, action_id, value)
+        block, element, fields = find(msg)
         ctx = dl.ResponseUrl(chan.id, user.id, msg.ts, msg.thread_ts)
         payload = dl.block_actions_payload(
             self.ws,
@@ -633,27 +678,42 @@ class SlackEmulator:
             chan,
             msg,
             block,
-            button,
+            element,
             self._new_response_url(ctx),
             self._trigger_id(user.id),
         )
+        if fields:  # not a button: no `text`, its own `type` and selection
+            payload["actions"][0].pop("text", None)
+            payload["actions"][0].update(fields)
         installs.retarget(payload, self.installs.team_fields(chan.id))
+        return await self._send_block_actions(payload)
+
+    async def _send_block_actions(self, payload: dict[str, Any]) -> dl.Delivery:
         if self._over_socket():
             return await self._send_envelope("block_actions", payload)
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
 
     async def click_ephemeral_button(
-        self, ephemeral: Ephemeral, action_id: str, value: str | None = None
+        self,
+        ephemeral: Ephemeral,
+        action_id: str,
+        value: str | None = None,
+        *,
+        forged_by: str | None = None,
     ) -> dl.Delivery:
         """Click a button of an ephemeral message its user saw (issue 11, *Generate
         anyway*). Slack sends the same ``block_actions`` payload, but the container says
         ``is_ephemeral: true`` and there is no ``message`` (the app never stored it;
         https://docs.slack.dev/reference/interaction-payloads/block_actions-payload).
+        ``forged_by`` sends the click as another member instead: Slack never delivers
+        that (only its user sees an ephemeral message), but a replayed or crafted payload
+        can carry any user, so an app must check the clicker anyway.
 
         Raises ``LookupError`` when the ephemeral message has no such button.
         """
-        user, chan = self._user(ephemeral.user), self._channel(ephemeral.channel)
+        user = self._user(forged_by or ephemeral.user)
+        chan = self._channel(ephemeral.channel)
         seen = Message(
             channel=chan.id,
             ts=ephemeral.message_ts,
@@ -674,10 +734,7 @@ class SlackEmulator:
         )
         payload.pop("message", None)
         payload["container"]["is_ephemeral"] = True
-        if self._over_socket():
-            return await self._send_envelope("block_actions", payload)
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")
+        return await self._send_block_actions(payload)
 
     async def post_user_message(
         self,
@@ -921,3 +978,26 @@ class SlackEmulator:
         if home is not None:
             event["view"] = home.to_dict(self.ws.team_id, self.ws.app_id)
         return await self._deliver_event(event)
+
+    async def click_home_button(
+        self, user_id: str, action_id: str, value: str | None = None
+    ) -> dl.Delivery:
+        """Click a button on the Home tab published for a person: deliver ``block_actions``
+        with the view as container (no channel, no response_url).
+
+        Raises ``LookupError`` when the person has no Home tab or it has no such button.
+        """
+        user = self._user(user_id)
+        home = self.ws.home_views.get(user.id)
+        if home is None:
+            raise LookupError(f"no Home tab published for {user_id}")
+        shown = Message(channel="home", ts=home.id, blocks=home.view.get("blocks") or [])
+        block, button = dl.find_button(shown, action_id, value)
+        view = home.to_dict(self.ws.team_id, self.ws.app_id)
+        payload = dl.view_actions_payload(
+            self.ws, user, view, block, button, self._trigger_id(user.id)
+        )
+        if self._over_socket():
+            return await self._send_envelope("block_actions", payload)
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.send_raw(body, "application/x-www-form-urlencoded", kind="block_actions")

@@ -117,6 +117,7 @@ class SlackFile:
     height: int | None = None
     created: int = field(default_factory=lambda: int(time.time()))
     shares: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    deleted: bool = False  # files.delete: gone; messages show it as a tombstone
 
     @property
     def size(self) -> int:
@@ -165,7 +166,10 @@ class SlackFile:
         return self.to_dict()[key]
 
     def to_dict(self) -> dict[str, Any]:
-        """Slack's file object (``files.info``, message ``files``)."""
+        """Slack's file object (``files.info``, message ``files``); a deleted file is a
+        tombstone, ``{"id", "mode": "tombstone"}`` (https://api.slack.com/types/file)."""
+        if self.deleted:
+            return {"id": self.id, "mode": "tombstone"}
         out: dict[str, Any] = {
             "id": self.id,
             "created": self.created,
@@ -296,6 +300,8 @@ class Workspace:
         self.usergroups: dict[str, UserGroup] = {}  # issue 10
         self.views: dict[str, View] = {}  # issue 10: open modals and Home tabs by view id
         self.home_views: dict[str, View] = {}  # issue 10: user id -> published Home tab
+        # the manifest's features.app_home.home_tab_enabled (views.publish: not_enabled)
+        self.home_tab_enabled = True
         self._view_seq = itertools.count(1)
         self.triggers: dict[str, tuple[str, float]] = {}  # issue 10: trigger -> (user, issued)
         self.add_user(bot_user_id, "imagine", is_bot=True)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
-from .state import Ephemeral, Message, SlackFile, Workspace
+from .state import Ephemeral, Message, SlackFile, View, Workspace
 
 INDENT = "    "
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>")
+GROUP = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>")
+LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
+DATE = re.compile(r"<!date\^([0-9]+)\^[^|>]*\|[^>]*>")
 
 
 def _text_of(obj: Any) -> str:
@@ -29,13 +34,34 @@ def _button(el: dict[str, Any]) -> str:
 
 
 def _mentions(ws: Workspace, line: str) -> str:
-    """Show ``<@U123>`` mentions as ``@name``, as Slack renders them."""
+    """Show ``<@U123>``, ``<#C123>`` and ``<!subteam^S123>`` as ``@name``, ``#name`` and
+    ``@handle``, and ``<url|text>`` links as ``text ↗``, as Slack renders them."""
 
     def name(m: re.Match[str]) -> str:
         user = ws.users.get(m.group(1))
         return f"@{user.name}" if user else m.group(0)
 
-    return _unescape(MENTION.sub(name, line))
+    def channel(m: re.Match[str]) -> str:
+        chan = ws.channels.get(m.group(1))
+        return f"#{chan.name}" if chan else m.group(0)
+
+    def group(m: re.Match[str]) -> str:
+        found = ws.usergroups.get(m.group(1))
+        return f"@{found.handle}" if found else m.group(0)
+
+    line = GROUP.sub(group, CHANNEL.sub(channel, MENTION.sub(name, line)))
+    line = DATE.sub(_date, line)
+    return _unescape(LINK.sub(lambda m: f"{m.group(2)} ↗", line))
+
+
+def _date(m: re.Match[str]) -> str:
+    """``<!date^…>`` in UTC (Slack shows it in the reader's time zone)."""
+    return datetime.fromtimestamp(int(m.group(1)), UTC).strftime("%b %d at %H:%M UTC")
+
+
+def render_line(ws: Workspace, line: str) -> str:
+    """One line of mrkdwn as Slack shows it (see `_mentions`)."""
+    return _mentions(ws, line)
 
 
 def _unescape(line: str) -> str:
@@ -82,9 +108,57 @@ def render_blocks(blocks: list[dict[str, Any]]) -> list[str]:
             lines.append("─" * 24)
         elif kind == "rich_text":
             lines.extend(_text_of(block).splitlines())
+        elif kind == "input":
+            lines.extend(_input(block))
         else:
             lines.append(f"<{kind} block>")
     return lines
+
+
+def _input(block: dict[str, Any]) -> list[str]:
+    """An input block: its label, then the field as a person sees it (initial values)."""
+    el = block.get("element") or {}
+    label = _text_of(block.get("label")) + ("" if not block.get("optional") else " (optional)")
+    kind = el.get("type")
+    if kind == "checkboxes":
+        chosen = {o.get("value") for o in el.get("initial_options") or []}
+        boxes = [
+            f"{'☑' if o.get('value') in chosen else '☐'} {_text_of(o.get('text'))}"
+            for o in el.get("options") or []
+        ]
+        return [f"{label}:", *(f"  {box}" for box in boxes)]
+    if kind in ("multi_users_select", "users_select"):
+        shown = ", ".join(
+            f"<@{u}>" for u in el.get("initial_users") or [el.get("initial_user")] if u
+        )
+    elif kind in ("channels_select", "conversations_select"):
+        chan = el.get("initial_channel") or el.get("initial_conversation")
+        shown = f"<#{chan}>" if chan else ""
+    else:
+        shown = str(el.get("initial_value") or _text_of(el.get("placeholder")) or "")
+    arrow = " ▾" if kind and "select" in kind else ""
+    return [f"{label}: [ {shown or ' '}{arrow} ]"]
+
+
+def render_view(ws: Workspace, view: View) -> str:
+    """A modal (title, fields, errors, its buttons) or a Home tab, as the person sees it."""
+    data = view.view
+    name = ws.users[view.user].name if view.user in ws.users else view.user
+    if data.get("type") == "home":
+        title = f"Home tab of @{name}"
+    else:
+        title = f"Modal “{_text_of(data.get('title'))}” (open for @{name})"
+    parts = [title, "═" * len(title)]
+    parts.extend(
+        INDENT + _mentions(ws, line) if line else ""
+        for line in render_blocks(data.get("blocks") or [])
+    )
+    for block_id, error in view.errors.items():
+        parts.append(f"{INDENT}⚠ {block_id}: {error}")
+    buttons = [_text_of(data.get(key)) for key in ("close", "submit") if data.get(key)]
+    if buttons:
+        parts.append(INDENT + "  ".join(f"[ {b} ]" for b in buttons))
+    return "\n".join(parts).rstrip() + "\n"
 
 
 def render_file(f: SlackFile) -> str:

@@ -8,6 +8,7 @@ slack_sdk sends them) and returns Slack's documented response body, or raises
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
 import time
@@ -44,6 +45,7 @@ JSON_METHODS = frozenset(
         "chat.scheduleMessage",
         "chat.unfurl",
         "files.completeUploadExternal",
+        "files.delete",
         "views.open",
         "views.push",
         "views.update",
@@ -134,6 +136,7 @@ class WebApi:
             "files.getUploadURLExternal": self.files_get_upload_url,
             "files.completeUploadExternal": self.files_complete_upload,
             "files.info": self.files_info,
+            "files.delete": self.files_delete,
             "files.upload": self.files_upload_v1,
             "conversations.info": self.conversations_info,
             "conversations.replies": self.conversations_replies,
@@ -143,6 +146,7 @@ class WebApi:
             "views.open": self.review.views_open,
             "views.update": self.review.views_update,
             "views.publish": self.review.views_publish,
+            "users.conversations": self.review.users_conversations,
         }
 
     # -- helpers ---------------------------------------------------------------------
@@ -265,7 +269,9 @@ class WebApi:
         }
 
     def chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``chat.delete``: remove a bot message."""
+        """``chat.delete`` (https://docs.slack.dev/reference/methods/chat.delete): a bot
+        token removes only the bot's own messages (``cant_delete_message`` otherwise);
+        ``message_not_found`` for an unknown or already deleted message."""
         chan = self.ws.resolve_channel(params.get("channel") or "")
         if chan is None:
             raise ApiError("channel_not_found")
@@ -329,7 +335,7 @@ class WebApi:
         files = []
         for item in items:
             f = self.ws.files.get(str(item.get("id")))
-            if f is None or f.data is None:
+            if f is None or f.data is None or f.deleted:
                 raise ApiError("file_not_found")
             if item.get("title"):
                 f.title = item["title"]
@@ -378,7 +384,24 @@ class WebApi:
         f = self.ws.files.get(params.get("file") or "")
         if f is None or f.data is None:
             raise ApiError("file_not_found")
+        if f.deleted:
+            raise ApiError("file_deleted")
         return {"file": f.to_dict(), "comments": [], "response_metadata": {"next_cursor": ""}}
+
+    def files_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``files.delete`` (https://docs.slack.dev/reference/methods/files.delete): a bot
+        token deletes only files the bot uploaded (``cant_delete_file`` otherwise);
+        ``file_not_found`` for an unknown file, ``file_deleted`` for one deleted already.
+        Messages that shared it show it as a tombstone afterwards."""
+        f = self.ws.files.get(params.get("file") or "")
+        if f is None:
+            raise ApiError("file_not_found")
+        if f.deleted:
+            raise ApiError("file_deleted")
+        if f.user != self.ws.bot_user_id:
+            raise ApiError("cant_delete_file")
+        f.deleted = True
+        return {}
 
     def files_upload_v1(self, params: dict[str, Any]) -> dict[str, Any]:
         """``files.upload`` was retired by Slack in 2025."""
@@ -444,6 +467,7 @@ class ReviewApi:
     TRIGGER_SECONDS = 3.0
     VIEW_TITLE = 24
     VIEW_BLOCKS = 100
+    VIEW_BYTES = 250_000
     PRIVATE_METADATA = 3000
     CALLBACK_ID = 255
 
@@ -459,13 +483,47 @@ class ReviewApi:
             raise ApiError("no_such_subteam")
         return {"users": list(group.users)}
 
+    def users_conversations(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``users.conversations``: the conversations a user is a member of, of the
+        ``types`` asked for (default ``public_channel``), paged by ``limit`` (under 1,000)
+        and ``cursor``. With a bot token a private channel is listed only when the bot is
+        in it too. https://docs.slack.dev/reference/methods/users.conversations"""
+        user = str(params.get("user") or self.ws.bot_user_id)
+        if user not in self.ws.users:
+            raise ApiError("user_not_found")
+        types = set(str(params.get("types") or "public_channel").split(","))
+        if not types <= {"public_channel", "private_channel", "mpim", "im"}:
+            raise ApiError("invalid_types")
+        try:
+            limit = int(params.get("limit") or 100)
+            start = int(base64.b64decode(str(params.get("cursor") or "")).decode() or 0)
+        except ValueError as err:
+            raise ApiError("invalid_cursor" if params.get("cursor") else "invalid_limit") from err
+        if not 1 <= limit < 1000:
+            raise ApiError("invalid_limit")
+        found = [
+            c
+            for c in self.ws.channels.values()
+            if user in c.members
+            and ("im" if c.is_im else "private_channel" if c.is_private else "public_channel")
+            in types
+            and (not c.is_private or self.ws.bot_user_id in c.members)
+        ]
+        chunk = found[start : start + limit]
+        more = start + limit < len(found)
+        cursor = base64.b64encode(str(start + limit).encode()).decode() if more else ""
+        return {
+            "channels": [c.to_dict(self.ws.bot_user_id) for c in chunk],
+            "response_metadata": {"next_cursor": cursor},
+        }
+
     def _check_view(self, view: Any, kind: str) -> dict[str, Any]:
         if not isinstance(view, dict) or view.get("type") != kind:
             raise ApiError("invalid_arguments", messages=[f"[ERROR] view type must be {kind}"])
         blocks = view.get("blocks")
         if not isinstance(blocks, list) or len(blocks) > self.VIEW_BLOCKS:
             raise ApiError("invalid_arguments", messages=["[ERROR] 0-100 blocks"])
-        problem = limits.blocks_problem(blocks) if blocks else None
+        problem = limits.blocks_problem(blocks, self.VIEW_BLOCKS) if blocks else None
         for key in ("title", "submit", "close"):
             text = (view.get(key) or {}).get("text", "") if isinstance(view.get(key), dict) else ""
             if key == "title" and kind == "modal" and not 1 <= len(text) <= self.VIEW_TITLE:
@@ -512,10 +570,20 @@ class ReviewApi:
         return {"view": found.to_dict(self.ws.team_id, self.ws.app_id)}
 
     def views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``views.publish``: set a person's Home tab."""
+        """``views.publish``: set a person's Home tab. ``user_id`` and ``view`` are required
+        (``invalid_arguments``), the view must be ``type: home`` with at most 100 blocks,
+        at most 250 kB (``view_too_large``), and the app's Home tab must be enabled
+        (``not_enabled``): https://docs.slack.dev/reference/methods/views.publish (formerly
+        https://api.slack.com/methods/views.publish)"""
         user = str(params.get("user_id") or "")
+        if not user or params.get("view") is None:
+            raise ApiError("invalid_arguments", messages=["[ERROR] user_id and view are required"])
         if user not in self.ws.users:
             raise ApiError("user_not_found")
+        if not self.ws.home_tab_enabled:
+            raise ApiError("not_enabled")
+        if len(json.dumps(params["view"])) > self.VIEW_BYTES:
+            raise ApiError("view_too_large")
         home = self.ws.home_views.get(user)
         if home is not None and params.get("hash") and params["hash"] != home.hash:
             raise ApiError("hash_conflict")

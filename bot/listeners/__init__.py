@@ -13,9 +13,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot import blocks
-from bot.listeners import actions, commands, cost, events, mentions, review
+from bot.home import HOME_APPROVE, HOME_REQUEST_CHANGES
+from bot.listeners import actions, commands, cost, events, home, mentions, privacy, review, styles
 from bot.review_views import REQUEST_CHANGES_VIEW, SETTINGS_VIEW
 from bot.runtime import Runtime
+from bot.style_views import SAVE_STYLE_VIEW
 
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
@@ -36,5 +38,11 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     app.action(blocks.CANCEL)(actions.cancel)
     app.action(blocks.HISTORY)(actions.history)
     app.action(blocks.GENERATE_ANYWAY)(cost.generate_anyway)
+    app.action(blocks.FORGET_ME)(privacy.confirm)
+    app.action(blocks.SAVE_STYLE)(styles.save_style_chosen)
+    app.view(SAVE_STYLE_VIEW)(styles.save_style_submitted)
     app.event("message")(events.on_message)
     app.event("app_mention")(mentions.on_mention)
+    app.event("app_home_opened")(home.on_app_home_opened)
+    app.action(HOME_APPROVE)(home.home_approve)
+    app.action(HOME_REQUEST_CHANGES)(home.home_request_changes)

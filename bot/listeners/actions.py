@@ -52,14 +52,20 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def actor(body: dict[str, Any]) -> tuple[str, str]:
+    """(user id, team id) of who acted in an interactivity payload (`user.id`, and `team.id`
+    or else `user.team_id`); "" for a part that is missing."""
+    user = body.get("user") if isinstance(body.get("user"), dict) else {}
+    team = body.get("team") if isinstance(body.get("team"), dict) else {}
+    return _str(user.get("id")), _str(team.get("id")) or _str(user.get("team_id"))
+
+
 def parse_click(body: dict[str, Any], action: dict[str, Any], *, with_index: bool) -> Click | None:
     """The click a `block_actions` payload describes, or None when a part is missing or
     malformed (Slack's payload: `user.id`, `channel.id`, `team.id`, `actions[].value`)."""
-    user = body.get("user") if isinstance(body.get("user"), dict) else {}
     channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
-    team = body.get("team") if isinstance(body.get("team"), dict) else {}
-    user_id, channel_id = _str(user.get("id")), _str(channel.get("id"))
-    team_id = _str(team.get("id")) or _str(user.get("team_id"))
+    user_id, team_id = actor(body)
+    channel_id = _str(channel.get("id"))
     match = VALUE.fullmatch(_str(action.get("value")))
     if not (user_id and channel_id and match) or with_index != (match[2] is not None):
         return None

@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot import blocks, cost, messages
 from bot.listeners import cost as cost_listeners
-from bot.listeners import review
+from bot.listeners import privacy, review
 from bot.listeners.styles import is_style_command, style_command
 from bot.review_text import is_review
 from bot.runtime import Runtime
@@ -36,6 +36,8 @@ async def imagine(
         return
     if is_style_command(text):
         return await style_command(ack, command, runtime)
+    if privacy.is_forget_command(text):
+        return await privacy.forget_command(ack, command, runtime, respond)
     if is_review(text):
         return await review.review_command(ack, command, runtime)
     if text.lower() == "settings":
@@ -116,7 +118,7 @@ async def start_session(
     except StyleRefused as err:
         return messages.style_refused(err.problem, err.name, err.known, request=True)
     except ModerationRefused as no:
-        return messages.moderation_refused(no.categories, no.terms, no.unavailable)
+        return messages.moderation_refused(no.categories, no.terms, no.unavailable, no.retry_after)
     return None
 
 

@@ -97,7 +97,7 @@ async def handle_reply(runtime: Runtime, session: SessionRef, event: dict[str, A
         await publisher.tell_user(session.channel_id, user_id, text, session.thread_ts)
         return
     except ModerationRefused as no:
-        text = messages.moderation_refused(no.categories, no.terms, no.unavailable)
+        text = messages.moderation_refused(no.categories, no.terms, no.unavailable, no.retry_after)
         await publisher.tell_user(session.channel_id, user_id, text, session.thread_ts)
         return
     await _report(runtime, session, [*problems, *outcome.problems], outcome)

@@ -10,11 +10,12 @@ words the outcome, updates the result message and publishes to the gallery.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 
-from bot import gallery, messages
+from bot import gallery, home, messages
 from bot.admins import is_admin
 from bot.listeners.actions import Click, button, parse_click, private
 from bot.listeners.events import handle_reply
@@ -45,12 +46,7 @@ async def member_groups(publisher: SlackPublisher, policy: Policy, user_id: str)
     per group; a group Slack will not list counts as "not a member")."""
     if user_id in policy.reviewer_users:
         return frozenset()  # named in person: no need to ask Slack
-    found = set()
-    for group in policy.reviewer_groups:
-        members = await publisher.usergroup_members(group)
-        if members is not None and user_id in members:
-            found.add(group)
-    return frozenset(found)
+    return await publisher.groups_of(frozenset(policy.reviewer_groups), user_id)
 
 
 async def review_command(ack: AsyncAck, command: dict[str, Any], runtime: Runtime) -> None:
@@ -91,10 +87,14 @@ async def review_command(ack: AsyncAck, command: dict[str, Any], runtime: Runtim
     await ack(text=messages.policy_saved(change.after, channel_id), response_type="ephemeral")
 
 
-@button(with_index=True)
-async def approve(runtime: Runtime, click: Click, respond: AsyncRespond) -> None:
-    """Approve: counted once per allowed person under the channel's policy; the result
-    shows the progress; at the required count the image is approved and published."""
+Notify = Callable[[str], Awaitable[None]]
+
+
+async def approve_click(runtime: Runtime, click: Click, notify: Notify) -> None:
+    """Judge and count an Approve click (from a result message or the Home tab) under the
+    channel's policy; `notify` tells the clicker privately what did not count. Updates the
+    result message and, at the required count, publishes to the gallery. Raises
+    ActionRefused (GONE, WRONG_CONVERSATION)."""
     sm = runtime.sessionmaker
     policy = await review.get_policy(sm, click.where.team_id, click.where.channel_id)
     groups = await member_groups(runtime.publisher, policy, click.user_id)
@@ -103,22 +103,42 @@ async def approve(runtime: Runtime, click: Click, respond: AsyncRespond) -> None
     )
     view = outcome.view
     if outcome.refused is not None:
-        await private(respond, messages.approval_refused(outcome.refused, view))
+        await notify(messages.approval_refused(outcome.refused, view))
         return
     if outcome.already_voted:
-        await private(respond, messages.already_voted(click.index, view))
+        await notify(messages.already_voted(click.index, view))
         return
     if not outcome.newly_approved:
         approver = outcome.approved_by or click.user_id
-        await private(respond, messages.already_approved(click.index, view.version, approver))
+        await notify(messages.already_approved(click.index, view.version, approver))
         return
     await runtime.publisher.update_result(view)
     if outcome.gallery is not None:
-
-        async def notify(text: str) -> None:
-            await private(respond, text)
-
         await gallery.publish(runtime, outcome.gallery, notify)
+
+
+@button(with_index=True)
+async def approve(runtime: Runtime, click: Click, respond: AsyncRespond) -> None:
+    """Approve: counted once per allowed person under the channel's policy; the result
+    shows the progress; at the required count the image is approved and published."""
+
+    async def notify(text: str) -> None:
+        await private(respond, text)
+
+    await approve_click(runtime, click, notify)
+
+
+async def open_changes(
+    runtime: Runtime, click: Click, trigger: str, notify: Notify, *, from_home: bool = False
+) -> None:
+    """Open the Request changes modal for a click (views.open with its trigger_id).
+    Raises ActionRefused (GONE, WRONG_CONVERSATION)."""
+    found = await history_uc.versions(runtime.sessionmaker, click.generation_id, click.where)
+    version = next(v.version for v in found.versions if v.generation_id == click.generation_id)
+    target = ChangeTarget(click.generation_id, click.index, click.where.channel_id, from_home)
+    label = f"v{version} image {click.index + 1}"
+    if await runtime.publisher.open_view(trigger, request_changes_modal(target, label)) is None:
+        await notify(messages.CHANGES_NOT_OPENED)
 
 
 async def request_changes(
@@ -136,15 +156,14 @@ async def request_changes(
     if click is None or not isinstance(trigger, str):
         await private(respond, messages.STALE_BUTTON)
         return
+
+    async def notify(text: str) -> None:
+        await private(respond, text)
+
     try:
-        found = await history_uc.versions(runtime.sessionmaker, click.generation_id, click.where)
+        await open_changes(runtime, click, trigger, notify)
     except ActionRefused as refused:
         await private(respond, messages.refusal(refused.reason) or messages.STALE_BUTTON)
-        return
-    version = next(v.version for v in found.versions if v.generation_id == click.generation_id)
-    target = ChangeTarget(click.generation_id, click.index, click.where.channel_id)
-    label = f"v{version} image {click.index + 1}"
-    await runtime.publisher.open_view(trigger, request_changes_modal(target, label))
 
 
 async def changes_submitted(
@@ -179,6 +198,8 @@ async def changes_submitted(
     await runtime.publisher.update_result(request.view)
     await handle_reply(runtime, session, {"user": user_id, "text": comment})
     await review.link_change(runtime.sessionmaker, request, user_id)
+    if target.from_home:
+        await home.refresh(runtime, where.team_id, user_id)
 
 
 async def settings_command(ack: AsyncAck, command: dict[str, Any], runtime: Runtime) -> None:

@@ -1,4 +1,5 @@
-"""`/imagine style save|list|show|delete|default …`: brand styles of the workspace.
+"""`/imagine style save|list|show|delete|default …`: brand styles of the workspace; and
+*Save style…* on a result (an image's "…" menu), which opens a modal to name the style.
 
 Thin: parse the words, ask `bot.admins` where an admin may act, call `core.styles`, answer
 privately (the slash command's ack). Every sentence is in `bot.messages`.
@@ -8,17 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot import messages
 from bot.admins import is_admin
+from bot.listeners.actions import actor, parse_click, private
+from bot.review_views import ChangeTarget, submitted_text
 from bot.runtime import Runtime
-from core import styles
+from bot.style_views import NAME_ACTION, NAME_BLOCK, TEXT_ACTION, TEXT_BLOCK, save_style_modal
+from core import style_results, styles
 from core.moderation import ModerationRefused
-from core.styles import StyleRefused
+from core.sessions import ActionRefused, Conversation
+from core.styles import StyleProblem, StyleRefused
 
 WORD = "style"
 ACTIONS = ("save", "list", "show", "delete", "default", "help")
+TEXT_PROBLEMS = (StyleProblem.NO_TEXT, StyleProblem.TOO_LONG)  # the modal's text field
 
 
 def is_style_command(text: str) -> bool:
@@ -37,7 +43,7 @@ async def style_command(ack: AsyncAck, command: dict[str, Any], runtime: Runtime
     except StyleRefused as err:
         text = messages.style_refused(err.problem, err.name, err.known)
     except ModerationRefused as no:
-        text = messages.moderation_refused(no.categories, no.terms, no.unavailable)
+        text = messages.moderation_refused(no.categories, no.terms, no.unavailable, no.retry_after)
     await ack(text=text, response_type="ephemeral")
 
 
@@ -52,7 +58,7 @@ async def _run(runtime: Runtime, command: dict[str, Any], action: str, args: lis
         return messages.style_shown(await styles.show(sm, team, args[0]))
     if action == "delete":
         admin = await is_admin(runtime.publisher, runtime.settings, user)
-        await styles.delete(sm, team, args[0], user, admin)
+        await styles.delete(sm, team, args[0], user, admin, runtime.store)
         return messages.style_deleted(args[0])
     if action == "default":
         if not await is_admin(runtime.publisher, runtime.settings, user):
@@ -72,3 +78,72 @@ async def _run(runtime: Runtime, command: dict[str, Any], action: str, args: lis
         )
         return messages.style_saved(args[0], new)
     return messages.STYLE_USAGE
+
+
+async def save_style_chosen(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: dict[str, Any],
+) -> None:
+    """*Save style…* in an image's "…" menu: open the modal (views.open with the click's
+    trigger_id) prefilled with the version's prompt."""
+    await ack()
+    runtime: Runtime = context["runtime"]
+    chosen = dict(action)
+    chosen["value"] = (action.get("selected_option") or {}).get("value")
+    click = parse_click(body, chosen, with_index=True)
+    trigger = body.get("trigger_id")
+    if click is None or not isinstance(trigger, str):
+        await private(respond, messages.STALE_BUTTON)
+        return
+    try:
+        found = await style_results.describe(
+            runtime.sessionmaker, click.generation_id, click.index, click.where
+        )
+    except ActionRefused as refused:
+        await private(respond, messages.refusal(refused.reason) or messages.STALE_BUTTON)
+        return
+    target = ChangeTarget(click.generation_id, click.index, click.where.channel_id)
+    await runtime.publisher.open_view(trigger, save_style_modal(target, found.label, found.prompt))
+
+
+async def save_style_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any]
+) -> None:
+    """The *Save style* modal was submitted: save, or keep the modal open with the reason
+    under the field to change (`response_action: errors`); once saved, say so privately in
+    the thread."""
+    runtime: Runtime = context["runtime"]
+    target = ChangeTarget.parse(view.get("private_metadata"))
+    user_id, team_id = actor(body)
+    if target is None or not user_id:
+        await ack(response_action="errors", errors={NAME_BLOCK: messages.STYLE_IMAGE_GONE})
+        return
+    name = submitted_text(view, NAME_BLOCK, NAME_ACTION)
+    where = Conversation(team_id, target.channel_id)
+    try:
+        saved = await style_results.save_from_result(
+            runtime.sessionmaker,
+            where=where,
+            user_id=user_id,
+            generation_id=target.generation_id,
+            index=target.index,
+            name=name,
+            text=submitted_text(view, TEXT_BLOCK, TEXT_ACTION),
+            is_admin=await is_admin(runtime.publisher, runtime.settings, user_id),
+            moderator=runtime.moderator,
+        )
+    except StyleRefused as err:
+        field = TEXT_BLOCK if err.problem in TEXT_PROBLEMS else NAME_BLOCK
+        text = messages.style_field_error(err.problem, err.name)
+        return await ack(response_action="errors", errors={field: text})
+    except ModerationRefused as no:
+        text = messages.style_text_refused(no.categories, no.terms, no.unavailable)
+        return await ack(response_action="errors", errors={TEXT_BLOCK: text})
+    except ActionRefused:
+        return await ack(response_action="errors", errors={NAME_BLOCK: messages.STYLE_IMAGE_GONE})
+    await ack()
+    note = messages.style_saved_from_result(saved)
+    await runtime.publisher.tell_user(saved.channel_id, user_id, note, saved.thread_ts)

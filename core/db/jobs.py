@@ -20,7 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db import effects
 from core.db.rows import from_row
 from core.flags import Params
-from core.models import GenerationRow, GenerationState, ImageRow, InputRow, SessionRow, db_now
+from core.models import (
+    EffectRow,
+    GenerationRow,
+    GenerationState,
+    ImageRow,
+    InputRow,
+    SessionRow,
+    db_now,
+)
 from core.ports import Effect, Failure, WaitReason
 from core.store import StoredBlob
 
@@ -53,6 +61,7 @@ class Job:
     waiting: str | None
     lease_owner: str | None
     prompt: str
+    instruction: str | None  # the refining reply as typed, None for a new image
     provider_prompt: str | None
     params: Params
     seed: int
@@ -170,6 +179,39 @@ async def attempt(sm: Maker, job_id: int, owner: str, effect: Effect) -> None:
     async with sm.begin() as db:
         await _guarded(db, job_id, owner)
         await effects.attempt(db, job_id, effect)
+
+
+async def claim_session_effect(
+    sm: Maker, job_id: int, owner: str, session_id: int, effect: Effect
+) -> bool:
+    """Record the intent of an effect made once per session, not per version (MENTION):
+    True when this job records it now, False when a version of the session recorded it
+    before. The session row is locked first (a no-op UPDATE), so two versions finishing at
+    once decide in turn. Raises LeaseLost."""
+    async with sm.begin() as db:
+        await _guarded(db, job_id, owner)
+        await db.execute(
+            update(SessionRow)
+            .where(SessionRow.id == session_id)
+            .values(owner_user_id=SessionRow.owner_user_id)
+        )
+        taken = await db.scalar(
+            select(EffectRow.id)
+            .join(GenerationRow, EffectRow.generation_id == GenerationRow.id)
+            .where(GenerationRow.session_id == session_id, EffectRow.effect == effect)
+            .limit(1)
+        )
+        if taken is not None:
+            return False
+        await effects.attempt(db, job_id, effect)
+        return True
+
+
+async def effect_done(sm: Maker, job_id: int, owner: str, effect: Effect, ref: str) -> None:
+    """Record the platform's answer `ref` (a message ts) for an effect. Raises LeaseLost."""
+    async with sm.begin() as db:
+        await _guarded(db, job_id, owner)
+        await effects.done(db, job_id, effect, ref)
 
 
 async def reserve_files(sm: Maker, job_id: int, owner: str, file_ids: Mapping[int, str]) -> None:
@@ -343,7 +385,8 @@ async def version_ahead_in_session(sm: Maker, session_id: int, job_id: int) -> i
 async def provider_load(sm: Maker, provider: str, job_id: int) -> tuple[int, int]:
     """(tasks running at `provider`, older queued jobs of that provider that should start
     before `job_id`). Older jobs in backoff or waiting for their own thread do not count;
-    jobs waiting for a slot or the breaker do."""
+    jobs waiting for a slot or the breaker do; jobs in a step right now (a live lease: at a
+    synchronous provider, or about to ask) do not, so processes do not hold each other up."""
     async with sm() as db:
         running = await db.scalar(
             select(func.count()).where(
@@ -356,6 +399,10 @@ async def provider_load(sm: Maker, provider: str, job_id: int) -> tuple[int, int
                 GenerationRow.state == S.QUEUED,
                 GenerationRow.id < job_id,
                 GenerationRow.cancel_requested.is_(False),
+                or_(
+                    GenerationRow.lease_owner.is_(None),
+                    GenerationRow.lease_expires_at <= db_now(),
+                ),
                 or_(
                     GenerationRow.waiting.in_((WaitReason.SLOT, WaitReason.BREAKER)),
                     and_(

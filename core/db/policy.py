@@ -6,7 +6,6 @@ and out.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.models import AttachmentRow, AuditRow, ImageRow, InputRow, StyleReferenceRow
+from core.store import ImageStore
 
 
 async def audit(
@@ -67,13 +67,17 @@ async def path_in_use(db: AsyncSession, path: str) -> bool:
     return False
 
 
-async def delete_unused_files(sm: async_sessionmaker[AsyncSession], paths: list[str]) -> int:
-    """Delete the image-store files among `paths` that no row uses any more; returns how many
-    were deleted (missing files count as deleted)."""
+async def delete_unused_files(
+    sm: async_sessionmaker[AsyncSession], paths: list[str], store: ImageStore | None = None
+) -> int:
+    """Delete the image-store files among `paths` that no row uses any more, from `store`
+    (None: files on this machine); returns how many were deleted (missing files count as
+    deleted). Raises OSError, the store's errors."""
+    store = store or ImageStore(Path())
     deleted = 0
     async with sm() as db:
         for path in dict.fromkeys(paths):
             if not await path_in_use(db, path):
-                await asyncio.to_thread(Path(path).unlink, missing_ok=True)
+                await store.delete(path)
                 deleted += 1
     return deleted

@@ -12,12 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.models import (
     ApprovalRow,
     AttachmentRow,
+    ChangeRequestRow,
+    CostRow,
+    DeletionRow,
     DeliveryRow,
     GenerationRow,
     GenerationState,
     ImageRow,
     InputRow,
     SessionRow,
+    db_now,
 )
 
 FORGOTTEN = "forgotten"  # the user id that replaces a person who asked to be forgotten
@@ -125,3 +129,94 @@ async def prune_deliveries(db: AsyncSession, before: float) -> int:
     """Forget the delivery ids received before `before` (UTC epoch seconds)."""
     result = await db.execute(delete(DeliveryRow).where(DeliveryRow.received_at < before))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# -- forget-me: the bot's platform messages and files to delete -----------------------------
+
+
+async def record_deletions(
+    db: AsyncSession,
+    team_id: str,
+    messages: Sequence[tuple[str, str]],
+    files: Sequence[str],
+) -> int:
+    """Record the messages ((channel id, ts)) and files (file ids) of `team_id` to delete,
+    skipping those already recorded; returns how many were new."""
+    wanted = {("message", c, ts) for c, ts in messages} | {("file", "", f) for f in files}
+    known = await db.execute(
+        select(DeletionRow.kind, DeletionRow.channel_id, DeletionRow.ref).where(
+            DeletionRow.team_id == team_id
+        )
+    )
+    new = wanted - {tuple(row) for row in known.all()}
+    for kind, channel, ref in sorted(new):
+        db.add(DeletionRow(team_id=team_id, kind=kind, channel_id=channel, ref=ref, attempts=0))
+    return len(new)
+
+
+async def due_deletions(
+    db: AsyncSession, team_id: str, claimed_before: float
+) -> list[tuple[int, str, str, str]]:
+    """The deletions of `team_id` not done and not claimed since `claimed_before` (UTC epoch
+    seconds, database clock): (id, kind, channel id, ref), oldest first."""
+    rows = await db.execute(
+        select(DeletionRow.id, DeletionRow.kind, DeletionRow.channel_id, DeletionRow.ref)
+        .where(
+            DeletionRow.team_id == team_id,
+            DeletionRow.done_at.is_(None),
+            or_(DeletionRow.claimed_at.is_(None), DeletionRow.claimed_at < claimed_before),
+        )
+        .order_by(DeletionRow.id)
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows.all()]
+
+
+async def claim_deletion(db: AsyncSession, deletion_id: int, claimed_before: float) -> bool:
+    """Claim one deletion before it is made (one more attempt, `claimed_at` now); False
+    when it is done or another caller claimed it since `claimed_before`."""
+    result = await db.execute(
+        update(DeletionRow)
+        .where(
+            DeletionRow.id == deletion_id,
+            DeletionRow.done_at.is_(None),
+            or_(DeletionRow.claimed_at.is_(None), DeletionRow.claimed_at < claimed_before),
+        )
+        .values(claimed_at=db_now(), attempts=DeletionRow.attempts + 1)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+async def finish_deletion(db: AsyncSession, deletion_id: int, outcome: str | None) -> None:
+    """Record the answer of a claimed deletion: `outcome` ("deleted", "gone", a refusal
+    code) marks it done; None releases the claim for a later try."""
+    values: dict[str, object] = {"claimed_at": None}
+    if outcome is not None:
+        values = {"done_at": db_now(), "outcome": outcome}
+    await db.execute(update(DeletionRow).where(DeletionRow.id == deletion_id).values(**values))
+
+
+async def db_clock(db: AsyncSession) -> float:
+    """The database's current time (UTC epoch seconds)."""
+    return float(await db.scalar(select(db_now())) or 0.0)
+
+
+async def anonymise_records(db: AsyncSession, team_id: str, user_id: str, forgotten: str) -> None:
+    """Replace `user_id` by `forgotten` in the usage rows of `team_id` (model, size and
+    cost stay as anonymous totals) and in change requests, whose comment is erased."""
+    await db.execute(
+        update(CostRow)
+        .where(CostRow.team_id == team_id, CostRow.user_id == user_id)
+        .values(user_id=forgotten, request_key="")
+    )
+    await db.execute(
+        update(ChangeRequestRow)
+        .where(
+            ChangeRequestRow.user_id == user_id,
+            ChangeRequestRow.generation_id.in_(
+                select(GenerationRow.id)
+                .join(SessionRow, SessionRow.id == GenerationRow.session_id)
+                .where(SessionRow.team_id == team_id)
+            ),
+        )
+        .values(user_id=forgotten, comment="")
+    )

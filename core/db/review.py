@@ -126,7 +126,8 @@ class GalleryJob:
     generation_id: int
     channel_id: str
     approver: str
-    resumed: bool  # a crashed process claimed it before: look for its post first
+    resumed: bool  # an earlier try (crashed or refused) may have posted: look for it first
+    attempts: int = 0  # refused tries so far
 
 
 async def add_gallery_intent(
@@ -148,24 +149,22 @@ async def claim_gallery(db: AsyncSession, image_id: int, stale_seconds: float) -
     row = await db.scalar(select(GalleryPostRow).where(GalleryPostRow.image_id == image_id))
     if row is None:
         return None
-    resumed = row.state == "posting"
+    resumed = row.state == "posting" or row.attempts > 0  # an earlier try may have landed
     claimed = await db.execute(
         update(GalleryPostRow)
         .where(
             GalleryPostRow.id == row.id,
             GalleryPostRow.state == row.state,
-            or_(
-                GalleryPostRow.state == "pending",
-                (GalleryPostRow.state == "posting")
-                & (GalleryPostRow.claimed_at < db_now() - stale_seconds),
-            ),
+            _gallery_due(stale_seconds),
         )
         .values(state="posting", claimed_at=db_now())
     )
     if not claimed.rowcount:  # type: ignore[attr-defined]
         return None
     generation = await db.scalar(select(ImageRow.generation_id).where(ImageRow.id == image_id))
-    return GalleryJob(row.id, image_id, int(generation or 0), row.channel_id, row.approver, resumed)
+    return GalleryJob(
+        row.id, image_id, int(generation or 0), row.channel_id, row.approver, resumed, row.attempts
+    )
 
 
 async def finish_gallery(db: AsyncSession, post_id: int, state: str, ts: str | None) -> None:
@@ -177,18 +176,44 @@ async def finish_gallery(db: AsyncSession, post_id: int, state: str, ts: str | N
     )
 
 
+def _gallery_due(stale_seconds: float) -> Any:
+    """A gallery intent to take now: pending and due (no due time, or it has come), or
+    claimed more than `stale_seconds` ago by a process that did not finish."""
+    return or_(
+        (GalleryPostRow.state == "pending")
+        & (GalleryPostRow.next_attempt_at.is_(None) | (GalleryPostRow.next_attempt_at <= db_now())),
+        (GalleryPostRow.state == "posting")
+        & (GalleryPostRow.claimed_at < db_now() - stale_seconds),
+    )
+
+
 async def open_gallery_images(db: AsyncSession, stale_seconds: float) -> list[int]:
-    """Images whose gallery post is pending or stuck in a stale claim (to resume at start)."""
+    """Images whose gallery post is due: pending (its retry time come) or stuck in a stale
+    claim, oldest first."""
     rows = await db.scalars(
-        select(GalleryPostRow.image_id).where(
-            or_(
-                GalleryPostRow.state == "pending",
-                (GalleryPostRow.state == "posting")
-                & (GalleryPostRow.claimed_at < db_now() - stale_seconds),
-            )
-        )
+        select(GalleryPostRow.image_id)
+        .where(_gallery_due(stale_seconds))
+        .order_by(GalleryPostRow.id)
     )
     return list(rows)
+
+
+async def retry_gallery(
+    db: AsyncSession, post_id: int, *, attempts: int, error: str, delay: float, give_up: bool
+) -> None:
+    """Record a refused gallery post (`error`: the platform's code) as try number
+    `attempts`: back to pending, due in `delay` seconds, or "unreachable" when `give_up`."""
+    await db.execute(
+        update(GalleryPostRow)
+        .where(GalleryPostRow.id == post_id)
+        .values(
+            state="unreachable" if give_up else "pending",
+            attempts=attempts,
+            next_attempt_at=db_now() + delay,
+            last_error=error[:64],
+            claimed_at=None,
+        )
+    )
 
 
 async def gallery_state(db: AsyncSession, image_id: int) -> tuple[str, str | None] | None:

@@ -12,7 +12,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.refinement import StoredImage
-from core.models import ChannelStyleRow, StyleReferenceRow, StyleRow
+from core.db.views import image_label
+from core.models import ChannelStyleRow, GenerationRow, ImageRow, StyleReferenceRow, StyleRow
 
 
 @dataclass(frozen=True)
@@ -129,3 +130,20 @@ async def set_channel_default(
         db.add(
             ChannelStyleRow(team_id=team_id, channel_id=channel_id, style_name=name, set_by=user_id)
         )
+
+
+async def result_image(db: AsyncSession, generation_id: int, index: int) -> StoredImage | None:
+    """Image `index` (0-based) of a generation as a style reference ("v2 image 1", the same
+    image-store file), or None when it does not exist."""
+    found = (
+        await db.execute(
+            select(ImageRow, GenerationRow.version)
+            .join(GenerationRow, GenerationRow.id == ImageRow.generation_id)
+            .where(ImageRow.generation_id == generation_id, ImageRow.index == index)
+        )
+    ).first()
+    if found is None:
+        return None
+    image, version = found
+    label = image_label(version, image.index)
+    return StoredImage("reference", label, image.path, image.mime, image.width, image.height)

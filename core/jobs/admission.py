@@ -2,7 +2,8 @@
 
 Versions in one thread run in the order they were asked for; a provider runs at most
 `concurrency` tasks at once (counting submits in flight in this process), and jobs start
-in the order they were queued; while the circuit breaker is open (core.breaker), new jobs
+in the order they were queued (a job starts only when a slot is left after the older ones
+that are due); while the circuit breaker is open (core.breaker), new jobs
 wait. Each hold is a `Wait` with a reason code (core.ports.WaitReason).
 """
 
@@ -58,7 +59,9 @@ class Admission:
             return Wait(WaitReason.THREAD, ahead, 0.5)
         running, older_first = await jobs_db.provider_load(self.sm, job.provider, job.id)
         # No await from here on: a slot taken by a concurrent step is already counted.
-        if running + self.submitting >= self.concurrency or older_first:
+        # Older jobs keep their places: this one goes only when a slot is left after them
+        # (so a free provider takes a burst of jobs at once, in any process; issue 14).
+        if running + self.submitting + older_first >= self.concurrency:
             return Wait(WaitReason.SLOT, None, 1.0)
         if not self.breaker.allow():
             return Wait(WaitReason.BREAKER, None, max(1.0, self.breaker.retry_in()))

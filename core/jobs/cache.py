@@ -1,11 +1,11 @@
 """The result cache (issue 11), called once at submit time: a request identical to an
-earlier completed one (provider, model, full prompt with the refinement chain, size,
-`n`, seed, negative prompt, quality and the sha256 of every input image) reuses its
-stored images instead of calling the provider, when the provider is deterministic for us
-(it declares `honours_seed`: the same seed gives the same images; the local renderer
-does, OpenAI's and ToAPIs' APIs take no seed). The generation's cost is 0 and its result
-says so. `--fresh` (`Params.fresh`) skips the lookup; its key is still remembered so
-later requests may reuse its images.
+earlier completed one (provider, model, full prompt with the refinement chain, the text as
+typed (the local renderer writes it on the image), size, `n`, seed, negative prompt,
+quality and the sha256 of every input image) reuses its stored images instead of calling
+the provider, when the provider is deterministic for us (it declares `honours_seed`: the
+same seed gives the same images; the local renderer does, OpenAI's and ToAPIs' APIs take
+no seed). The generation's cost is 0 and its result says so. `--fresh` (`Params.fresh`)
+skips the lookup; its key is still remembered so later requests may reuse its images.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ async def cache_key(ctx: JobContext, job: Job, request: GenerationRequest) -> st
         "provider": job.provider,
         "model": request.model,
         "prompt": request.prompt,
+        "typed_prompt": request.typed_prompt,  # the local renderer's caption
         "size": [request.width, request.height, request.aspect_ratio],
         "n": request.n,
         "seed": request.seed,

@@ -60,11 +60,25 @@ async def upload_once(ctx: JobContext, job: Job, view: GenerationView) -> Genera
             await ctx.publisher.share_uploads(view, file_ids)
     if not file_ids:
         await jobs_db.attempt(ctx.sm, job.id, ctx.owner, Effect.UPLOAD)
-        file_ids = await ctx.publisher.reserve_uploads(view)
+        file_ids = await ctx.publisher.reserve_uploads(await _on_this_machine(ctx, view))
         await jobs_db.reserve_files(ctx.sm, job.id, ctx.owner, file_ids)
         await ctx.publisher.share_uploads(view, file_ids)
     await jobs_db.set_file_ids(ctx.sm, job.id, ctx.owner, file_ids)
     images = tuple(
         replace(image, file_id=file_ids.get(image.index, image.file_id)) for image in view.images
+    )
+    return replace(view, images=images)
+
+
+async def _on_this_machine(ctx: JobContext, view: GenerationView) -> GenerationView:
+    """The view with each image still to upload as a file on this machine (the image store
+    may be a bucket: `ImageStore.local_path`). Raises OSError (an image is gone)."""
+    images = tuple(
+        [
+            image
+            if image.file_id is not None
+            else replace(image, path=await ctx.store.local_path(image.path))
+            for image in view.images
+        ]
     )
     return replace(view, images=images)

@@ -43,6 +43,6 @@ async def withhold_flagged(
             user_id=view.requested_by,
             detail={"generation_id": job.id, "categories": list(verdict.categories)},
         )
-    await policy_db.delete_unused_files(ctx.sm, [str(blob.path) for blob in blobs])
+    await policy_db.delete_unused_files(ctx.sm, [str(blob.path) for blob in blobs], ctx.store)
     await outcomes.fail(ctx, job, view, Failure(FailureReason.PROVIDER, WITHHELD))
     return True

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
 from core.db.jobs import Job, JobInput
 from core.providers.base import GenerationRequest, ImageInput
+from core.providers.results import missing_input
 from core.refinement import size_mask
 from core.store import ImageStore
 
@@ -13,12 +16,19 @@ from core.store import ImageStore
 async def build_request(
     job: Job, inputs: Sequence[JobInput], store: ImageStore, model: str | None
 ) -> GenerationRequest:
-    """The GenerationRequest of `job`: its prompt (with the refinement chain), parameters,
+    """The GenerationRequest of `job`: its prompt (with the refinement chain), what the
+    person typed (the refining reply, else the prompt), parameters,
     `model`, and the input images in order (base first, then references). The mask is
     resized to the base image (or the requested size, in pixels) when the base changed since
-    it was posted; the resized mask is written to `store`."""
+    it was posted; the resized mask is written to `store`. Input files are fetched to this
+    machine (`store.local_path`) so providers read local files. Raises ProviderError
+    (INVALID_REQUEST) when an input is gone from the store."""
     references = tuple(
-        ImageInput(i.path, i.mime) for i in inputs if i.role in ("base", "reference")
+        [
+            ImageInput(await _local(store, i.path, i.role), i.mime)
+            for i in inputs
+            if i.role in ("base", "reference")
+        ]
     )
     mask = None
     base = next((i for i in inputs if i.role == "base"), None)
@@ -29,12 +39,12 @@ async def build_request(
             continue
         path = item.path
         if (item.width, item.height) != size:
-            data = await store.read(path)
+            data = await asyncio.to_thread((await _local(store, path, "mask")).read_bytes)
             prepared = await size_mask(
                 data, item.label, base=base_size, own=(job.width, job.height)
             )
             path = (await store.put(prepared.data)).path
-        mask = ImageInput(path, "image/png")
+        mask = ImageInput(await _local(store, path, "mask"), "image/png")
     params = job.params
     return GenerationRequest(
         prompt=job.provider_prompt or job.prompt,
@@ -48,4 +58,13 @@ async def build_request(
         model=model,
         references=references,
         mask=mask,
+        typed_prompt=job.instruction or job.prompt,
     )
+
+
+async def _local(store: ImageStore, path: Path, role: str) -> Path:
+    """The input file at `path` on this machine. Raises ProviderError (INVALID_REQUEST)."""
+    try:
+        return await store.local_path(path)
+    except FileNotFoundError as exc:
+        raise missing_input(role, path, exc) from exc

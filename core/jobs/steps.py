@@ -12,9 +12,9 @@ import asyncio
 import logging
 from dataclasses import replace
 
+from core.db import effects, views
 from core.db import jobs as jobs_db
 from core.db import sessions as sessions_db
-from core.db import views
 from core.db.jobs import Job, LeaseLost
 from core.jobs import cache, outcomes, policy
 from core.jobs.context import JobContext
@@ -189,11 +189,38 @@ async def post(ctx: JobContext, job: Job, view: GenerationView) -> float | None:
     result_ts = await post_once(
         ctx, job, view, Effect.RESULT, lambda: ctx.publisher.post_result(posted)
     )
+    await call_reviewers(ctx, job, replace(view, result_ts=result_ts))
     await jobs_db.finish(ctx.sm, job.id, ctx.owner, S.POSTED, result_ts=result_ts)
     view = replace(view, state=S.POSTED, result_ts=result_ts, error=None)
     await best_effort(ctx.publisher.show_status(view, force=True))
     log.info("job %s: posted", job.id)
     return None
+
+
+async def call_reviewers(ctx: JobContext, job: Job, view: GenerationView) -> None:
+    """Mention the channel's reviewers in the thread once per session: the first version
+    posted under a policy that names reviewers does it (Effect.MENTION, recorded before it
+    is posted; a try whose answer was lost is looked for first). Raises LeaseLost,
+    PublishError, ChannelUnreachable."""
+    if not view.review.has_reviewers or view.thread_ts is None:
+        return
+    intent = await effects.get(ctx.sm, job.id, Effect.MENTION)
+    if intent is not None and intent.done:
+        return
+
+    async def mention() -> str:
+        return await ctx.publisher.mention_reviewers(view)
+
+    if intent is None:
+        claimed = await jobs_db.claim_session_effect(
+            ctx.sm, job.id, ctx.owner, job.session_id, Effect.MENTION
+        )
+        if not claimed:
+            return  # an earlier version of the session called them
+        ts = await mention()
+    else:
+        ts = await post_once(ctx, job, view, Effect.MENTION, mention)
+    await jobs_db.effect_done(ctx.sm, job.id, ctx.owner, Effect.MENTION, ts)
 
 
 async def _request(ctx: JobContext, job: Job) -> GenerationRequest:

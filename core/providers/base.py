@@ -20,6 +20,13 @@ from typing import ClassVar, Literal, Protocol
 
 from core.schedule import PollSchedule
 
+MB = 1024 * 1024
+"""One megabyte in bytes, as the providers' docs and our messages count sizes."""
+
+IMAGE_MIMES = frozenset({"image/png", "image/jpeg", "image/webp"})
+"""The input image types (judged by content) every provider takes; `InputLimits.mimes`
+defaults to them."""
+
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 """Largest result image (width x height, pixels) a provider hands on, unless configured
 (the `MAX_IMAGE_PIXELS` setting). Checked from the image header before anything decodes it."""
@@ -94,6 +101,10 @@ class GenerationRequest:
         model: model name to send, or None for the provider default.
         references: reference images, oldest first (at most 5).
         mask: a PNG whose transparent pixels mark the area to repaint, or None.
+        typed_prompt: what the person typed for this version, as they wrote it (the
+            prompt of a new image, or the refining reply), or None when unknown. `prompt` is
+            what providers send; only the local preview renderer shows this one (its
+            caption).
     """
 
     prompt: str
@@ -107,6 +118,7 @@ class GenerationRequest:
     model: str | None = None
     references: tuple[ImageInput, ...] = ()
     mask: ImageInput | None = None
+    typed_prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,18 +172,19 @@ class InputLimits:
 
     Attributes:
         max_bytes: largest reference image, in bytes.
-        mimes: accepted reference image types, judged by content ("image/png", …).
         mask_max_bytes: largest mask PNG, in bytes.
         max_references: most reference images one generation may send.
+        mimes: accepted reference image types, judged by content ("image/png", …);
+            `IMAGE_MIMES` unless the provider takes more.
         max_pixels: largest image (width x height, pixels) decoded at all, read from its
             header before any pixel is (the MAX_IMAGE_PIXELS setting; `core.images`
             `limits_for` sets it).
     """
 
     max_bytes: int
-    mimes: frozenset[str]
     mask_max_bytes: int
     max_references: int = 5
+    mimes: frozenset[str] = IMAGE_MIMES
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 

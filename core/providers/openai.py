@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 
 from core.providers.base import (
+    MB,
     ErrorKind,
     GeneratedImage,
     GenerationRequest,
@@ -53,7 +54,6 @@ from core.providers.results import build_prompt, closest_size, completed, read_i
 from core.schedule import PollSchedule
 
 DEFAULT_MODEL = "gpt-image-1"
-MB = 1024 * 1024
 
 # Sizes the GPT image models accept (besides "auto"), with their aspect ratios.
 SIZES: dict[str, tuple[int, int]] = {
@@ -85,7 +85,6 @@ INFO = ProviderInfo(
     limits=InputLimits(
         max_references=16,
         max_bytes=50 * MB,
-        mimes=frozenset({"image/png", "image/jpeg", "image/webp"}),
         mask_max_bytes=4 * MB,
     ),
     # Only used after a restart (the result of the synchronous call was lost): poll re-runs

@@ -15,6 +15,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
@@ -45,11 +46,17 @@ async def read_input(image: ImageInput, role: str) -> bytes:
     try:
         return await asyncio.to_thread(image.path.read_bytes)
     except OSError as exc:
-        raise ProviderError(
-            ErrorKind.INVALID_REQUEST,
-            f"A {role} image is no longer available. Post it in the thread again.",
-            detail=f"{image.path}: {exc}",
-        ) from exc
+        raise missing_input(role, image.path, exc) from exc
+
+
+def missing_input(role: str, path: Path, exc: OSError) -> ProviderError:
+    """The error for a `role` image gone from the image store: INVALID_REQUEST, asking for
+    the image to be posted again."""
+    return ProviderError(
+        ErrorKind.INVALID_REQUEST,
+        f"A {role} image is no longer available. Post it in the thread again.",
+        detail=f"{path}: {exc}",
+    )
 
 
 def sniff_mime(data: bytes, fallback: str = "image/png") -> str:

@@ -35,6 +35,8 @@ from urllib.parse import quote
 import httpx
 
 from core.providers.base import (
+    IMAGE_MIMES,
+    MB,
     ErrorKind,
     GeneratedImage,
     GenerationRequest,
@@ -55,7 +57,6 @@ from core.providers.results import build_prompt, closest_size, completed, read_i
 from core.schedule import PollSchedule
 
 DEFAULT_MODEL = "gpt-4o-image"
-MB = 1024 * 1024
 
 # The aspect ratios ToAPIs accepts for gpt-4o-image.
 SIZES: dict[str, tuple[int, int]] = {"1:1": (1, 1), "3:2": (3, 2), "2:3": (2, 3)}
@@ -70,7 +71,7 @@ INFO = ProviderInfo(
     limits=InputLimits(
         max_references=5,
         max_bytes=10 * MB,
-        mimes=frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"}),
+        mimes=IMAGE_MIMES | {"image/gif"},
         mask_max_bytes=4 * MB,
     ),
     # First poll about 5 s after submit, then every 5-10 s with ±20 % jitter (issue 3).

@@ -137,6 +137,14 @@ class RecordingPublisher:
         self._answer("post_result")
         return ts
 
+    async def mention_reviewers(self, view: GenerationView) -> str:
+        self._raise_if_scripted("mention_reviewers", view)
+        ts = self._next_ts()
+        self.posted[(view.generation_id, Effect.MENTION)] = ts
+        self._record(Call("mention_reviewers", view, result=ts))
+        self._answer("mention_reviewers")
+        return ts
+
     async def report_failure(self, view: GenerationView, failure: Failure) -> None:
         self._raise_if_scripted("report_failure", view)
         self._record(Call("report_failure", view, failure=failure))

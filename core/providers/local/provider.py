@@ -4,7 +4,8 @@ It needs no network and no API key, yet behaves like a task API so the job engin
 runs the same code path as for a remote provider: `submit` returns a task id at
 once, `poll` reports progress rising from 0 to 99 over `render_seconds`, then
 renders the images with Pillow (`core.providers.local.render`, in a worker thread) and reports the
-task completed.
+task completed. The picture follows the provider prompt (the whole refinement chain); the
+caption shows what the person typed (`caption_for`).
 
 The provider is stateless across restarts: the submit time is encoded in the task
 id (`local-<32 hex>-<submit epoch ms>`), so a new instance, after a restart, can
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import Callable
 
 from core.providers.base import (
+    MB,
     DeclaredProvider,
     ErrorKind,
     GeneratedImage,
@@ -34,9 +36,7 @@ from core.providers.base import (
 from core.providers.local.render import RenderInputError, render_png
 from core.schedule import PollSchedule
 
-__all__ = ["INFO", "LocalProvider"]
-
-MB = 1024 * 1024
+__all__ = ["INFO", "LocalProvider", "caption_for"]
 
 INFO = ProviderInfo(
     name="local",
@@ -48,7 +48,6 @@ INFO = ProviderInfo(
     limits=InputLimits(
         max_references=5,
         max_bytes=20 * MB,
-        mimes=frozenset({"image/png", "image/jpeg", "image/webp"}),
         mask_max_bytes=20 * MB,
     ),
     # Fast polling: first poll 0.5 s after submit, then every 0.5-1 s.
@@ -142,6 +141,13 @@ def _submit_time(task_id: str) -> float:
     return int(match["ms"]) / 1000
 
 
+def caption_for(request: GenerationRequest) -> str:
+    """The caption of the request's images: what the person typed (`typed_prompt`: the
+    prompt of a new image or the refining reply), else the provider prompt, on one line
+    (runs of whitespace become one space)."""
+    return " ".join((request.typed_prompt or request.prompt).split())
+
+
 def _render_all(request: GenerationRequest) -> tuple[GeneratedImage, ...]:
     """Render the request's n images (blocking; runs in a worker thread)."""
     references = tuple(ref.path for ref in request.references)
@@ -154,6 +160,7 @@ def _render_all(request: GenerationRequest) -> tuple[GeneratedImage, ...]:
                 request.width,
                 request.height,
                 request.seed + i,
+                caption=caption_for(request),
                 negative_prompt=request.negative_prompt,
                 quality=request.quality,
                 references=references,

@@ -1,16 +1,18 @@
 """Offline image rendering with Pillow for the `local` provider ("local preview renderer").
 
-`render_png` draws a deterministic placeholder picture for a prompt and a seed: a
-gradient sky whose colours come from a hash of the prompt and seed (words such as
-"dusk", "sea", "forest", "night" or "sun" nudge the palette), a sun or moon, a few
-floating shapes and hills placed by `random.Random(seed)`, the prompt text in a
-readable panel, and a footer "local preview · seed N" so nobody takes it for a real
+`render_png` draws a deterministic preview of a prompt: a flat landscape that follows the
+words it recognises (colours, time of day, a few subjects: `core.providers.local.words`,
+drawn by `core.providers.local.scene`), and under it one opaque caption band with what
+the person typed and the footer "local preview · seed N", so nobody takes it for a real
 model output.
 
-Reference images are composited in: the first one (the base image of a refinement)
-fills the background under the new drawing, the others appear as framed thumbnails
-along the bottom. A mask (transparent pixels = the area to repaint) keeps the base
-untouched where it is opaque and paints a new scene inside the transparent area.
+Reference images: the first one is the base image of a refinement. A base this renderer
+made carries its layout in a PNG text chunk (`METADATA_KEY`): the new version is drawn
+with the same layout and subjects and the new prompt, so it reads as an edit of the base,
+and the base's own caption band never shows again. Any other base fills the picture
+(70 %) under the new drawing. The other references appear as framed thumbnails above the
+band. A mask (transparent pixels = the area to repaint) keeps the base where it is
+opaque and paints the new scene inside the transparent area.
 
 Everything here is blocking CPU and file work: call it through `asyncio.to_thread`.
 Same inputs give byte-identical PNG output.
@@ -18,64 +20,31 @@ Same inputs give byte-identical PNG output.
 
 from __future__ import annotations
 
-import colorsys
-import hashlib
 import io
-import random
-import re
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
-__all__ = ["MAX_SIDE", "RenderInputError", "render_png"]
+from core.providers.local.scene import draw_scene, scene_subjects
+from core.providers.local.words import SUBJECTS, Plan, read_plan
+
+__all__ = ["MAX_SIDE", "METADATA_KEY", "RenderInputError", "caption_band_height", "render_png"]
 
 MAX_SIDE = 8192
 """Largest width or height (pixels) the renderer accepts."""
 
+METADATA_KEY = "imagine-local-preview"
+"""The PNG text chunk holding the layout of a rendered image: JSON
+`{"layout": int, "band": caption band height in pixels, "subjects": {name: many?}}`."""
+
 _Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-_RGB = tuple[int, int, int]
-
-# word -> (hue in degrees, saturation 0-1, brightness 0-1) that the palette leans towards.
-_KEYWORD_TINTS: dict[str, tuple[float, float, float]] = {
-    "dusk": (285, 0.55, 0.55),
-    "sunset": (20, 0.75, 0.9),
-    "twilight": (265, 0.55, 0.5),
-    "dawn": (30, 0.5, 0.95),
-    "blue": (215, 0.7, 0.85),
-    "sky": (205, 0.55, 0.95),
-    "sea": (200, 0.75, 0.75),
-    "ocean": (205, 0.8, 0.7),
-    "water": (195, 0.65, 0.8),
-    "lake": (190, 0.6, 0.75),
-    "forest": (125, 0.6, 0.5),
-    "green": (120, 0.65, 0.7),
-    "tree": (110, 0.55, 0.55),
-    "jungle": (135, 0.7, 0.5),
-    "night": (235, 0.6, 0.25),
-    "midnight": (240, 0.65, 0.2),
-    "space": (255, 0.55, 0.18),
-    "moon": (225, 0.35, 0.4),
-    "sun": (45, 0.8, 1.0),
-    "sunny": (48, 0.7, 1.0),
-    "desert": (35, 0.6, 0.9),
-    "gold": (45, 0.75, 0.9),
-    "fire": (10, 0.85, 0.9),
-    "red": (0, 0.75, 0.85),
-    "lava": (12, 0.9, 0.75),
-    "snow": (200, 0.12, 0.97),
-    "ice": (190, 0.25, 0.95),
-    "winter": (205, 0.2, 0.9),
-    "pink": (330, 0.45, 0.95),
-    "flower": (320, 0.5, 0.9),
-    "purple": (275, 0.6, 0.75),
-    "autumn": (28, 0.75, 0.8),
-}
-
-_NIGHT_WORDS = frozenset({"night", "midnight", "space", "moon", "stars", "star"})
-_WATER_WORDS = frozenset({"sea", "ocean", "lake", "water", "river", "bay", "harbor", "harbour"})
 _MARGIN_FRACTION = 0.04
-_SEA: tuple[int, int, int] = (25, 70, 120)
+_BAND: tuple[int, int, int] = (18, 20, 26)
+_MAX_CAPTION_LINES = 2
 
 
 class RenderInputError(ValueError):
@@ -90,12 +59,23 @@ class RenderInputError(ValueError):
         self.what = what
 
 
+@dataclass(frozen=True)
+class _Base:
+    """The base image, without the caption band when this renderer made it (then `layout`
+    and `subjects` are the ones it was drawn with)."""
+
+    image: Image.Image
+    layout: int | None = None
+    subjects: dict[str, bool] | None = None
+
+
 def render_png(
     prompt: str,
     width: int,
     height: int,
     seed: int,
     *,
+    caption: str | None = None,
     negative_prompt: str | None = None,
     quality: str | None = None,
     references: Sequence[Path] = (),
@@ -104,14 +84,16 @@ def render_png(
     """Render one deterministic preview image and return it as PNG bytes.
 
     Args:
-        prompt: the text prompt; it picks the palette and is written on the image.
+        prompt: the full text prompt; its recognised words shape the picture.
         width, height: output size in pixels (1..MAX_SIDE each); the PNG has exactly this size.
-        seed: places the shapes and varies the palette; any int (only its low 64 bits matter).
-        negative_prompt: shown in the footer as "no: ...", when set.
-        quality: "low" draws fewer shapes; anything else draws the full set.
-        references: image files, oldest first; the first is the base image (background),
-            the rest are drawn as framed thumbnails along the bottom. Any Pillow-readable
-            format and mode.
+        seed: places everything (unless the base carries a layout) and varies the details;
+            any int.
+        caption: the text written in the caption band (what the person typed); None writes
+            `prompt`.
+        negative_prompt: subjects it names are left out; shown in the footer as "no: ...".
+        quality: "low" draws fewer details; anything else draws the full set.
+        references: image files, oldest first; the first is the base image, the rest are
+            drawn as framed thumbnails above the caption band. Any Pillow-readable format.
         mask: a PNG whose transparent pixels (alpha < 128) mark the area to repaint; the
             opaque area keeps the base (the first reference, else the plain scene). A mask
             without transparent pixels is ignored.
@@ -123,27 +105,95 @@ def render_png(
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
         raise ValueError(f"size {width}x{height} is out of range (1..{MAX_SIDE} pixels per side)")
     size = (width, height)
-    refs = [_load_rgb(path, f"reference image {i + 1}") for i, path in enumerate(references)]
-    base_ref = refs[0] if refs else None
-    thumbs = refs[1:]
-
+    base = _load_base(references[0]) if references else None
+    thumbs = [_load_rgb(path, f"reference image {i + 2}") for i, path in enumerate(references[1:])]
+    plan = read_plan(prompt, negative_prompt)
+    layout, subjects = _layout(plan, seed, base)
+    low = quality == "low"
     area = _repaint_area(mask, size) if mask is not None else None
+    image = draw_scene(size, plan, seed, layout, subjects, low=low)
     if area is None:
-        image = _scene(size, prompt, seed, quality, background=base_ref, thumbs=thumbs)
+        if base is not None and base.layout is None:
+            fitted = ImageOps.fit(base.image, size, Image.Resampling.LANCZOS)
+            image = Image.blend(image, fitted, 0.7)
     else:
-        if base_ref is not None:
-            image = ImageOps.fit(base_ref, size, Image.Resampling.LANCZOS)
-        else:
-            image = _scene(size, prompt, seed, quality, background=None, thumbs=())
-        _repaint(image, area, prompt, seed, quality, thumbs)
+        kept = _under(base, size, plan, seed, subjects, low)
+        _repaint(kept, area, image)
+        image = kept
+    footer = _footer_text(seed, negative_prompt, repainted=area is not None)
+    band = _band_layout(caption if caption is not None else prompt, footer, size)
+    if thumbs:
+        _draw_thumbnails(image, thumbs, height - band.height)
+    _draw_band(image, band)
+    return _encode(image, {"layout": layout, "band": band.height, "subjects": subjects})
 
-    _draw_footer(image, seed, negative_prompt, repainted=area is not None)
+
+def _encode(image: Image.Image, meta: dict[str, object]) -> bytes:
+    """`image` as PNG bytes with `meta` in the METADATA_KEY text chunk."""
+    info = PngInfo()
+    info.add_text(METADATA_KEY, json.dumps(meta, sort_keys=True))
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False)
+    image.save(out, format="PNG", pnginfo=info, compress_level=1)  # fast; flat art packs well
     return out.getvalue()
 
 
+def _layout(plan: Plan, seed: int, base: _Base | None) -> tuple[int, dict[str, bool]]:
+    """The layout seed and the subjects to draw: a base of ours lends its layout and its
+    subjects (less those the prompt removes); otherwise the seed lays the picture out."""
+    if base is None or base.layout is None or base.subjects is None:
+        return seed, scene_subjects(plan, seed)
+    kept = {k: v for k, v in base.subjects.items() if k not in plan.removed}
+    return base.layout, {**kept, **scene_subjects(plan, base.layout)}
+
+
+def caption_band_height(data: bytes) -> int | None:
+    """The height (pixels) of the caption band at the bottom of a PNG this renderer made,
+    or None for any other image."""
+    with Image.open(io.BytesIO(data)) as opened:
+        meta = _metadata(opened)
+    return meta[1] if meta is not None else None
+
+
 # --- inputs -------------------------------------------------------------------------------
+
+
+def _metadata(opened: Image.Image) -> tuple[int, int, dict[str, bool]] | None:
+    """(layout seed, band height, subjects) from this renderer's PNG text chunk, or None when
+    it is absent or malformed (a foreign or hand-made image)."""
+    raw = opened.info.get(METADATA_KEY)
+    try:
+        meta = json.loads(raw) if isinstance(raw, str) and len(raw) < 4096 else None
+    except ValueError:
+        return None
+    if not isinstance(meta, dict):
+        return None
+    layout, band, subjects = meta.get("layout"), meta.get("band"), meta.get("subjects")
+    known = set(SUBJECTS.values())
+    if (
+        not isinstance(layout, int)
+        or not isinstance(band, int)
+        or not 0 <= band < opened.height
+        or not isinstance(subjects, dict)
+        or not all(k in known and isinstance(v, bool) for k, v in subjects.items())
+    ):
+        return None
+    return layout, band, subjects
+
+
+def _load_base(path: Path) -> _Base:
+    """The base image as RGB; one of ours loses its caption band and keeps its layout."""
+    image = _load_rgb(path, "reference image 1")
+    try:
+        with Image.open(path) as opened:
+            meta = _metadata(opened)
+    except (OSError, UnidentifiedImageError, ValueError):  # read above; changed since
+        meta = None
+    if meta is None:
+        return _Base(image)
+    layout, band, subjects = meta
+    if band:
+        image = image.crop((0, 0, image.width, image.height - band))
+    return _Base(image, layout, subjects)
 
 
 def _load_rgb(path: Path, what: str) -> Image.Image:
@@ -175,191 +225,20 @@ def _repaint_area(mask_path: Path, size: tuple[int, int]) -> Image.Image | None:
     return area if area.getbbox() is not None else None
 
 
-# --- palette ------------------------------------------------------------------------------
+# --- the caption band ---------------------------------------------------------------------
 
 
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+@dataclass(frozen=True)
+class _Band:
+    """The laid-out caption band: `height` pixels at the bottom (0: none is drawn)."""
 
-
-def _hsv(hue_deg: float, sat: float, val: float) -> _RGB:
-    r, g, b = colorsys.hsv_to_rgb((hue_deg % 360) / 360, min(1.0, max(0.0, sat)), min(1.0, val))
-    return round(r * 255), round(g * 255), round(b * 255)
-
-
-def _palette(prompt: str, seed: int) -> tuple[_RGB, _RGB, _RGB, bool, bool]:
-    """(sky top, sky bottom, accent, night?, water?) from a hash of prompt and seed + keywords."""
-    h = _digest(prompt, seed)
-    hue = h[0] / 255 * 360
-    sat = 0.45 + h[1] / 255 * 0.35
-    val = 0.7 + h[2] / 255 * 0.25
-    words = set(re.findall(r"[a-z]+", prompt.lower()))
-    tints = [_KEYWORD_TINTS[w] for w in sorted(words) if w in _KEYWORD_TINTS]
-    if tints:
-        # Lean towards the keyword colours; the hash still shifts the hue a little per seed.
-        hue = tints[0][0] + (h[3] / 255 - 0.5) * 40
-        sat = sum(t[1] for t in tints) / len(tints)
-        val = sum(t[2] for t in tints) / len(tints)
-    night = bool(words & _NIGHT_WORDS)
-    water = bool(words & _WATER_WORDS)
-    spread = 25 + h[4] / 255 * 80  # hue distance between the top and the bottom of the sky
-    top = _hsv(hue, sat, val * 0.75)
-    bottom = _hsv(hue + spread, sat * 0.8, min(1.0, val * 1.15))
-    accent = _hsv(hue + 180 + (h[5] / 255 - 0.5) * 60, min(1.0, sat + 0.2), min(1.0, val + 0.2))
-    return top, bottom, accent, night, water
-
-
-def _shade(color: _RGB, factor: float) -> _RGB:
-    return (
-        min(255, round(color[0] * factor)),
-        min(255, round(color[1] * factor)),
-        min(255, round(color[2] * factor)),
-    )
-
-
-def _mix(a: _RGB, b: _RGB, t: float) -> _RGB:
-    """`a` moved a fraction `t` (0-1) of the way towards `b`."""
-    return (
-        round(a[0] + (b[0] - a[0]) * t),
-        round(a[1] + (b[1] - a[1]) * t),
-        round(a[2] + (b[2] - a[2]) * t),
-    )
-
-
-def _gradient(size: tuple[int, int], top: _RGB, bottom: _RGB) -> Image.Image:
-    """A vertical gradient from `top` to `bottom`, `size` in pixels."""
-    width, height = size
-    column = Image.new("RGB", (1, height))
-    span = max(1, height - 1)
-    column.putdata(
-        [
-            tuple(round(t + (b - t) * y / span) for t, b in zip(top, bottom, strict=True))
-            for y in range(height)
-        ]
-    )
-    return column.resize((width, height), Image.Resampling.NEAREST)
-
-
-# --- the scene ----------------------------------------------------------------------------
-
-
-def _scene(
-    size: tuple[int, int],
-    prompt: str,
-    seed: int,
-    quality: str | None,
-    *,
-    background: Image.Image | None,
-    thumbs: Sequence[Image.Image],
-    variant: str = "",
-) -> Image.Image:
-    """Draw the full picture (sky, sun, shapes, hills, prompt panel, thumbnails) as RGB."""
-    width, height = size
-    top, bottom, accent, night, water = _palette(prompt + variant, seed)
-    rng = random.Random(int.from_bytes(_digest("layout", seed, variant)[:8], "big"))
-    unit = min(width, height)
-
-    sky = _gradient(size, top, bottom)
-    if background is not None:
-        base = ImageOps.fit(background, size, Image.Resampling.LANCZOS)
-        sky = Image.blend(sky, base, 0.7)  # the base image dominates, tinted by the palette
-    canvas = sky.convert("RGBA")
-    layer = Image.new("RGBA", size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
-    shape_alpha = 110 if background is not None else 190
-
-    glow = _sky_lights(draw, rng, size, night)
-    _shapes(draw, rng, size, quality, accent, bottom, shape_alpha)
-    _hills(draw, rng, size, (top, bottom, glow), water)
-
-    canvas.alpha_composite(layer)
-    _draw_prompt(canvas, prompt, unit)
-    if thumbs:
-        _draw_thumbnails(canvas, thumbs)
-    return canvas.convert("RGB")
-
-
-def _sky_lights(
-    draw: ImageDraw.ImageDraw, rng: random.Random, size: tuple[int, int], night: bool
-) -> tuple[int, int, int]:
-    """Stars (at night) and the sun or moon with a soft glow; returns the glow colour."""
-    width, height = size
-    unit = min(width, height)
-    if night:  # a few stars
-        for _ in range(12 + rng.randrange(20)):
-            x, y, r = (
-                rng.randrange(width),
-                rng.randrange(max(1, height // 2)),
-                rng.choice((1, 1, 2)),
-            )
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 255, 240, 200))
-    cx, cy = rng.uniform(0.15, 0.85) * width, rng.uniform(0.12, 0.4) * height
-    radius = max(2.0, unit * rng.uniform(0.07, 0.13))
-    glow = (235, 235, 255) if night else (255, 240, 190)
-    for step in range(4, 0, -1):
-        r = radius * (1 + step * 0.15)
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(*glow, 28))
-    draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=(*glow, 235))
-    return glow
-
-
-def _shapes(
-    draw: ImageDraw.ImageDraw,
-    rng: random.Random,
-    size: tuple[int, int],
-    quality: str | None,
-    accent: tuple[int, int, int],
-    bottom: tuple[int, int, int],
-    shape_alpha: int,
-) -> None:
-    """Floating shapes: circles and polygons (fewer at low quality)."""
-    width, height = size
-    unit = min(width, height)
-    count = 3 if quality == "low" else 6 + rng.randrange(4)
-    for _ in range(count):
-        x, y = rng.uniform(0, width), rng.uniform(0, height * 0.7)
-        r = max(2.0, unit * rng.uniform(0.03, 0.1))
-        tint = accent if rng.random() < 0.5 else _shade(bottom, rng.uniform(1.1, 1.4))
-        fill = (*tint, rng.randrange(shape_alpha // 2, shape_alpha))
-        if rng.random() < 0.45:
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
-        else:
-            sides = rng.randrange(3, 7)
-            draw.regular_polygon((x, y, r), sides, rotation=rng.uniform(0, 360), fill=fill)
-
-
-def _hills(
-    draw: ImageDraw.ImageDraw,
-    rng: random.Random,
-    size: tuple[int, int],
-    colours: tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]],
-    water: bool,
-) -> None:
-    """A far and a near ridge along the horizon (`colours`: sky top, sky bottom, glow), or
-    the far ridge with calm water in front of it."""
-    width, height = size
-    unit = min(width, height)
-    top, bottom, glow = colours
-    horizon = height * rng.uniform(0.6, 0.72)
-    for depth, shade in ((0, 0.55), (1, 0.35)):
-        points = [(0.0, float(height))]
-        steps = 6 + rng.randrange(4)
-        for i in range(steps + 1):
-            x = width * i / steps
-            y = horizon + height * (depth * 0.08 + rng.uniform(-0.07, 0.05))
-            points.append((x, y))
-        points.append((float(width), float(height)))
-        draw.polygon(points, fill=(*_shade(top, shade), 200 + depth * 40))
-        if depth == 0 and water:
-            # Calm water in front of the far ridge, with a few reflection lines.
-            sea_top = horizon + height * 0.1
-            draw.rectangle((0, sea_top, width, height), fill=(*_mix(bottom, _SEA, 0.6), 235))
-            for _ in range(10 + rng.randrange(10)):
-                y = rng.uniform(sea_top + 2, height)
-                x = rng.uniform(-0.1, 0.9) * width
-                line_w = max(2.0, width * rng.uniform(0.04, 0.15))
-                draw.line((x, y, x + line_w, y), fill=(*glow, 90), width=max(1, unit // 200))
-            break
+    height: int
+    lines: tuple[str, ...] = ()
+    font: _Font | None = None
+    line_h: int = 0
+    footer: str = ""
+    footer_font: _Font | None = None
+    pad: int = 0
 
 
 def _font(size_px: int) -> _Font:
@@ -409,66 +288,94 @@ def _wrap(
     return lines
 
 
-def _draw_prompt(canvas: Image.Image, prompt: str, unit: int) -> None:
-    """Write the prompt, wrapped, in a translucent panel in the upper part of `canvas`."""
-    width, height = canvas.size
-    text = " ".join(prompt.split())
-    if not text or unit < 48:
-        return
-    measure = ImageDraw.Draw(canvas)
-    max_lines = 4
-    font_px = max(10, unit // 13)
-    text_width = width * 0.8
+def _caption_lines(
+    draw: ImageDraw.ImageDraw, text: str, size_px: int, max_width: float
+) -> tuple[tuple[str, ...], _Font, int]:
+    """`text` wrapped to at most two lines, shrinking the font down to 70 % before cutting
+    it with "…"; returns the lines, the font and its size in pixels."""
+    smallest = max(10, round(size_px * 0.7))
     while True:
-        font = _font(font_px)
-        lines = _wrap(measure, text, font, text_width, max_lines)
-        if len(lines) <= max_lines or font_px <= 10:
+        font = _font(size_px)
+        lines = _wrap(draw, text, font, max_width, _MAX_CAPTION_LINES)
+        if len(lines) <= _MAX_CAPTION_LINES or size_px <= smallest:
             break
-        font_px = max(10, int(font_px * 0.85))
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
+        size_px = max(smallest, int(size_px * 0.85))
+    if len(lines) > _MAX_CAPTION_LINES:
+        lines = lines[:_MAX_CAPTION_LINES]
         last = lines[-1]
-        while last and measure.textlength(last + "…", font=font) > text_width:
+        while last and draw.textlength(last + "…", font=font) > max_width:
             last = last[:-1]
         lines[-1] = last.rstrip() + "…"
+    return tuple(lines), font, size_px
 
-    line_h = round(font_px * 1.25)
-    pad = max(4, font_px // 2)
-    block_w = max(measure.textlength(line, font=font) for line in lines)
-    block_h = line_h * len(lines)
-    left = (width - block_w) / 2
-    top = height * 0.08
-    overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    draw.rounded_rectangle(
-        (left - pad, top - pad, left + block_w + pad, top + block_h + pad),
-        radius=pad,
-        fill=(0, 0, 0, 120),
-    )
-    for i, line in enumerate(lines):
-        line_w = measure.textlength(line, font=font)
-        draw.text(
-            ((width - line_w) / 2, top + i * line_h),
-            line,
-            font=font,
-            fill=(255, 255, 255, 255),
+
+def _band_layout(caption: str, footer: str, size: tuple[int, int]) -> _Band:
+    """Lay out the band: the caption (up to two lines) over the footer line. Images under
+    48x24 pixels get no band; small ones only the footer."""
+    width, height = size
+    if height < 24 or width < 48:
+        return _Band(0)
+    unit = min(width, height)
+    footer_px = max(8, min(28, round(unit / 42)))
+    pad = max(3, round(footer_px * 0.6))
+    footer_h = round(footer_px * 1.4)
+    draw = ImageDraw.Draw(Image.new("1", (1, 1)))
+    text = " ".join(caption.split())
+    lines: tuple[str, ...] = ()
+    font = None
+    line_h = 0
+    if text and height >= 96 and width >= 96:
+        lines, font, caption_px = _caption_lines(
+            draw, text, max(10, round(unit / 26)), width - 2 * pad
         )
-    canvas.alpha_composite(overlay)
+        line_h = round(caption_px * 1.25)
+    band_h = pad + line_h * len(lines) + footer_h + pad
+    if band_h > height * 0.4:
+        lines, font, band_h = (), None, pad + footer_h + pad
+    return _Band(band_h, lines, font, line_h, footer, _font(footer_px), pad)
 
 
-def _footer_height(height: int) -> int:
-    return max(10, min(40, height // 16))
+def _footer_text(seed: int, negative_prompt: str | None, *, repainted: bool) -> str:
+    text = f"local preview · seed {seed}"
+    if repainted:
+        text += " · repainted"
+    if negative_prompt:
+        text += f" · no: {' '.join(negative_prompt.split())}"
+    return text
 
 
-def _draw_thumbnails(canvas: Image.Image, thumbs: Sequence[Image.Image]) -> None:
-    """Paste `thumbs` as white-framed thumbnails in a row above the footer."""
+def _draw_band(image: Image.Image, band: _Band) -> None:
+    """Paint the opaque band over the bottom of `image`: caption lines, then the footer."""
+    if band.height == 0:
+        return
+    width, height = image.size
+    top = height - band.height
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, top, width, height), fill=_BAND)
+    for i, line in enumerate(band.lines):
+        xy = (band.pad, top + band.pad + i * band.line_h)
+        draw.text(xy, line, font=band.font, fill=(248, 248, 250))
+    footer, limit = band.footer, width - 2 * band.pad
+    if draw.textlength(footer, font=band.footer_font) > limit:
+        while footer and draw.textlength(footer + "…", font=band.footer_font) > limit:
+            footer = footer[:-1]
+        footer = footer.rstrip() + "…"
+    xy = (band.pad, height - band.pad)
+    draw.text(xy, footer, font=band.footer_font, fill=(168, 174, 188), anchor="ld")
+
+
+# --- thumbnails and repainting ------------------------------------------------------------
+
+
+def _draw_thumbnails(canvas: Image.Image, thumbs: Sequence[Image.Image], above: int) -> None:
+    """Paste `thumbs` as white-framed thumbnails in a row ending above y = `above` (pixels)."""
     width, height = canvas.size
     margin = max(2, round(min(width, height) * _MARGIN_FRACTION))
     border = max(1, min(width, height) // 150)
     slots = len(thumbs)
     box_h = max(4, height // 5)
     box_w = max(4, min(round(box_h * 4 / 3), (width - margin * (slots + 1)) // max(1, slots)))
-    bottom = height - _footer_height(height) - margin
+    bottom = above - margin
     draw = ImageDraw.Draw(canvas, "RGBA")  # blend the translucent shadow
     x = margin
     for thumb in thumbs:
@@ -482,54 +389,28 @@ def _draw_thumbnails(canvas: Image.Image, thumbs: Sequence[Image.Image]) -> None
         x += box_w + margin
 
 
-def _repaint(
-    image: Image.Image,
-    area: Image.Image,
-    prompt: str,
+def _under(
+    base: _Base | None,
+    size: tuple[int, int],
+    plan: Plan,
     seed: int,
-    quality: str | None,
-    thumbs: Sequence[Image.Image],
-) -> None:
-    """Paint a new scene into `area` (255 = repaint) of `image`, in place, and outline it."""
-    left, top, right, bottom = area.getbbox() or (0, 0, *image.size)
-    box = (right - left, bottom - top)
-    patch = _scene(box, prompt, seed, quality, background=None, thumbs=thumbs, variant="#repaint")
-    # A diagonal stripe pattern marks the repainted area as new.
-    stripes = Image.new("RGBA", box, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(stripes)
-    step = max(6, min(box) // 8)
-    _, _, accent, _, _ = _palette(prompt + "#repaint", seed)
-    for offset in range(-box[1], box[0], step * 2):
-        draw.line((offset, box[1], offset + box[1], 0), fill=(*accent, 70), width=max(2, step // 2))
-    patch = Image.alpha_composite(patch.convert("RGBA"), stripes).convert("RGB")
-    image.paste(patch, (left, top), area.crop((left, top, right, bottom)))
+    subjects: dict[str, bool],
+    low: bool,
+) -> Image.Image:
+    """What a mask keeps: the base (one of ours at its place, with the new scene where its
+    caption band was), else a scene with another layout."""
+    if base is None:
+        return draw_scene(size, plan, seed, seed ^ 0x5BD1E995, subjects, low=low)
+    if base.layout is None or base.image.width != size[0] or base.image.height > size[1]:
+        return ImageOps.fit(base.image, size, Image.Resampling.LANCZOS)
+    under = draw_scene(size, plan, seed, base.layout, subjects, low=low)
+    under.paste(base.image, (0, 0))
+    return under
+
+
+def _repaint(image: Image.Image, area: Image.Image, scene: Image.Image) -> None:
+    """Replace `image` (in place) by `scene` inside `area` (255 = repaint), keeping it
+    elsewhere, and outline the area in white."""
+    image.paste(scene, (0, 0), area)
     edge = area.filter(ImageFilter.FIND_EDGES)
     image.paste((255, 255, 255), (0, 0), edge)
-
-
-def _draw_footer(
-    image: Image.Image, seed: int, negative_prompt: str | None, *, repainted: bool
-) -> None:
-    """Write "local preview · seed N" (and "no: ...") on a dark strip at the bottom."""
-    width, height = image.size
-    strip_h = _footer_height(height)
-    if height < 24 or width < 48:
-        return
-    text = f"local preview · seed {seed}"
-    if repainted:
-        text += " · repainted"
-    if negative_prompt:
-        text += f" · no: {' '.join(negative_prompt.split())}"
-    font = _font(round(strip_h * 0.6))
-    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    draw.rectangle((0, height - strip_h, width, height), fill=(0, 0, 0, 210))
-    pad = max(3, strip_h // 4)
-    limit = width - 2 * pad
-    if draw.textlength(text, font=font) > limit:
-        while text and draw.textlength(text + "…", font=font) > limit:
-            text = text[:-1]
-        text = text.rstrip() + "…"
-    draw.text((pad, height - strip_h / 2), text, font=font, fill=(235, 235, 235, 255), anchor="lm")
-    composed = Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
-    image.paste(composed)

@@ -1,0 +1,77 @@
+"""`/imagine forget-me` and its confirmation button (issue 12).
+
+The command answers privately with what would be removed and a *Delete my data* button
+whose value is the asker's user id; a click by anyone else changes nothing. On
+confirmation `core.forget.forget` erases the person's data and records the bot's Slack
+messages and files of their sessions for deletion in the same transaction; then
+`core.forget.run_deletions` deletes them (chat.delete, files.delete through the
+publisher), each claimed before the call, so a second click or a restart never deletes
+anything twice. Every sentence is in `bot.messages`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncRespond
+
+from bot import blocks, messages
+from bot.listeners.actions import actor, private
+from bot.publisher import SlackPublisher
+from bot.runtime import Runtime
+from core import forget
+
+WORD = "forget-me"
+
+
+def is_forget_command(text: str) -> bool:
+    """Whether `/imagine` text is `forget-me`."""
+    return text.strip().lower() == WORD
+
+
+async def forget_command(
+    ack: AsyncAck, command: dict[str, Any], runtime: Runtime, respond: AsyncRespond
+) -> None:
+    """`/imagine forget-me`: ack, then privately the preview and the confirmation button
+    (or, with nothing to forget, say so after finishing deletions an earlier forget-me of
+    the workspace left for later)."""
+    await ack()
+    team, user = command.get("team_id", ""), command["user_id"]
+    found = await forget.preview(runtime.sessionmaker, team, user)
+    if found.empty:
+        await forget.run_deletions(runtime.sessionmaker, team, _deleter(runtime.publisher))
+        await respond(text=messages.FORGET_NOTHING, response_type="ephemeral")
+        return
+    text, body = blocks.forget_confirmation(messages.forget_preview(found), user)
+    await respond(text=text, blocks=body, response_type="ephemeral")
+
+
+async def confirm(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    context: dict[str, Any],
+    respond: AsyncRespond,
+) -> None:
+    """*Delete my data*: only the person who asked may confirm; then forget them, delete
+    the bot's messages and files of their sessions, and answer with what was removed."""
+    await ack()
+    runtime: Runtime = context["runtime"]
+    clicker, team_id = actor(body)
+    if not clicker or action.get("value") != clicker:
+        await private(respond, messages.FORGET_NOT_YOURS)
+        return
+    report = await forget.forget(runtime.sessionmaker, team_id, clicker, runtime.store)
+    done = await forget.run_deletions(runtime.sessionmaker, team_id, _deleter(runtime.publisher))
+    await private(respond, messages.forget_done(report, done))
+
+
+def _deleter(publisher: SlackPublisher) -> forget.Deleter:
+    """The deleter `core.forget.run_deletions` calls: chat.delete or files.delete."""
+
+    async def delete(item: forget.Deletion) -> str:
+        if item.kind == "file":
+            return await publisher.delete_file(item.ref)
+        return await publisher.delete_message(item.channel_id, item.ref)
+
+    return delete

@@ -1,0 +1,140 @@
+"""Forget-me from Slack (issue 12): `/imagine forget-me` answers privately with what will
+go and a confirmation button; someone else's click changes nothing; the person's click
+erases their rows and images and deletes the bot's messages and files of their sessions
+in Slack (chat.delete, files.delete), each deletion recorded before it is made, so a
+second click or a second run deletes nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bot.blocks import FORGET_ME
+from core import forget
+from core.db import privacy as repo
+from core.db.privacy import FORGOTTEN
+from core.models import CostRow, DeletionRow, GenerationRow, ImageRow, SessionRow
+from core.models import GenerationState as S
+from core.ports import PublishError
+from tests.harness import ALICE, BOB, CHANNEL, Harness
+
+
+async def _posted(harness: Harness, count: int) -> GenerationRow:
+    rows = await harness.wait_generations(count)
+    return await harness.wait_state(rows[count - 1].id, S.POSTED)
+
+
+async def _file_ids(harness: Harness, generation_id: int) -> list[str]:
+    async with harness.sm() as db:
+        found = await db.scalars(
+            select(ImageRow.slack_file_id).where(ImageRow.generation_id == generation_id)
+        )
+        return [f for f in found.all() if f]
+
+
+async def test_forget_me_from_slack_deletes_once_and_only_for_the_asker(tmp_path: Path) -> None:
+    bot = await Harness(tmp_path, local_render_seconds=0.1).start()
+    emu = bot.emulator
+    try:
+        await bot.imagine("alice's secret lighthouse --n 2", user=ALICE)
+        alice = await _posted(bot, 1)
+        await bot.imagine("bob's harbour", user=BOB)
+        bob = await _posted(bot, 2)
+        a_root, b_root = await bot.thread_of(alice.id), await bot.thread_of(bob.id)
+        a_files, b_files = await _file_ids(bot, alice.id), await _file_ids(bot, bob.id)
+        assert len(a_files) == 2 and len(b_files) == 1
+        assert alice.result_ts and alice.status_ts and bob.result_ts
+
+        assert (await bot.imagine("forget-me", user=ALICE)).status == 200
+        notes = await emu.wait_for(lambda: emu.ephemerals_for(ALICE))
+        note = notes[-1]
+        assert "1 session you started" in note.text and "2 generated images" in note.text
+        assert await bot.count(DeletionRow) == 0  # nothing is recorded before the click
+
+        await emu.click_ephemeral_button(note, FORGET_ME, forged_by=BOB)
+        refused = await emu.wait_for(lambda: emu.ephemerals_for(BOB))
+        assert "belongs to someone else" in refused[-1].text
+        async with bot.sm() as db:
+            owners = set((await db.scalars(select(SessionRow.owner_user_id))).all())
+        assert owners == {ALICE, BOB} and emu.message(CHANNEL, a_root) is not None
+        assert not emu.calls_to("chat.delete") and not emu.calls_to("files.delete")
+
+        seen = len(emu.ephemerals_for(ALICE))
+        await emu.click_ephemeral_button(note, FORGET_ME)
+        done = await emu.wait_for(lambda: emu.ephemerals_for(ALICE)[seen:])
+        assert "Removed" in done[0].text and "2 generated images" in done[0].text
+        assert "5 of the bot's Slack messages and files" in done[0].text
+
+        for ts in (a_root, alice.status_ts, alice.result_ts):
+            assert emu.message(CHANNEL, ts) is None  # deleted in Slack
+        assert all(emu.file(f).deleted for f in a_files)
+        assert emu.message(CHANNEL, b_root) is not None  # Bob's thread is intact
+        assert emu.message(CHANNEL, bob.result_ts) is not None
+        assert not any(emu.file(f).deleted for f in b_files)
+        deletes = len(emu.calls_to("chat.delete")), len(emu.calls_to("files.delete"))
+        assert deletes == (3, 2) and all(c.ok for c in emu.calls_to("chat.delete"))
+        async with bot.sm() as db:
+            rows = (await db.scalars(select(DeletionRow))).all()
+            images = (await db.scalars(select(ImageRow.generation_id))).all()
+            prompt = await db.scalar(
+                select(GenerationRow.prompt).where(GenerationRow.id == alice.id)
+            )
+            payers = set((await db.scalars(select(CostRow.user_id))).all())
+        assert len(rows) == 5 and {r.outcome for r in rows} == {"deleted"}
+        assert all(r.attempts == 1 and r.done_at for r in rows)
+        assert list(images) == [bob.id] and prompt == ""
+        assert payers == {FORGOTTEN, BOB}  # usage keeps anonymous totals
+
+        seen = len(emu.ephemerals_for(ALICE))  # a second click: nothing happens twice
+        await emu.click_ephemeral_button(note, FORGET_ME)
+        again = await emu.wait_for(lambda: emu.ephemerals_for(ALICE)[seen:])
+        assert "Nothing was left to remove" in again[0].text
+        assert (len(emu.calls_to("chat.delete")), len(emu.calls_to("files.delete"))) == deletes
+        assert await bot.count(DeletionRow) == 5
+
+        await bot.imagine("forget-me", user=ALICE)  # and the command says so
+        nothing = await emu.wait_for(lambda: emu.ephemerals_for(ALICE)[seen + 1 :])
+        assert "nothing of yours to forget" in nothing[0].text
+    finally:
+        await bot.close()
+
+
+async def test_deletions_are_claimed_once_and_retried_only_when_unanswered(
+    tmp_path: Path,
+) -> None:
+    """The deletion queue alone: concurrent runs delete each item once; a transient failure
+    is tried again by the next run, a refusal or a success never."""
+    bot = await Harness(tmp_path).start()
+    try:
+        async with bot.sm.begin() as db:
+            await repo.record_deletions(db, "T1", [("C1", "1.1"), ("C1", "1.2")], ["F1", "F2"])
+            await repo.record_deletions(db, "T1", [("C1", "1.1")], ["F1"])  # known: skipped
+        calls: list[str] = []
+        flaky: set[str] = set()
+
+        async def delete(item: forget.Deletion) -> str:
+            calls.append(item.ref)
+            await asyncio.sleep(0.05)  # both runs overlap on every item
+            if item.ref in flaky:
+                flaky.discard(item.ref)
+                raise PublishError("Slack answered 503")
+            return "cant_delete_message" if item.ref == "1.2" else "deleted"
+
+        first, second = await asyncio.gather(
+            forget.run_deletions(bot.sm, "T1", delete), forget.run_deletions(bot.sm, "T1", delete)
+        )
+        assert sorted(calls) == ["1.1", "1.2", "F1", "F2"]  # each once, whichever run took it
+        assert (first.deleted + second.deleted, first.refused + second.refused) == (3, 1)
+        assert await forget.run_deletions(bot.sm, "T1", delete) == forget.DeletionCounts()
+
+        async with bot.sm.begin() as db:  # a later forget-me; Slack fails once on its file
+            await repo.record_deletions(db, "T1", [], ["F3"])
+        flaky.add("F3")
+        assert (await forget.run_deletions(bot.sm, "T1", delete)).retry == 1
+        assert (await forget.run_deletions(bot.sm, "T1", delete)).deleted == 1
+        assert calls[4:] == ["F3", "F3"]
+        assert await forget.run_deletions(bot.sm, "T2", delete) == forget.DeletionCounts()
+    finally:
+        await bot.close()
