@@ -8,6 +8,8 @@ serves only `GET /healthz` and keeps the job engine's lifetime.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,14 +29,14 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import gallery, listeners
+from bot import cost, gallery, listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
 from bot.slack_client import retry_handlers, web_client
 from bot.worker import job_engine, metrics_page, retention_task
 from bot.workspaces import Workspaces, oauth_flow
-from core import db, metrics
+from core import db, metrics, sessions
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
 from core.db.jobs import Maker
@@ -106,6 +108,8 @@ def build_runtime(
         settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode, run_jobs=run_jobs
     )
     runtime.moderator = jobs.ctx.moderator
+    if engine.dialect.name == "sqlite":  # one write lock: commit concurrent commands together
+        runtime.writer = sessions.start_writer(settings.database_url, cost.policy(settings))
     runtime.retention = retention_task(settings, sm, store)
 
     bolt.middleware(_drop_retried_deliveries(sm))
@@ -139,17 +143,36 @@ def _bolt_app(
     )
     bolt.client.base_url = settings.slack_api_url
     bolt.client.retry_handlers = retry_handlers()
-    if auth_test is not None:
-        _trust_auth_test(bolt, auth_test)
+    _authorize_once(bolt, auth_test)
     return bolt, None
 
 
-def _trust_auth_test(bolt: AsyncApp, auth_test: AsyncSlackResponse) -> None:
-    """Hand Bolt's single-workspace authorization the start-up `auth.test` answer, which it
-    would otherwise fetch (and cache) on the first request."""
-    for middleware in bolt._async_middleware_list:  # Bolt has no public hook for this
+class _AuthTestOnce(AsyncSingleTeamAuthorization):
+    """Bolt's single-workspace authorization, whose one `auth.test` (made on the first
+    request and cached) is shared by the requests that arrive while it is in flight:
+    Bolt's own would call it once per request of a first burst (issue 13)."""
+
+    def __init__(self, auth_test: AsyncSlackResponse | None) -> None:
+        super().__init__()
+        self.auth_test_result = auth_test
+        self._first = asyncio.Lock()
+
+    async def async_process(self, *, req: Any, resp: Any, next: Any) -> BoltResponse:
+        if self.auth_test_result is None:
+            async with self._first:
+                if self.auth_test_result is None:
+                    with contextlib.suppress(SlackApiError):  # Bolt answers it (below)
+                        self.auth_test_result = await req.context.client.auth_test()
+        return await super().async_process(req=req, resp=resp, next=next)
+
+
+def _authorize_once(bolt: AsyncApp, auth_test: AsyncSlackResponse | None) -> None:
+    """Put `_AuthTestOnce` in place of Bolt's single-workspace authorization, with the
+    start-up `auth.test` answer when there is one (`bot.doctor.preflight`)."""
+    chain = bolt._async_middleware_list  # Bolt has no public hook for this
+    for i, middleware in enumerate(chain):
         if isinstance(middleware, AsyncSingleTeamAuthorization):
-            middleware.auth_test_result = auth_test
+            chain[i] = _AuthTestOnce(auth_test)
 
 
 def web_app(

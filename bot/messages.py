@@ -1081,3 +1081,10 @@ CHANGES_NOT_OPENED = (
     "I couldn't open the comment window (Slack gives an app 3 seconds to open it). "
     "Click *Request changes* again, or reply in the thread with what should change."
 )
+
+
+# -- Speed under load (issue 13) ---------------------------------------------------------
+
+START_STOPPED = (
+    "The bot is restarting, so this request was not queued. Please send it again in a moment."
+)

@@ -16,10 +16,12 @@ from bot.publisher import SlackPublisher
 from bot.workspaces import Team
 from core import metrics
 from core.config import Settings
+from core.db.writer import CommandWriter
 from core.jobs import JobEngine
 from core.moderation import Moderator
 from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
+from core.sessions import StartRequest
 from core.store import ImageStore
 
 
@@ -39,6 +41,8 @@ class Runtime:
     socket_mode: bool = False
     moderator: Moderator | None = None  # the content policy (None: MODERATION=off)
     retention: RetentionTask | None = None  # the daily retention sweep (bot.worker)
+    # Group commit of new sessions (issue 13; SQLite only): None = one transaction each.
+    writer: CommandWriter[StartRequest, int] | None = None
 
     def for_request(self, context: Any) -> Runtime:
         """This runtime with its publisher speaking for the workspace of a request (Bolt's
@@ -57,6 +61,8 @@ class Runtime:
             await self.retention.stop()
         if self.sampler is not None:
             await self.sampler.stop()
+        if self.writer is not None:
+            await self.writer.aclose()  # commits what is queued: those callers are waiting
         await self.jobs.stop()
         await self.publisher.aclose()  # the status edits still waiting
         if self.moderator is not None:

@@ -21,6 +21,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store.sqlalchemy import (
@@ -176,5 +177,17 @@ def oauth_flow(
         state_store=states,
         state_expiration_seconds=STATE_SECONDS,
         install_page_rendering_enabled=False,
+    )
+    # Bolt's default authorize asks Slack `auth.test` on every request; with its cache it
+    # asks once per token (issue 13). The installation store still answers, per request,
+    # which token a workspace has, so an uninstalled workspace is not served from the cache.
+    oauth_settings.authorize = AsyncInstallationStoreAuthorize(
+        logger=log,
+        installation_store=store,
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret.get_secret_value(),
+        bot_only=True,
+        cache_enabled=True,
+        client=client,
     )
     return AsyncOAuthFlow(client=client, settings=oauth_settings), store

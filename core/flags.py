@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -106,9 +106,7 @@ class Params:
     def to_stored(self) -> dict[str, object]:
         """The JSON object stored in `generations.params` (every field but the seed, which
         has its own column)."""
-        data = asdict(self)
-        data.pop("seed")
-        return data
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "seed"}
 
     @classmethod
     def from_stored(cls, data: dict[str, Any], seed: int | None = None) -> Params:

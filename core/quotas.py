@@ -31,17 +31,18 @@ import calendar
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import usage as usage_db
 from core.db.usage import Asked, CostLine
 from core.flags import Params
-from core.models import CostRow, GenerationState
+from core.models import GenerationState
 from core.pricing import PriceTable, cost_from_usage, estimate_request, price_model
 
 ALERT_SHARE = 0.8  # admins hear about the budget once spend reaches this share of it
@@ -55,8 +56,10 @@ __all__ = [
     "Limit",
     "QuotaExceeded",
     "admit",
+    "admit_all",
     "day_bounds",
     "images_of",
+    "lock_teams",
     "month_bounds",
     "month_name",
     "spend",
@@ -181,62 +184,156 @@ async def admit(
     `params` are the flags as the person gave them (`seed` None unless fixed).
     Raises DuplicateRequest or QuotaExceeded; the caller's transaction then rolls back.
     """
+    asked = await usage_db.asked(db, generation_id)
+    await lock_teams(db, policy, [asked.team_id])
+    [refused] = await admit_all(db, policy, [(asked, params)])
+    if refused is not None:
+        raise refused
+
+
+async def lock_teams(db: AsyncSession, policy: CostPolicy | None, team_ids: Iterable[str]) -> None:
+    """Write the lock rows of these workspaces (in a fixed order), as the first write of a
+    transaction that will `admit_all` their requests (module doc, 2.)."""
+    now = (policy or CostPolicy()).clock()
+    for team_id in sorted(set(team_ids)):
+        await usage_db.lock_team(db, team_id, now)
+
+
+async def admit_all(
+    db: AsyncSession, policy: CostPolicy | None, requests: Sequence[tuple[Asked, Params]]
+) -> list[DuplicateRequest | QuotaExceeded | None]:
+    """`admit` for several generations just inserted in this transaction, judged in order
+    as if each were admitted alone after the ones before it (a request counts against the
+    later ones; the same request twice is a duplicate of the first), with the usage read
+    once for all of them. Returns, per request, None (admitted: its cost row recorded) or
+    the refusal (nothing recorded for it; the caller removes its generation). The
+    transaction must hold the requests' workspace locks (`lock_teams`).
+    """
     policy = policy or CostPolicy()
     now = policy.clock()
-    asked = await usage_db.asked(db, generation_id)
-    key = request_key(asked, params)
-    await usage_db.lock_team(db, asked.team_id, now)
-    if asked.kind == "imagine" and policy.duplicate_window > 0:
-        found = await usage_db.recent_request(
-            db, key, now - policy.duplicate_window, asked.generation_id
-        )
+    keys = [request_key(asked, params) for asked, params in requests]
+    recent: dict[str, tuple[int, float]] = {}
+    if policy.duplicate_window > 0:
+        imagines = [
+            key for key, (asked, _) in zip(keys, requests, strict=True) if asked.kind == "imagine"
+        ]
+        recent = await usage_db.recent_requests(db, imagines, now - policy.duplicate_window)
+    books = await _Books.read(db, policy, [asked for asked, _ in requests], now)
+    verdicts: list[DuplicateRequest | QuotaExceeded | None] = []
+    costs: list[dict[str, Any]] = []
+    for (asked, params), key in zip(requests, keys, strict=True):
+        found = recent.get(key) if asked.kind == "imagine" else None
         if found is not None:
-            raise DuplicateRequest(found[0], max(0.0, now - found[1]))
-    estimate = estimate_request(
-        policy.prices,
-        asked.provider,
-        asked.model,
-        (asked.width, asked.height),
-        asked.quality,
-        asked.n,
-    )
-    await _check(db, policy, asked, estimate, now)
-    await usage_db.add_cost(
-        db,
-        CostRow(
-            generation_id=asked.generation_id,
-            team_id=asked.team_id,
-            channel_id=asked.channel_id,
-            user_id=asked.user_id,
-            provider=asked.provider,
-            model=price_model(asked.provider, asked.model),
-            images=asked.n,
-            estimated_usd=estimate,
-            request_key=key,
-            seed_fixed=params.seed is not None,
-            created_at=now,
-        ),
-    )
+            verdicts.append(DuplicateRequest(found[0], max(0.0, now - found[1])))
+            continue
+        estimate = estimate_request(
+            policy.prices,
+            asked.provider,
+            asked.model,
+            (asked.width, asked.height),
+            asked.quality,
+            asked.n,
+        )
+        try:
+            alert = _check(policy, asked, estimate, now, books)
+        except QuotaExceeded as refused:
+            verdicts.append(refused)
+            continue
+        if alert is not None:
+            await usage_db.record_alert(db, asked.team_id, month_name(now), *alert)
+        books.count(asked, estimate)
+        if policy.duplicate_window > 0:
+            recent[key] = (asked.generation_id, now)
+        costs.append(_cost_row(asked, params, key, estimate, now))
+        verdicts.append(None)
+    await usage_db.add_costs(db, costs)
+    return verdicts
 
 
-async def _check(
-    db: AsyncSession, policy: CostPolicy, asked: Asked, estimate: float | None, now: float
-) -> None:
-    """Raise QuotaExceeded when this request goes over a limit; record the 80 % alert."""
-    override = await usage_db.channel_quota(db, asked.team_id, asked.channel_id)
+def _cost_row(
+    asked: Asked, params: Params, key: str, estimate: float | None, now: float
+) -> dict[str, Any]:
+    """The cost side of an admitted generation (CostRow's columns)."""
+    return {
+        "generation_id": asked.generation_id,
+        "team_id": asked.team_id,
+        "channel_id": asked.channel_id,
+        "user_id": asked.user_id,
+        "provider": asked.provider,
+        "model": price_model(asked.provider, asked.model),
+        "images": asked.n,
+        "estimated_usd": estimate,
+        "request_key": key,
+        "seed_fixed": params.seed is not None,
+        "created_at": now,
+    }
+
+
+@dataclass
+class _Books:
+    """The usage the limits are judged against, read once per `admit_all` (under the write
+    lock) and counted on as requests are admitted: channel overrides per (team, channel),
+    images per (team, person) today, USD per team and per (team, channel) this month.
+    Usage is read only where a limit can apply."""
+
+    overrides: dict[tuple[str, str], tuple[int | None, float | None] | None]
+    images: dict[tuple[str, str], int] = field(default_factory=dict)
+    team_usd: dict[str, float] = field(default_factory=dict)
+    channel_usd: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    @classmethod
+    async def read(
+        cls, db: AsyncSession, policy: CostPolicy, requests: Sequence[Asked], now: float
+    ) -> _Books:
+        pairs = sorted({(asked.team_id, asked.channel_id) for asked in requests})
+        books = cls({pair: await usage_db.channel_quota(db, *pair) for pair in pairs})
+        by_user, by_money = set(), set()
+        for team_id, channel_id in pairs:
+            override = books.overrides[(team_id, channel_id)] or (None, None)
+            if policy.user_daily_images is not None or override[0] is not None:
+                by_user.add(team_id)
+            if policy.team_monthly_usd is not None or override[1] is not None:
+                by_money.add(team_id)
+        for team_id in sorted(by_user):
+            for line in await usage_db.lines(db, *day_bounds(now), team_id=team_id):
+                key = (team_id, line.user_id)
+                books.images[key] = books.images.get(key, 0) + images_of(line)
+        for team_id in sorted(by_money):
+            books.team_usd[team_id] = 0.0
+            for line in await usage_db.lines(db, *month_bounds(now), team_id=team_id):
+                usd = spend(line) or 0.0
+                books.team_usd[team_id] += usd
+                pair = (team_id, line.channel_id)
+                books.channel_usd[pair] = books.channel_usd.get(pair, 0.0) + usd
+        return books
+
+    def count(self, asked: Asked, estimate: float | None) -> None:
+        """Add an admitted request (its images, its estimate) to the usage."""
+        user, pair = (asked.team_id, asked.user_id), (asked.team_id, asked.channel_id)
+        self.images[user] = self.images.get(user, 0) + asked.n
+        if asked.team_id in self.team_usd:
+            self.team_usd[asked.team_id] += estimate or 0.0
+            self.channel_usd[pair] = self.channel_usd.get(pair, 0.0) + (estimate or 0.0)
+
+
+def _check(
+    policy: CostPolicy, asked: Asked, estimate: float | None, now: float, books: _Books
+) -> tuple[float, float] | None:
+    """Raise QuotaExceeded when this request goes over a limit; returns the 80 % alert to
+    record (USD spent with this request, limit) or None."""
+    override = books.overrides[(asked.team_id, asked.channel_id)]
     user_limit = override[0] if override and override[0] is not None else policy.user_daily_images
     channel_usd = override[1] if override else None
     if user_limit is not None and asked.user_id not in policy.admins:
-        start, end = day_bounds(now)
-        mine = await usage_db.lines(db, start, end, team_id=asked.team_id, user_id=asked.user_id)
-        used = sum(images_of(line) for line in mine)
+        end = day_bounds(now)[1]
+        used = books.images.get((asked.team_id, asked.user_id), 0)
         if used + asked.n > user_limit:
             raise QuotaExceeded(
                 Limit.USER_DAILY, used=used, limit=user_limit, asked=asked.n, resets_at=end
             )
     if policy.team_monthly_usd is None and channel_usd is None:
-        return
-    start, end = month_bounds(now)
+        return None
+    end = month_bounds(now)[1]
     if estimate is None:
         limit = policy.team_monthly_usd if policy.team_monthly_usd is not None else channel_usd
         raise QuotaExceeded(
@@ -247,20 +344,23 @@ async def _check(
             resets_at=end,
             model=price_model(asked.provider, asked.model),
         )
-    team = await usage_db.lines(db, start, end, team_id=asked.team_id)
-    for kind, limit, scope in (
-        (Limit.CHANNEL_MONTHLY, channel_usd, [x for x in team if x.channel_id == asked.channel_id]),
-        (Limit.TEAM_MONTHLY, policy.team_monthly_usd, team),
+    alert = None
+    for kind, limit, spent in (
+        (
+            Limit.CHANNEL_MONTHLY,
+            channel_usd,
+            books.channel_usd.get((asked.team_id, asked.channel_id), 0.0),
+        ),
+        (Limit.TEAM_MONTHLY, policy.team_monthly_usd, books.team_usd.get(asked.team_id, 0.0)),
     ):
         if limit is None:
             continue
-        spent = round(sum(spend(x) or 0.0 for x in scope), 6)
+        spent = round(spent, 6)
         if spent + estimate > limit + 1e-9:
             raise QuotaExceeded(kind, used=spent, limit=limit, asked=estimate, resets_at=end)
         if kind is Limit.TEAM_MONTHLY and spent + estimate >= ALERT_SHARE * limit:
-            await usage_db.record_alert(
-                db, asked.team_id, month_name(now), round(spent + estimate, 6), limit
-            )
+            alert = (round(spent + estimate, 6), limit)
+    return alert
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ is gone; a refusal changes nothing.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -21,12 +22,15 @@ from core import moderation, styles
 from core.db import refinement as threads
 from core.db import review as review_db
 from core.db import sessions as repo
+from core.db.usage import Asked
 from core.db.views import GenerationGone, load_view
+from core.db.writer import CommandWriter
 from core.flags import MAX_SEED, Params
 from core.models import GenerationState
 from core.policy import ApprovalRefusal, Policy, judge
 from core.ports import GenerationView
-from core.quotas import CostPolicy, admit
+from core.quotas import CostPolicy, admit, admit_all, lock_teams
+from core.styles import StyleRefused
 
 # A second Regenerate click by the same person on the same version within this many
 # seconds is a double-click: it queues nothing (issue 8, "one click, one action").
@@ -49,12 +53,15 @@ __all__ = [
     "Conversation",
     "GenerationGone",
     "Refusal",
+    "StartRequest",
     "approve",
     "cancel",
     "check_target",
     "new_seed",
     "regenerate",
     "start",
+    "start_all",
+    "start_writer",
 ]
 
 
@@ -104,62 +111,185 @@ async def check_target(db: AsyncSession, generation_id: int, where: Conversation
     return found
 
 
+@dataclass(frozen=True)
+class StartRequest:
+    """A new session asked for (`/imagine`, a mention): where, who, what.
+
+    `enterprise_id` is the team's Grid org (None outside Grid). Without `thread_ts` the
+    thread does not exist yet: the job engine posts the root message before submitting.
+    With `thread_ts` (the ts of the message that asked, e.g. a mention) that message is the
+    thread's root. A `style` adds its fragment to the provider prompt and its references as
+    inputs; with `resolve_style` the style is looked up in the transaction that records the
+    request instead (the `--style` flag, else the channel's default; StyleRefused for an
+    unknown name). `model` is IMAGE_MODEL (the `--model` flag wins).
+    """
+
+    team_id: str
+    channel_id: str
+    user_id: str
+    prompt: str
+    params: Params
+    provider: str
+    model: str | None
+    response_url: str | None = None
+    enterprise_id: str | None = None
+    thread_ts: str | None = None
+    style: styles.Style | None = None
+    resolve_style: bool = False
+
+
 async def start(
     sm: async_sessionmaker[AsyncSession],
     *,
-    team_id: str,
-    channel_id: str,
-    user_id: str,
-    prompt: str,
-    params: Params,
-    provider: str,
-    model: str | None,
-    response_url: str | None,
-    enterprise_id: str | None = None,
-    thread_ts: str | None = None,
     moderator: moderation.Moderator | None = None,
-    style: styles.Style | None = None,
     cost: CostPolicy | None = None,
+    writer: CommandWriter[StartRequest, int] | None = None,
+    **request: Any,
 ) -> int:
-    """Record a new session and its first generation (queued) in one transaction.
+    """Record a new session and its first generation (queued) in one transaction; the
+    keyword arguments are the fields of a `StartRequest`. Returns the generation id once it
+    is committed.
 
-    Without `thread_ts` the thread does not exist yet: the job engine posts the root
-    message before submitting. With `thread_ts` (the ts of the message that asked, e.g. a
-    mention) that message is the thread's root: the engine posts no root message and
-    shows status and results in that thread. `enterprise_id` is the team's Enterprise Grid
-    org (None outside Grid). Returns the generation id. Raises moderation.ModerationRefused
-    (nothing recorded but the audit row) when `moderator`'s content policy flags the prompt.
-    A `style` adds its fragment to the provider prompt and its references as inputs.
-    Raises core.quotas.QuotaExceeded / DuplicateRequest (checked against `cost`, nothing is
-    stored then).
+    With a `writer` (`start_writer`) the request is committed in a group with the
+    concurrent ones, checked against the writer's cost policy instead of `cost`.
+    Raises moderation.ModerationRefused (nothing recorded but the audit row) when
+    `moderator`'s content policy flags the prompt; core.quotas.QuotaExceeded /
+    DuplicateRequest (nothing is stored then); core.db.writer.WriterClosed when the writer
+    stopped first.
     """
+    asked = StartRequest(**request)
     await moderation.check_request(
-        moderator, sm, team_id=team_id, channel_id=channel_id, user_id=user_id, text=prompt
+        moderator,
+        sm,
+        team_id=asked.team_id,
+        channel_id=asked.channel_id,
+        user_id=asked.user_id,
+        text=asked.prompt,
     )
+    if writer is not None:
+        return await writer.submit(asked)
     async with sm.begin() as db:
-        session_id = await repo.add_session(
-            db,
-            team_id=team_id,
-            channel_id=channel_id,
-            owner=user_id,
-            enterprise_id=enterprise_id,
-            thread_ts=thread_ts,
-        )
-        new = repo.NewGeneration.asked(
-            session_id,
+        [answer] = await start_all(db, [asked], cost)
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
+
+
+def start_writer(database_url: str, cost: CostPolicy | None) -> CommandWriter[StartRequest, int]:
+    """A group-commit writer of `start` requests into `database_url`, checked against
+    `cost` (core.db.writer)."""
+
+    async def apply(db: AsyncSession, requests: Sequence[StartRequest]) -> list[int | Exception]:
+        return await start_all(db, requests, cost)
+
+    return CommandWriter(database_url, apply)
+
+
+async def start_all(
+    db: AsyncSession, requests: Sequence[StartRequest], cost: CostPolicy | None
+) -> list[int | Exception]:
+    """Record new sessions with their first generations in the caller's transaction: the
+    styles resolved, one multi-row INSERT per table, then the quota and duplicate checks of
+    every request in order (`core.quotas.admit_all`). Returns per request its generation
+    id, or the StyleRefused / QuotaExceeded / DuplicateRequest that refused it (nothing of
+    it stays stored)."""
+    answers: list[int | Exception] = []
+    chosen: dict[int, StartRequest] = {}
+    for i, request in enumerate(await _with_styles(db, requests)):
+        if isinstance(request, Exception):
+            answers.append(request)
+        else:
+            answers.append(0)
+            chosen[i] = request
+    if not chosen:
+        return answers
+    await lock_teams(db, cost, [r.team_id for r in chosen.values()])  # the write lock, first
+    stored = await _insert(db, list(chosen.values()))
+    verdicts = await admit_all(db, cost, [(asked, r.params) for r, asked in stored])
+    refused = []
+    for i, (request, asked), verdict in zip(chosen, stored, verdicts, strict=True):
+        if verdict is not None:
+            refused.append(asked.generation_id)
+            answers[i] = verdict
+            continue
+        await styles.attach(db, asked.generation_id, request.prompt, request.style)
+        answers[i] = asked.generation_id
+    await repo.discard_generations_sessions(db, refused)
+    return answers
+
+
+async def _with_styles(
+    db: AsyncSession, requests: Sequence[StartRequest]
+) -> list[StartRequest | StyleRefused]:
+    """Each request with its style resolved when it asks for that (`resolve_style`: the
+    `--style` flag or the channel's default; looked up once per channel and name), or the
+    StyleRefused for an unknown style."""
+    found: dict[tuple[str, str, str | None], styles.Style | StyleRefused | None] = {}
+    out: list[StartRequest | StyleRefused] = []
+    for r in requests:
+        if not r.resolve_style:
+            out.append(r)
+            continue
+        key = (r.team_id, r.channel_id, r.params.style)
+        if key not in found:
+            try:
+                found[key] = await styles.resolve_in(db, *key)
+            except StyleRefused as refused:
+                found[key] = refused
+        style = found[key]
+        out.append(style if isinstance(style, StyleRefused) else replace(r, style=style))
+    return out
+
+
+async def _insert(
+    db: AsyncSession, requests: list[StartRequest]
+) -> list[tuple[StartRequest, Asked]]:
+    """Insert a session and its queued first generation per request (multi-row INSERTs);
+    returns each request with the quota check's view of its generation."""
+    news = [
+        repo.NewGeneration.asked(
+            0,
             "imagine",
-            user_id,
-            prompt,
-            params,
+            r.user_id,
+            r.prompt,
+            r.params,
             random_seed=new_seed(),
-            provider=provider,
-            model=model,
-            response_url=response_url,
+            provider=r.provider,
+            model=r.model,
+            response_url=r.response_url,
         )
-        generation_id, _ = await repo.add_generation(db, new)
-        await styles.attach(db, generation_id, prompt, style)
-        await admit(db, cost, generation_id, params)
-        return generation_id
+        for r in requests
+    ]
+    opened = [
+        repo.NewSession(r.team_id, r.channel_id, r.user_id, r.enterprise_id, r.thread_ts)
+        for r in requests
+    ]
+    session_ids = await repo.add_sessions(db, opened)
+    news = [replace(new, session_id=sid) for new, sid in zip(news, session_ids, strict=True)]
+    generation_ids = await repo.add_first_generations(db, news)
+    return [
+        (r, _asked(r, new, generation_id))
+        for r, new, generation_id in zip(requests, news, generation_ids, strict=True)
+    ]
+
+
+def _asked(request: StartRequest, new: repo.NewGeneration, generation_id: int) -> Asked:
+    """The quota check's view of a first generation about to be stored (as
+    `core.db.usage.asked` would read it back)."""
+    return Asked(
+        generation_id,
+        new.kind,
+        request.team_id,
+        request.channel_id,
+        new.requested_by,
+        styles.styled_prompt(request.prompt, request.style),
+        new.provider,
+        new.model,
+        new.width,
+        new.height,
+        request.params.quality,
+        request.params.n,
+    )
 
 
 @repo.retry_version_race

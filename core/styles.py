@@ -199,10 +199,19 @@ async def resolve(
     if requested == NONE:
         return None
     async with sm() as db:
-        if requested:
-            return await _find(db, team_id, requested)
-        default = await repo.channel_default(db, team_id, channel_id)
-        return await repo.find(db, team_id, default) if default else None
+        return await resolve_in(db, team_id, channel_id, requested)
+
+
+async def resolve_in(
+    db: AsyncSession, team_id: str, channel_id: str, requested: str | None
+) -> Style | None:
+    """`resolve` in the caller's session (one transaction with what it records)."""
+    if requested == NONE:
+        return None
+    if requested:
+        return await _find(db, team_id, requested)
+    default = await repo.channel_default(db, team_id, channel_id)
+    return await repo.find(db, team_id, default) if default else None
 
 
 def styled_prompt(prompt: str, style: Style | None) -> str:

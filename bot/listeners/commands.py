@@ -16,7 +16,8 @@ from bot.listeners import privacy, review
 from bot.listeners.styles import is_style_command, style_command
 from bot.review_text import is_review
 from bot.runtime import Runtime
-from core import history, logs, sessions, styles
+from core import history, logs, sessions
+from core.db.writer import WriterClosed
 from core.flags import FlagError, ParsedCommand, check_supported, parse_command
 from core.moderation import ModerationRefused
 from core.quotas import DuplicateRequest, QuotaExceeded
@@ -69,7 +70,8 @@ async def imagine(
         return
     await ack()
     runtime.jobs.wake()
-    await cost.send_budget_alerts(runtime)
+    if runtime.settings.quota_team_monthly_usd is not None:  # only that budget alerts
+        await cost.send_budget_alerts(runtime)
 
 
 async def start_session(
@@ -83,13 +85,15 @@ async def start_session(
     thread_ts: str | None = None,
 ) -> str | None:
     """Queue a new session for `/imagine` or an `@imagine` mention of `team` (team id, Grid
-    org id or None): its style resolved and its prompt moderated first. Returns the private
-    refusal (mrkdwn) when the style, the content policy or a quota refuses it, else None
-    (queued; the caller wakes the engine and sends budget alerts). `thread_ts` names an
-    existing message as the thread's root. Raises core.quotas.DuplicateRequest (nothing
-    queued) for the same request within DUPLICATE_WINDOW_SECONDS."""
+    org id or None): its prompt moderated first, its style resolved where it is recorded.
+    Returns the private refusal (mrkdwn) when the style, the content policy or a quota
+    refuses it, else None (queued; the caller wakes the engine and sends budget alerts).
+    `thread_ts` names an existing message as the thread's root. Raises
+    core.quotas.DuplicateRequest (nothing queued) for the same request within
+    DUPLICATE_WINDOW_SECONDS. Returns only once the request is committed (on SQLite in a
+    group with concurrent ones, `runtime.writer`), so the caller's ack follows a durable
+    write."""
     try:
-        style = await styles.resolve(runtime.sessionmaker, team[0], channel_id, parsed.params.style)
         generation_id = await sessions.start(
             runtime.sessionmaker,
             team_id=team[0],
@@ -103,9 +107,12 @@ async def start_session(
             response_url=response_url,
             thread_ts=thread_ts,
             moderator=runtime.moderator,
-            style=style,
+            resolve_style=True,
             cost=cost.policy(runtime.settings),
+            writer=runtime.writer,
         )
+    except WriterClosed:
+        return messages.START_STOPPED
     except QuotaExceeded as err:
         return messages.quota_refused(err)
     except StyleRefused as err:

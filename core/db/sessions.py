@@ -5,10 +5,11 @@ return plain data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
@@ -107,6 +108,19 @@ class GenerationRecord:
     parent_image_id: int | None
 
 
+@dataclass(frozen=True)
+class NewSession:
+    """A session to open: `thread_ts` is None when the job engine is to post the root
+    message, or the ts of an existing message the session's thread hangs under;
+    `enterprise_id` is the team's Grid org (None outside Grid)."""
+
+    team_id: str
+    channel_id: str
+    owner: str
+    enterprise_id: str | None = None
+    thread_ts: str | None = None
+
+
 async def add_session(
     db: AsyncSession,
     *,
@@ -118,16 +132,74 @@ async def add_session(
 ) -> int:
     """Insert a session; returns its id. `thread_ts` is None when the job engine is to post
     the root message, or the ts of an existing message the session's thread hangs under."""
-    row = SessionRow(
-        team_id=team_id,
-        enterprise_id=enterprise_id,
-        channel_id=channel_id,
-        owner_user_id=owner,
-        thread_ts=thread_ts,
-    )
-    db.add(row)
-    await db.flush()
-    return row.id
+    new = NewSession(team_id, channel_id, owner, enterprise_id, thread_ts)
+    return (await add_sessions(db, [new]))[0]
+
+
+async def add_sessions(db: AsyncSession, sessions: Sequence[NewSession]) -> list[int]:
+    """Insert sessions; returns their ids in the order given. Several at once need this
+    transaction to hold the write lock already (`_insert_many`)."""
+    rows = [
+        {
+            "team_id": new.team_id,
+            "enterprise_id": new.enterprise_id,
+            "channel_id": new.channel_id,
+            "owner_user_id": new.owner,
+            "thread_ts": new.thread_ts,
+        }
+        for new in sessions
+    ]
+    return await _insert_many(db, SessionRow, rows)
+
+
+async def add_first_generations(db: AsyncSession, news: Sequence[NewGeneration]) -> list[int]:
+    """Insert the queued first generation (version 1) of each of these new sessions;
+    returns their ids in the order given (as `add_sessions`)."""
+    ids = await _insert_many(db, GenerationRow, [_generation_values(new, 1) for new in news])
+    await notify.announce(db)  # wakes workers everywhere when this transaction commits
+    return ids
+
+
+async def _insert_many(db: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert `rows`; returns their ids in order.
+
+    On SQLite several rows go in one multi-row INSERT with ids given here, the next ones
+    after the table's largest (what SQLite itself would pick: INTEGER PRIMARY KEY without
+    AUTOINCREMENT, https://www.sqlite.org/autoinc.html). That is safe only while this
+    transaction holds the write lock, so the caller must have written before. (SQLAlchemy's
+    `RETURNING … sort_by_parameter_order` would fall back to one INSERT per row there.)
+    Elsewhere: one INSERT … RETURNING per row.
+    """
+    if len(rows) > 1 and db.get_bind().dialect.name == "sqlite":
+        first = (await db.scalar(select(func.max(table.id)))) or 0
+        ids = list(range(first + 1, first + 1 + len(rows)))
+        given = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+        await db.execute(insert(table), given)
+        return ids
+    return [await db.scalar(insert(table).values(row).returning(table.id)) for row in rows]
+
+
+def _generation_values(new: NewGeneration, version: int) -> dict[str, Any]:
+    """The columns of a queued generation as the `version`th of its session."""
+    return {
+        "session_id": new.session_id,
+        "version": version,
+        "kind": new.kind,
+        "requested_by": new.requested_by,
+        "parent_generation_id": new.parent_generation_id,
+        "parent_image_id": new.parent_image_id,
+        "prompt": new.prompt,
+        "instruction": new.instruction,
+        "provider_prompt": new.provider_prompt,
+        "inputs_note": new.inputs_note,
+        "params": new.params.to_stored(),
+        "seed": new.seed,
+        "width": new.width,
+        "height": new.height,
+        "provider": new.provider,
+        "model": new.model,
+        "response_url": new.response_url,
+    }
 
 
 async def add_generation(db: AsyncSession, new: NewGeneration) -> tuple[int, int]:
@@ -139,25 +211,7 @@ async def add_generation(db: AsyncSession, new: NewGeneration) -> tuple[int, int
     last = await db.scalar(
         select(func.max(GenerationRow.version)).where(GenerationRow.session_id == new.session_id)
     )
-    row = GenerationRow(
-        session_id=new.session_id,
-        version=(last or 0) + 1,
-        kind=new.kind,
-        requested_by=new.requested_by,
-        parent_generation_id=new.parent_generation_id,
-        parent_image_id=new.parent_image_id,
-        prompt=new.prompt,
-        instruction=new.instruction,
-        provider_prompt=new.provider_prompt,
-        inputs_note=new.inputs_note,
-        params=new.params.to_stored(),
-        seed=new.seed,
-        width=new.width,
-        height=new.height,
-        provider=new.provider,
-        model=new.model,
-        response_url=new.response_url,
-    )
+    row = GenerationRow(**_generation_values(new, (last or 0) + 1))
     db.add(row)
     await db.flush()
     await notify.announce(db)  # wakes workers everywhere when this transaction commits
@@ -272,5 +326,20 @@ async def record_delivery(sm: async_sessionmaker[AsyncSession], key: str) -> boo
 async def discard_session(sm: async_sessionmaker[AsyncSession], session_id: int) -> None:
     """Delete a session whose thread could never be opened, with its generations."""
     async with sm.begin() as db:
-        await db.execute(delete(GenerationRow).where(GenerationRow.session_id == session_id))
-        await db.execute(delete(SessionRow).where(SessionRow.id == session_id))
+        await discard_sessions(db, [session_id])
+
+
+async def discard_sessions(db: AsyncSession, session_ids: Sequence[int]) -> None:
+    """Delete these sessions and their generations (in the caller's transaction)."""
+    if not session_ids:
+        return
+    await db.execute(delete(GenerationRow).where(GenerationRow.session_id.in_(session_ids)))
+    await db.execute(delete(SessionRow).where(SessionRow.id.in_(session_ids)))
+
+
+async def discard_generations_sessions(db: AsyncSession, generation_ids: Sequence[int]) -> None:
+    """Delete these first generations with their sessions (in the caller's transaction)."""
+    if not generation_ids:
+        return
+    owners = select(GenerationRow.session_id).where(GenerationRow.id.in_(generation_ids))
+    await discard_sessions(db, list((await db.scalars(owners)).all()))

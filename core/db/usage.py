@@ -5,11 +5,12 @@ caller's clock (`core.quotas.CostPolicy.clock`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -105,10 +106,11 @@ async def lock_team(db: AsyncSession, team_id: str, now: float) -> None:
     )
 
 
-async def add_cost(db: AsyncSession, row: CostRow) -> None:
-    """Record the cost side of a queued generation."""
-    db.add(row)
-    await db.flush()
+async def add_costs(db: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Record the cost side of queued generations (`rows`: CostRow's columns; one
+    multi-row INSERT)."""
+    if rows:
+        await db.execute(insert(CostRow), list(rows))
 
 
 def _lines_query() -> Any:
@@ -157,24 +159,19 @@ async def lines(
     return [_line(*row) for row in rows]
 
 
-async def recent_request(
-    db: AsyncSession, request_key: str, since: float, exclude: int
-) -> tuple[int, float] | None:
-    """The newest other generation with `request_key` queued at or after `since`:
-    (generation id, created_at), or None."""
-    found = (
-        await db.execute(
-            select(CostRow.generation_id, CostRow.created_at)
-            .where(
-                CostRow.request_key == request_key,
-                CostRow.created_at >= since,
-                CostRow.generation_id != exclude,
-            )
-            .order_by(CostRow.created_at.desc())
-            .limit(1)
-        )
-    ).first()
-    return (found[0], found[1]) if found else None
+async def recent_requests(
+    db: AsyncSession, request_keys: Sequence[str], since: float
+) -> dict[str, tuple[int, float]]:
+    """For each of `request_keys` queued at or after `since`, its newest generation:
+    {key: (generation id, created_at)}; keys never seen are left out."""
+    if not request_keys:
+        return {}
+    found = await db.execute(
+        select(CostRow.request_key, CostRow.generation_id, CostRow.created_at)
+        .where(CostRow.request_key.in_(set(request_keys)), CostRow.created_at >= since)
+        .order_by(CostRow.created_at)
+    )
+    return {key: (generation_id, created_at) for key, generation_id, created_at in found}
 
 
 async def seed_fixed(db: AsyncSession, generation_id: int) -> bool:

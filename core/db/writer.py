@@ -1,0 +1,184 @@
+"""Group commit: one writer commits concurrent requests together (issue 13).
+
+On SQLite every write transaction takes the one database-wide write lock, so a burst of
+commands that each open a transaction queue for a pooled connection and then for the lock
+(with SQLite's busy-handler sleeps in between). `CommandWriter` queues the requests instead;
+its writer takes everything queued, runs `apply` over all of it in ONE transaction, commits,
+and only then resolves each caller's future with its own answer. A caller's answer
+therefore always follows its commit: whoever acknowledges on that answer acknowledges a
+durable request, and a writer stopped or killed before the commit answers nothing as done.
+
+The writer runs in its own thread with its own event loop and its own connection: under a
+burst the web server's loop is busy parsing requests, and a transaction whose every
+statement had to wait for a turn of that loop would take as long as the whole burst.
+
+`apply(db, items)` returns one answer per item, in order: a value, or an exception
+*instance* for an item it refused (a refusal is an answer; the transaction still commits the
+others). When the whole transaction fails (an error raised by `apply`, a failed commit)
+each item of the group is tried again alone, so one bad item fails only its own caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db import create_engine, sessionmaker
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Apply = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R | BaseException]]]
+Waiting = tuple[T, asyncio.Future[R], asyncio.AbstractEventLoop]
+
+
+class WriterClosed(RuntimeError):
+    """The writer stopped before this request was committed: nothing of it was stored
+    (unless its group's commit had already reached the database)."""
+
+
+class CommandWriter(Generic[T, R]):
+    """Write requests committed in groups by one writer thread (module doc).
+
+    `database_url`: the database (the writer opens its own engine with `core.db`'s
+    settings); `apply`: the use case over a group, inside its transaction; `max_group`:
+    most requests per transaction (the rest wait for the next one).
+    """
+
+    def __init__(self, database_url: str, apply: Apply, max_group: int = 500) -> None:
+        self._url = database_url
+        self._apply = apply
+        self._max_group = max_group
+        self._queue: deque[Waiting] = deque()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._closed = False
+        self._killed = False
+        self._in_flight: list[Waiting] = []
+        self.groups = 0  # transactions committed (for tests and metrics)
+
+    async def submit(self, item: T) -> R:
+        """Queue `item` and wait until its group is committed; returns `apply`'s answer for
+        it, or raises the exception `apply` answered with (or raised, when it was tried
+        alone). Raises WriterClosed when the writer stopped first."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("the writer is stopped")
+            self._queue.append((item, future, loop))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._main, name="command-writer")
+                self._thread.start()
+        self._poke()
+        return await future
+
+    async def aclose(self) -> None:
+        """Stop taking requests, commit what is queued, stop the writer."""
+        with self._lock:
+            self._closed = True
+        self._poke()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+    async def kill(self) -> None:
+        """Stop at once, as a crash would: every caller still waiting gets WriterClosed
+        now, and the group in flight is rolled back instead of committed (unless its commit
+        had already begun)."""
+        with self._lock:
+            self._closed = self._killed = True
+            left = [*self._in_flight, *self._queue]
+            self._queue.clear()
+        _answer(left, [WriterClosed("the writer stopped before this was stored")] * len(left))
+        self._poke()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+    def _poke(self) -> None:
+        """Wake the writer (one that is still starting looks at the queue first anyway)."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the writer's loop already ended
+                loop.call_soon_threadsafe(wake.set)
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        engine = create_engine(self._url)
+        self._wake, self._loop = asyncio.Event(), asyncio.get_running_loop()
+        try:
+            await self._drain(sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    async def _drain(self, sm: async_sessionmaker[AsyncSession]) -> None:
+        assert self._wake is not None
+        while True:
+            with self._lock:
+                if self._killed:
+                    return
+                size = min(len(self._queue), self._max_group)
+                group = [self._queue.popleft() for _ in range(size)]
+                self._in_flight = group
+                closed = self._closed
+            if group:
+                await self._commit(sm, group)
+                with self._lock:
+                    self._in_flight = []
+                continue
+            if closed:
+                return
+            self._wake.clear()
+            with self._lock:
+                idle = not self._queue and not self._closed
+            if idle:
+                await self._wake.wait()
+
+    async def _commit(self, sm: async_sessionmaker[AsyncSession], group: list[Waiting]) -> None:
+        """Commit a group, then answer its callers; alone, one by one, when it fails."""
+        try:
+            async with sm.begin() as session:
+                answers = await self._apply(session, [item for item, _, _ in group])
+                if len(answers) != len(group):  # before the commit: nothing is stored then
+                    raise RuntimeError(f"apply answered {len(answers)} of {len(group)} items")
+                if self._killed:  # a crash here would lose the transaction: roll it back
+                    raise WriterClosed("the writer was killed")
+        except Exception as err:
+            if self._killed:  # `kill` answered the callers
+                return None
+            if len(group) == 1:
+                return _answer(group, [err])
+            log.warning("a group of %d writes failed (%r); trying each alone", len(group), err)
+            for one in group:
+                await self._commit(sm, [one])
+            return None
+        self.groups += 1
+        _answer(group, answers)
+
+
+def _answer(group: Sequence[Waiting], answers: Sequence[Any]) -> None:
+    """Settle each caller's future on its own loop (thread-safe)."""
+    for (_, future, loop), answer in zip(group, answers, strict=True):
+        with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
+            loop.call_soon_threadsafe(_settle, future, answer)
+
+
+def _settle(future: asyncio.Future[Any], answer: Any) -> None:
+    if future.done():  # the caller went away
+        return
+    if isinstance(answer, BaseException):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)
