@@ -169,7 +169,7 @@ async def admit(
     older active version, not in backoff, are leased to `owner` and un-parked (`waiting`
     cleared); their ids, oldest first. One COUNT, one SELECT (FOR UPDATE SKIP LOCKED on
     PostgreSQL) and one UPDATE, whatever the queue's length."""
-    older = aliased(GenerationRow)
+    older, ahead = aliased(GenerationRow), aliased(GenerationRow)
     async with sm.begin() as db:
         running = await db.scalar(
             select(func.count()).where(
@@ -188,10 +188,18 @@ async def admit(
                     GenerationRow.waiting.in_(PARKED),
                     GenerationRow.next_attempt_at <= db_now(),
                     _claimable(),
-                    ~exists().where(
+                    ~exists().where(  # an older version of its thread runs first
                         older.session_id == GenerationRow.session_id,
                         older.state.in_(S.ACTIVE),
                         older.id < GenerationRow.id,
+                    ),
+                    ~exists().where(  # an older job not parked yet goes first
+                        ahead.provider == provider,
+                        ahead.state == S.QUEUED,
+                        ahead.waiting.is_(None),
+                        ahead.cancel_requested.is_(False),
+                        ahead.next_attempt_at <= db_now(),
+                        ahead.id < GenerationRow.id,
                     ),
                 )
                 .order_by(GenerationRow.id)

@@ -65,7 +65,8 @@ class PollTrack:
     """What the engine keeps in memory about a submitted job it polls, so a poll that says
     "still running" reads and writes nothing: the monotonic time of the submit (`since`,
     seconds), the polls done, the progress last reported and last written (percent), when
-    the task was last seen running (seconds after submit), and its provider request."""
+    the task was last seen running and last asked about (seconds after submit), and its
+    provider request."""
 
     since: float
     request: GenerationRequest | None = None
@@ -73,7 +74,9 @@ class PollTrack:
     reported: int = 0
     written: int = 0
     last_running: float | None = None
-    fresh: bool = False  # the last step was a poll that found the task running
+    asked: float = 0.0  # seconds after submit when the last poll was sent
+    keep: bool = False  # the last step submitted or polled: the next poll waits on a timer
+    fresh: bool = False  # …and found the task running (the job's row is unchanged)
 
     def elapsed(self) -> float:
         """Seconds since the task was submitted."""

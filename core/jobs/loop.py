@@ -40,12 +40,9 @@ class JobEngine:
     (`core.db.notify`), and otherwise sleeps until the next job falls due or a lease
     expires (`jobs_db.next_due_in`), at most `config.listen_idle_seconds`.
 
-    Claimed jobs stay with this engine while their task runs: each waits for its next poll
-    on its own timer (asyncio), a poll that says "still running" writes nothing, and one
-    UPDATE renews the leases of all of them every `lease_seconds / 3`. Jobs that must wait
-    for a slot are parked and started in queue order by `Admission.admit` when one frees.
-    Retries and other waits go back to the queue with their due time (`release`).
-    """
+    Claimed jobs stay here while their task runs, each on its own timer; a poll that says
+    "still running" writes nothing; one UPDATE renews all leases every `lease_seconds / 3`.
+    Waiting jobs are parked and started in queue order by `Admission.admit`."""
 
     def __init__(
         self,
@@ -84,8 +81,7 @@ class JobEngine:
         self._jobs: dict[int, asyncio.Task[None]] = {}
         self._nudges: dict[int, asyncio.Event] = {}  # wakes a job's timer (cancel, lost)
         self._lost: set[int] = set()  # owned jobs whose lease another worker took
-        self._admit_due = True  # run an admission pass at the next turn of the loop
-        self._admitted_at = 0.0  # monotonic time of the last admission pass
+        self._admit_due, self._admitted_at = True, 0.0  # admission pass due; last one (s)
         self._sweep_due = False  # look for cancellations of owned jobs at the next turn
         self.claims = 0  # jobs claimed so far (due or admitted), for tests and metrics
 
@@ -207,8 +203,7 @@ class JobEngine:
         self._wake.set()
 
     def _nudge(self, job_id: int) -> None:
-        nudge = self._nudges.get(job_id)
-        if nudge is not None:
+        if (nudge := self._nudges.get(job_id)) is not None:
             nudge.set()
 
     async def _renew(self) -> None:
@@ -230,19 +225,10 @@ class JobEngine:
                     self._lost.add(job_id)
                     self._nudge(job_id)
 
-    async def _heartbeat(self, job_id: int) -> None:
-        lease = self.ctx.config.lease_seconds
-        while True:
-            await asyncio.sleep(lease / 3)
-            try:
-                await jobs_db.renew_lease(self.ctx.sm, job_id, self.owner, lease)
-            except LeaseLost:
-                return
-
     async def run(self, job_id: int) -> None:
         """Run a claimed job's steps while this worker holds its lease, renewing the lease;
         release it with the next due time when a step asks to wait."""
-        heartbeat = asyncio.create_task(self._heartbeat(job_id))
+        heartbeat = asyncio.create_task(_heartbeat(self.ctx, job_id))
         try:
             await self._run(job_id, keep=False)
         finally:
@@ -262,23 +248,25 @@ class JobEngine:
                     return
                 track = ctx.tracks.get(job_id)
                 if track is not None:
-                    track.fresh = False
+                    track.keep = track.fresh = False
                 delay = await run_step(ctx, job)
                 if delay is None:
                     return
                 track = ctx.tracks.get(job_id)
-                polled = keep and track is not None and track.fresh
-                if not polled:
+                timer = keep and track is not None and track.keep
+                if not (track is not None and track.fresh):
                     self._admit_soon()  # the step may have freed a slot or parked the job
                 if delay == PARKED:
                     await jobs_db.release(ctx.sm, job_id, self.owner, 0)
                     return
-                if delay > 0 and not polled:
+                if delay > 0 and not timer:  # retries and waits go back to the queue
                     await jobs_db.release(ctx.sm, job_id, self.owner, delay)
                     return
-                if delay > 0 and track is not None and not await self._sleep(job_id, delay):
-                    job = replace(job, polls=track.polls, progress=track.written)
-                    continue
+                if delay > 0 and track is not None:
+                    nudged = await _sleep(self._nudges.get(job_id), delay)
+                    if track.fresh and not nudged:
+                        job = replace(job, polls=track.polls, progress=track.written)
+                        continue
                 job = await jobs_db.load(ctx.sm, job_id)
         except LeaseLost:
             log.warning("job %s: lease lost to another worker; stopping here", job_id)
@@ -290,15 +278,26 @@ class JobEngine:
             ctx.tracks.pop(job_id, None)
             ctx.admission.reserved.discard(job_id)
 
-    async def _sleep(self, job_id: int, delay: float) -> bool:
-        """Wait `delay` seconds for the job's next poll; True when nudged early (its row
-        must be read again: a cancellation, a lost lease)."""
-        nudge = self._nudges.get(job_id)
-        if nudge is None:
-            await asyncio.sleep(delay)
-            return False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(nudge.wait(), timeout=delay)
-            nudge.clear()
-            return True
+
+async def _heartbeat(ctx: JobContext, job_id: int) -> None:
+    """Renew one job's lease every `lease_seconds / 3` until it is lost (`JobEngine.run`)."""
+    lease = ctx.config.lease_seconds
+    while True:
+        await asyncio.sleep(lease / 3)
+        try:
+            await jobs_db.renew_lease(ctx.sm, job_id, ctx.owner, lease)
+        except LeaseLost:
+            return
+
+
+async def _sleep(nudge: asyncio.Event | None, delay: float) -> bool:
+    """Wait `delay` seconds for a job's next poll; True when `nudge` was set first (its row
+    must be read again: a cancellation, a lost lease)."""
+    if nudge is None:
+        await asyncio.sleep(delay)
         return False
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(nudge.wait(), timeout=delay)
+        nudge.clear()
+        return True
+    return False

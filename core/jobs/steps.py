@@ -126,6 +126,7 @@ async def submit(ctx: JobContext, job: Job, view: GenerationView) -> float | Non
     if submission.status is not None:
         view = replace(opened, state=S.SUBMITTED, progress=0, waiting_reason=None)
         return await handle_status(ctx, job, view, submission.status)
+    ctx.tracks[job.id].keep = True
     return _next_poll(ctx, job, ctx.tracks[job.id])
 
 
@@ -153,6 +154,7 @@ async def poll(ctx: JobContext, job: Job, view: GenerationView | None) -> float 
         view = view or await views.get_view(ctx.sm, job.id)
         return await outcomes.fail(ctx, job, view, failure)
     assert job.provider_task_id is not None and track.request is not None
+    track.asked = track.elapsed()
     status = await ctx.admission.call(ctx.provider.poll(job.provider_task_id, track.request))
     return await handle_status(ctx, job, view, status)
 
@@ -177,7 +179,7 @@ async def _running(ctx: JobContext, job: Job, view: GenerationView | None, progr
         track.written = progress
         view = view or await views.get_view(ctx.sm, job.id)
         await best_effort(ctx.publisher.show_status(replace(view, progress=progress)))
-    track.fresh = True
+    track.keep = track.fresh = True
     return _next_poll(ctx, job, track)
 
 
@@ -187,7 +189,8 @@ def _learn(ctx: JobContext, job: Job) -> None:
     if track is None:
         return
     known = bool(ctx.durations.of(job.provider, job.model))
-    seconds = observed_duration(track.last_running, track.elapsed(), ctx.schedule.near, known=known)
+    # Done when asked: the answer's own time (rendering, downloads) is not the task's.
+    seconds = observed_duration(track.last_running, track.asked, ctx.schedule.near, known=known)
     if seconds is not None:
         ctx.durations.add(job.provider, job.model, seconds)
 
