@@ -139,9 +139,7 @@ class JobEngine:
             except Exception:
                 log.exception("job engine: claim failed")
             idle = await self._idle_seconds()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=idle)
-            self._wake.clear()
+            await _sleep(self._wake, idle)
 
     async def _turn(self) -> None:
         """One look at the queue: cancellations of owned jobs, due jobs, then admissions."""
@@ -291,13 +289,16 @@ async def _heartbeat(ctx: JobContext, job_id: int) -> None:
 
 
 async def _sleep(nudge: asyncio.Event | None, delay: float) -> bool:
-    """Wait `delay` seconds for a job's next poll; True when `nudge` was set first (its row
-    must be read again: a cancellation, a lost lease)."""
+    """Wait `delay` seconds or until `nudge` is set (then cleared); True when nudged.
+
+    asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+    (`stop`) that lands as the event is set (a job ending), and the task would run on."""
     if nudge is None:
         await asyncio.sleep(delay)
         return False
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(nudge.wait(), timeout=delay)
+        async with asyncio.timeout(delay):
+            await nudge.wait()
         nudge.clear()
         return True
     return False
