@@ -4,7 +4,7 @@ All are pure functions of their arguments plus jitter, so they are unit tested w
 sleeping. The plain poll schedule (`PollSchedule.first_delay` / `next_delay`) is the
 provider's guidance; `expected_finish` and `next_poll` aim polls at the moment a task is
 expected to finish, from the recent durations of tasks on the same provider and model
-(`RecentDurations`, kept in memory by the engine) or else the task's reported progress:
+(`RecentDurations`, kept in memory by the engine) or the task's reported progress:
 sparse (every `cap` seconds at most) far from it, one poll just after it, then every `near`
 seconds while the task is late, backing off to `cap`.
 """
@@ -71,14 +71,11 @@ def expected_finish(durations: Sequence[float], elapsed: float, progress: int) -
     nothing is known. `durations`: recent task durations on the same provider and model
     (seconds); `elapsed`: seconds since submit; `progress`: the last reported percentage.
 
-    The median of the recent durations wins; with none, or when the task is already past
-    it, the progress extrapolated linearly (`elapsed * 100 / progress`, from 5 % on)."""
-    by_progress = elapsed * 100 / progress if 5 <= progress < 100 and elapsed > 0 else None
-    if durations:
-        typical = statistics.median(durations)
-        if elapsed <= typical or by_progress is None or by_progress <= elapsed:
-            return typical
-    return by_progress
+    The task's own progress, extrapolated linearly (`elapsed * 100 / progress`, from 5 %
+    on), wins; without it, the median of the recent durations."""
+    if 5 <= progress < 100 and elapsed > 0:
+        return elapsed * 100 / progress
+    return statistics.median(durations) if durations else None
 
 
 def next_poll(
@@ -87,21 +84,26 @@ def next_poll(
     elapsed: float,
     polls: int,
     expected: float | None,
+    probe: bool = True,
     rng: random.Random | None = None,
 ) -> float:
     """Seconds from now (`elapsed` seconds after submit, `polls` polls done) to the next poll.
 
     Without an `expected` finish (seconds after submit, `expected_finish`) or with
-    `schedule.near` 0, the provider's plain schedule. With one, the next poll lands on the
-    target `expected + near / 2` (`expected - near / 2` for a share `PROBE` of polls, so
-    shorter durations are noticed too) in equal steps of at most `cap`; past the target,
+    `schedule.near` 0, the provider's plain schedule. With one, the first poll comes at
+    the target or after `first` seconds, whichever is sooner; the next lands on the
+    target `expected + near / 2` (`expected - near / 2` for a share `PROBE` of polls when
+    `probe` is True, so shorter durations are noticed too; pass False when the estimate
+    comes from the task's own progress) in equal steps of at most `cap`; past the target,
     every `near` seconds, then half the lateness, up to `cap`."""
     rng = rng or random
     if expected is None or schedule.near <= 0:
         return schedule.first_delay(rng) if polls == 0 else schedule.next_delay(polls, rng)
     half = schedule.near / 2
-    target = expected + (-half if rng.random() < PROBE else half)
+    target = expected + (-half if probe and rng.random() < PROBE else half)
     gap = target - elapsed
+    if polls == 0 and gap > schedule.first:  # the first poll comes as the provider says
+        return schedule.first_delay(rng)
     if gap > schedule.cap:  # far: sparse, spread apart, landing on the target
         return schedule.spread(gap / math.ceil(gap / schedule.cap), rng)
     if gap > 0:

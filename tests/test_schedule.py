@@ -74,11 +74,14 @@ def test_a_poll_lands_just_after_the_expected_finish() -> None:
     assert next_poll(TOAPIS, elapsed=5, polls=1, expected=8.0, rng=never_probe) == 3.5
     # A probe lands half a `near` before it instead.
     assert next_poll(TOAPIS, elapsed=5, polls=1, expected=8.0, rng=_Fixed(0.0)) == 2.5
+    assert next_poll(TOAPIS, elapsed=5, polls=1, expected=8.0, probe=False, rng=_Fixed(0.0)) == 3.5
 
 
 def test_far_from_the_finish_polls_are_sparse_and_land_on_it() -> None:
     rng = _Fixed(0.99)
-    elapsed, times = 0.0, []
+    # The first poll still comes after `first` (5 s), for the progress it reports.
+    assert 4.0 <= next_poll(TOAPIS, elapsed=0, polls=0, expected=300.0, rng=rng) <= 6.0
+    elapsed, times = 5.0, [5.0]
     while elapsed < 300:
         elapsed += next_poll(TOAPIS, elapsed=elapsed, polls=len(times), expected=300.0, rng=rng)
         times.append(elapsed)
@@ -99,8 +102,8 @@ def test_the_expected_finish_comes_from_recent_durations_else_progress() -> None
     assert expected_finish([], 5.0, 0) is None
     assert expected_finish([], 5.0, 25) == 20.0  # linear from the reported progress
     assert expected_finish([], 5.0, 3) is None  # too little progress to extrapolate
-    assert expected_finish([7.0, 8.0, 30.0], 5.0, 25) == 8.0  # the median of recent tasks
-    # Past the typical duration, the progress says when it will end.
+    assert expected_finish([7.0, 8.0, 30.0], 5.0, 0) == 8.0  # the median of recent tasks
+    # The task's own progress wins over the history.
     assert expected_finish([7.0, 8.0, 9.0], 12.0, 60) == 20.0
 
 

@@ -164,7 +164,13 @@ def _next_poll(ctx: JobContext, job: Job, track: PollTrack) -> float:
     elapsed = track.elapsed()
     durations = ctx.durations.of(job.provider, job.model)
     expected = expected_finish(durations, elapsed, track.reported)
-    return next_poll(ctx.schedule, elapsed=elapsed, polls=track.polls, expected=expected)
+    return next_poll(
+        ctx.schedule,
+        elapsed=elapsed,
+        polls=track.polls,
+        expected=expected,
+        probe=track.reported < 5,  # probes teach durations; progress needs none
+    )
 
 
 async def _running(ctx: JobContext, job: Job, view: GenerationView | None, progress: int) -> float:
