@@ -159,23 +159,19 @@ async def admit(
     sm: Maker,
     owner: str,
     lease_seconds: float,
-    provider: str,
     concurrency: int,
     taken: int,
 ) -> list[int]:
-    """Start parked jobs of `provider` in queue order while it has free slots: up to
-    `concurrency` minus the tasks it runs (state submitted) minus `taken` (slots this
+    """Start parked jobs in queue order while the provider has free slots: up to
+    `concurrency` minus the tasks running (state submitted; one engine runs every job with
+    its one provider, whatever provider name the job was queued with) minus `taken` (slots this
     worker holds for submits not stored yet), the oldest parked jobs whose thread has no
     older active version, not in backoff, are leased to `owner` and un-parked (`waiting`
     cleared); their ids, oldest first. One COUNT, one SELECT (FOR UPDATE SKIP LOCKED on
     PostgreSQL) and one UPDATE, whatever the queue's length."""
     older, ahead = aliased(GenerationRow), aliased(GenerationRow)
     async with sm.begin() as db:
-        running = await db.scalar(
-            select(func.count()).where(
-                GenerationRow.provider == provider, GenerationRow.state == S.SUBMITTED
-            )
-        )
+        running = await db.scalar(select(func.count()).where(GenerationRow.state == S.SUBMITTED))
         free = concurrency - int(running or 0) - taken
         if free <= 0:
             return []
@@ -183,7 +179,6 @@ async def admit(
             await db.scalars(
                 select(GenerationRow.id)
                 .where(
-                    GenerationRow.provider == provider,
                     GenerationRow.state == S.QUEUED,
                     GenerationRow.waiting.in_(PARKED),
                     GenerationRow.next_attempt_at <= db_now(),
@@ -194,7 +189,6 @@ async def admit(
                         older.id < GenerationRow.id,
                     ),
                     ~exists().where(  # an older job not parked yet goes first
-                        ahead.provider == provider,
                         ahead.state == S.QUEUED,
                         ahead.waiting.is_(None),
                         ahead.cancel_requested.is_(False),

@@ -59,14 +59,14 @@ class Admission:
         self.handed_back = 0  # slots released so far (see `slot`)
         self.reserved: set[int] = set()  # jobs `admit` started that have not submitted yet
 
-    async def admit(self, owner: str, lease_seconds: float, provider: str) -> list[int]:
-        """Lease the parked jobs of `provider` that may start now to `owner`, oldest first,
+    async def admit(self, owner: str, lease_seconds: float) -> list[int]:
+        """Lease the parked jobs that may start now to `owner`, oldest first,
         as many as there are free slots (none while the breaker is open); they are
         `reserved` until their submit ends (`slot`) or the engine lets go of them."""
         if self.breaker.retry_in() > 0:
             return []
         taken = self.submitting + len(self.reserved)
-        ids = await jobs_db.admit(self.sm, owner, lease_seconds, provider, self.concurrency, taken)
+        ids = await jobs_db.admit(self.sm, owner, lease_seconds, self.concurrency, taken)
         self.reserved.update(ids)
         return ids
 

@@ -160,11 +160,7 @@ class JobEngine:
         if self._admit_due or time.monotonic() - self._admitted_at > config.listen_idle_seconds:
             self._admit_due = False
             self._admitted_at = time.monotonic()
-            self._own(
-                await self.ctx.admission.admit(
-                    self.owner, config.lease_seconds, self.ctx.provider.name
-                )
-            )
+            self._own(await self.ctx.admission.admit(self.owner, config.lease_seconds))
 
     def _own(self, ids: list[int]) -> None:
         for job_id in ids:

@@ -89,6 +89,4 @@ async def hold(ctx: JobContext, job: Job, view: GenerationView, wait: Wait) -> f
         await jobs_db.write(ctx.sm, job.id, ctx.owner, waiting=wait.reason.value)
         view = replace(view, waiting_reason=wait.reason, waiting_number=wait.number)
         await best_effort(ctx.publisher.show_status(view, force=True))
-    # A job queued for another provider name (the setting changed since) is not admitted by
-    # this engine's `admit`: it looks again after `retry_in` seconds instead.
-    return PARKED if job.provider == ctx.provider.name else wait.retry_in
+    return PARKED
