@@ -1,13 +1,21 @@
 """When to poll a provider task again, and how long to back off after a failure.
 
-Both are pure functions of the attempt number plus jitter, so they are unit
-tested without sleeping. The engine writes the resulting due time into the
-job row (`next_attempt_at`), so the schedule survives a restart.
+All are pure functions of their arguments plus jitter, so they are unit tested without
+sleeping. The plain poll schedule (`PollSchedule.first_delay` / `next_delay`) is the
+provider's guidance; `expected_finish` and `next_poll` aim polls at the moment a task is
+expected to finish, from the recent durations of tasks on the same provider and model
+(`RecentDurations`, kept in memory by the engine) or the task's reported progress:
+sparse (every `cap` seconds at most) far from it, one poll just after it, then every `near`
+seconds while the task is late, backing off to `cap`.
 """
 
 from __future__ import annotations
 
+import math
 import random
+import statistics
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tenacity import wait_exponential_jitter
@@ -20,6 +28,10 @@ class PollSchedule:
     The first poll comes `first` seconds after submit; poll k (0-based) comes
     `min(cap, interval * factor**k)` seconds after the previous one, spread by
     ±`jitter` (a fraction) so many jobs do not poll in lockstep.
+
+    `near` (seconds, 0 = never) is the spacing of polls around a task's expected finish when
+    one is known (`next_poll`): the poll that should find the task done comes `near / 2`
+    after it, and a late task is polled every `near` seconds, backing off to `cap`.
     """
 
     first: float = 1.0
@@ -27,19 +39,107 @@ class PollSchedule:
     factor: float = 1.5
     cap: float = 10.0
     jitter: float = 0.2
+    near: float = 0.0
 
     def first_delay(self, rng: random.Random | None = None) -> float:
         """Seconds from submit to the first poll."""
-        return self._spread(self.first, rng)
+        return self.spread(self.first, rng)
 
     def next_delay(self, polls_done: int, rng: random.Random | None = None) -> float:
         """Seconds until the next poll after `polls_done` polls (>= 0)."""
         base = min(self.cap, self.interval * self.factor ** max(0, polls_done))
-        return self._spread(base, rng)
+        return self.spread(base, rng)
 
-    def _spread(self, base: float, rng: random.Random | None) -> float:
+    def spread(self, base: float, rng: random.Random | None = None) -> float:
+        """`base` seconds spread by ±`jitter` (never below 0)."""
         r = (rng or random).uniform(-self.jitter, self.jitter)
         return max(0.0, base * (1.0 + r))
+
+
+PROGRESS_STEP = 10  # percent: a progress report within the same step is not news
+PROBE = 0.15  # share of polls aimed just before the expected finish, to learn from
+
+
+def progress_bucket(progress: int) -> int:
+    """The step (0-10) of a progress percentage (0-100); only a new step is written and
+    shown."""
+    return max(0, min(100, progress)) // PROGRESS_STEP
+
+
+def expected_finish(durations: Sequence[float], elapsed: float, progress: int) -> float | None:
+    """Seconds from submit to the expected completion of a running task, or None when
+    nothing is known. `durations`: recent task durations on the same provider and model
+    (seconds); `elapsed`: seconds since submit; `progress`: the last reported percentage.
+
+    The task's own progress, extrapolated linearly (`elapsed * 100 / progress`, from 5 %
+    on), wins; without it, the median of the recent durations."""
+    if 5 <= progress < 100 and elapsed > 0:
+        return elapsed * 100 / progress
+    return statistics.median(durations) if durations else None
+
+
+def next_poll(
+    schedule: PollSchedule,
+    *,
+    elapsed: float,
+    polls: int,
+    expected: float | None,
+    probe: bool = True,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds from now (`elapsed` seconds after submit, `polls` polls done) to the next poll.
+
+    Without an `expected` finish (seconds after submit, `expected_finish`) or with
+    `schedule.near` 0, the provider's plain schedule. With one, the first poll comes at
+    the target or after `first` seconds, whichever is sooner; the next lands on the
+    target `expected + near / 2` (`expected - near / 2` for a share `PROBE` of polls when
+    `probe` is True, so shorter durations are noticed too; pass False when the estimate
+    comes from the task's own progress) in equal steps of at most `cap`; past the target,
+    every `near` seconds, then half the lateness, up to `cap`."""
+    rng = rng or random
+    if expected is None or schedule.near <= 0:
+        return schedule.first_delay(rng) if polls == 0 else schedule.next_delay(polls, rng)
+    half = schedule.near / 2
+    target = expected + (-half if probe and rng.random() < PROBE else half)
+    gap = target - elapsed
+    if polls == 0 and gap > schedule.first:  # the first poll comes as the provider says
+        return schedule.first_delay(rng)
+    if gap > schedule.cap:  # far: sparse, spread apart, landing on the target
+        return schedule.spread(gap / math.ceil(gap / schedule.cap), rng)
+    if gap > 0:
+        return gap
+    late = elapsed - expected
+    return min(schedule.cap, max(schedule.near, late / 2))
+
+
+def observed_duration(
+    last_running: float | None, done_at: float, near: float, *, known: bool
+) -> float | None:
+    """The duration (seconds) to remember from a task seen running last at `last_running`
+    and done at `done_at` (seconds after submit): the middle of that bracket when it is
+    narrow (at most `2 * near`) or when nothing is `known` yet, else None (a wide bracket
+    would only say the task took less than `done_at`)."""
+    low = last_running or 0.0
+    if done_at - low <= 2 * near or not known:
+        return (low + done_at) / 2
+    return None
+
+
+class RecentDurations:
+    """The last `keep` observed task durations (seconds) per provider and model, in memory."""
+
+    def __init__(self, keep: int = 16) -> None:
+        self._keep = keep
+        self._by_key: dict[tuple[str, str | None], deque[float]] = {}
+
+    def of(self, provider: str, model: str | None) -> Sequence[float]:
+        """The durations remembered for `provider` and `model`, oldest first."""
+        return self._by_key.get((provider, model), ())
+
+    def add(self, provider: str, model: str | None, seconds: float) -> None:
+        """Remember one duration (seconds), forgetting the oldest beyond `keep`."""
+        key = (provider, model)
+        self._by_key.setdefault(key, deque(maxlen=self._keep)).append(seconds)
 
 
 # Exponential backoff with jitter for failed attempts: 1 s, 2 s, 4 s … capped at 60 s,

@@ -10,7 +10,7 @@ import pytest
 
 from core import db, sessions
 from core.db import views
-from core.jobs import steps
+from core.jobs import outcomes, steps
 from core.jobs.admission import Admission, Wait
 from core.models import GenerationState, db_now
 from core.ports import WaitReason
@@ -103,7 +103,7 @@ async def test_a_waiting_job_stores_its_reason_and_shows_it_once(sm: Maker, tmp_
     await set_row(sm, waiting, lease_owner=engine.owner)
     for _ in range(3):
         delay = await steps.run_step(engine.ctx, await job(sm, waiting))
-        assert delay == 1.0
+        assert delay == outcomes.PARKED  # not looked at again until admitted
     stored = await row(sm, waiting)
     assert stored is not None and stored.state == S.QUEUED and stored.waiting == "slot"
     statuses = publisher.of("show_status")
@@ -125,7 +125,7 @@ async def test_the_view_names_the_version_a_thread_waits_for(sm: Maker, tmp_path
     await set_row(sm, v1, lease_owner=engine.owner)
     await steps.run_step(engine.ctx, await job(sm, v1))  # opens the thread
     await set_row(sm, v3, lease_owner=engine.owner)
-    assert await steps.run_step(engine.ctx, await job(sm, v3)) == 0.5
+    assert await steps.run_step(engine.ctx, await job(sm, v3)) == outcomes.PARKED
     view = await views.get_view(sm, v3)
     assert (view.waiting_reason, view.waiting_number) == (WaitReason.THREAD, 1)
     await set_row(sm, v1, state=S.POSTED)

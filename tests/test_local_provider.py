@@ -270,3 +270,10 @@ def test_a_long_unbroken_prompt_renders_quickly() -> None:
     data = render_png("&<>" * 1333, 1024, 1024, seed=1)
     assert data.startswith(b"\x89PNG")
     assert time.process_time() - started < 5.0  # about 0.1 s here; minutes before the fix
+
+
+async def test_only_the_last_submitted_task_ids_are_remembered() -> None:
+    provider = LocalProvider(render_seconds=0)
+    request = _request(n=1, width=64, height=64)
+    ids = [(await provider.submit(request)).task_id for _ in range(LocalProvider.KEPT_TASK_IDS + 5)]
+    assert provider.submitted_task_ids == ids[5:]  # bounded, oldest first

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import random
 
-from core.schedule import PollSchedule, backoff, retry_delay
+from core.schedule import (
+    PollSchedule,
+    RecentDurations,
+    backoff,
+    expected_finish,
+    next_poll,
+    observed_duration,
+    progress_bucket,
+    retry_delay,
+)
 
 
 def test_polls_back_off_to_the_cap_with_bounded_jitter() -> None:
@@ -42,3 +51,82 @@ def test_gallery_backoff_doubles_up_to_the_cap_and_honours_retry_after() -> None
         assert base <= delay <= min(3600.0, base + 3.0)  # jitter: at most 10% of the first
     assert delays[-1] == 3600.0
     assert backoff(1, 0.2, 0.4, retry_after=5.0) == 5.0
+
+
+# -- progress-aware polling (issue 13) ------------------------------------------------------
+
+TOAPIS = PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0, near=1.0)
+
+
+class _Fixed(random.Random):
+    """A Random whose `random()` is fixed (0.99: never a probe; 0.0: always one)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def test_without_an_estimate_the_plain_schedule_is_kept() -> None:
+    rng = random.Random(3)
+    assert 4.0 <= next_poll(TOAPIS, elapsed=0, polls=0, expected=None, rng=rng) <= 6.0
+    plain = PollSchedule(first=1, interval=1, factor=2, cap=8, jitter=0)
+    assert next_poll(plain, elapsed=3, polls=2, expected=9.0) == 4  # near 0: never aimed
+
+
+def test_a_poll_lands_just_after_the_expected_finish() -> None:
+    never_probe = _Fixed(0.99)
+    # A 3 s task: the first poll comes at 3.5 s, before the plain 5 s.
+    assert next_poll(TOAPIS, elapsed=0, polls=0, expected=3.0, rng=never_probe) == 3.5
+    # An 8 s task polled at 5 s: the next poll at 8.5 s.
+    assert next_poll(TOAPIS, elapsed=5, polls=1, expected=8.0, rng=never_probe) == 3.5
+    # A probe lands half a `near` before it instead.
+    assert next_poll(TOAPIS, elapsed=5, polls=1, expected=8.0, rng=_Fixed(0.0)) == 2.5
+    assert next_poll(TOAPIS, elapsed=5, polls=1, expected=8.0, probe=False, rng=_Fixed(0.0)) == 3.5
+
+
+def test_far_from_the_finish_polls_are_sparse_and_land_on_it() -> None:
+    rng = _Fixed(0.99)
+    # The first poll still comes after `first` (5 s), for the progress it reports.
+    assert 4.0 <= next_poll(TOAPIS, elapsed=0, polls=0, expected=300.0, rng=rng) <= 6.0
+    elapsed, times = 5.0, [5.0]
+    while elapsed < 300:
+        elapsed += next_poll(TOAPIS, elapsed=elapsed, polls=len(times), expected=300.0, rng=rng)
+        times.append(elapsed)
+    gaps = [b - a for a, b in zip([0.0, *times], times, strict=False)]
+    assert all(gap <= 10.0 * 1.2 for gap in gaps)  # never sparser than the cap (+ jitter)
+    assert 300.0 < times[-1] <= 301.0  # one poll just after the finish
+    assert len(times) <= 32  # the plain schedule polls a 300 s task 31-32 times
+
+
+def test_a_late_task_is_polled_every_near_seconds_then_backs_off() -> None:
+    rng = _Fixed(0.99)
+    delays = [next_poll(TOAPIS, elapsed=e, polls=5, expected=20.0, rng=rng) for e in (20.5, 22, 30)]
+    assert delays == [1.0, 1.0, 5.0]
+    assert next_poll(TOAPIS, elapsed=60, polls=9, expected=20.0, rng=rng) == 10.0  # the cap
+
+
+def test_the_expected_finish_comes_from_recent_durations_else_progress() -> None:
+    assert expected_finish([], 5.0, 0) is None
+    assert expected_finish([], 5.0, 25) == 20.0  # linear from the reported progress
+    assert expected_finish([], 5.0, 3) is None  # too little progress to extrapolate
+    assert expected_finish([7.0, 8.0, 30.0], 5.0, 0) == 8.0  # the median of recent tasks
+    # The task's own progress wins over the history.
+    assert expected_finish([7.0, 8.0, 9.0], 12.0, 60) == 20.0
+
+
+def test_only_narrow_brackets_teach_a_duration() -> None:
+    assert observed_duration(7.5, 8.5, 1.0, known=True) == 8.0
+    assert observed_duration(5.0, 8.5, 1.0, known=True) is None  # only "less than 8.5 s"
+    assert observed_duration(None, 16.0, 1.0, known=False) == 8.0  # a first, coarse guess
+    durations = RecentDurations(keep=3)
+    for seconds in (1.0, 2.0, 3.0, 4.0):
+        durations.add("toapis", "m", seconds)
+    assert list(durations.of("toapis", "m")) == [2.0, 3.0, 4.0]
+    assert list(durations.of("toapis", "other")) == []
+
+
+def test_progress_is_written_only_when_it_reaches_a_new_step() -> None:
+    assert [progress_bucket(p) for p in (0, 9, 10, 55, 99, 100, 140)] == [0, 0, 1, 5, 9, 10, 10]

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from core.db import effects
 from core.db.rows import from_row
@@ -85,39 +86,131 @@ def _claimable() -> Any:
     return or_(GenerationRow.lease_owner.is_(None), GenerationRow.lease_expires_at < db_now())
 
 
+# Reasons a queued job is parked for: it is not claimed when due but admitted (`admit`)
+# when a slot frees, its thread's older version ends or the breaker lets calls through.
+PARKED = (WaitReason.SLOT.value, WaitReason.THREAD.value, WaitReason.BREAKER.value)
+
+
+def _not_parked() -> Any:
+    return or_(
+        GenerationRow.state != S.QUEUED,
+        GenerationRow.waiting.is_(None),
+        GenerationRow.waiting.not_in(PARKED),
+        GenerationRow.cancel_requested.is_(True),
+    )
+
+
+async def _take(
+    db: AsyncSession, ids: list[int], owner: str, lease: float, **values: Any
+) -> list[int]:
+    """Write `owner`'s lease on the claimable rows among `ids`; the ids it took, in order."""
+    if not ids:
+        return []
+    result = await db.execute(
+        update(GenerationRow)
+        .where(GenerationRow.id.in_(ids), _claimable())
+        .values(lease_owner=owner, lease_expires_at=db_now() + lease, **values)
+    )
+    if result.rowcount == len(ids):
+        return ids
+    taken = set(
+        await db.scalars(
+            select(GenerationRow.id).where(
+                GenerationRow.id.in_(ids), GenerationRow.lease_owner == owner
+            )
+        )
+    )
+    return [i for i in ids if i in taken]
+
+
+async def claim_many(
+    sm: Maker, owner: str, lease_seconds: float, exclude: Collection[int], limit: int
+) -> list[int]:
+    """Take the lease on up to `limit` claimable jobs (active, due, no live lease, not parked
+    waiting for admission, not in `exclude`), most overdue first, for `lease_seconds`; their
+    ids (empty when there is none or other workers won them).
+
+    On PostgreSQL the candidate rows are locked with `SELECT … FOR UPDATE SKIP LOCKED`, so
+    workers claiming at the same moment each get different jobs instead of queueing
+    behind one row lock (https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE);
+    SQLite has one writer at a time and ignores the clause. The UPDATE re-checks the lease
+    either way. One SELECT and one UPDATE for the whole batch."""
+    if limit <= 0:
+        return []
+    async with sm.begin() as db:
+        ids = list(
+            await db.scalars(
+                select(GenerationRow.id)
+                .where(
+                    GenerationRow.state.in_(S.ACTIVE),
+                    GenerationRow.next_attempt_at <= db_now(),
+                    _claimable(),
+                    _not_parked(),
+                    GenerationRow.id.not_in(list(exclude)),
+                )
+                .order_by(GenerationRow.next_attempt_at, GenerationRow.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        return await _take(db, ids, owner, lease_seconds)
+
+
 async def claim(
     sm: Maker, owner: str, lease_seconds: float, exclude: Collection[int]
 ) -> int | None:
-    """Take the lease on the most overdue claimable job (active, due, no live lease, not in
-    `exclude`) for `lease_seconds`; its id, or None when there is none (or another worker
-    won the race).
+    """`claim_many` of one job: its id, or None."""
+    ids = await claim_many(sm, owner, lease_seconds, exclude, 1)
+    return ids[0] if ids else None
 
-    On PostgreSQL the candidate row is locked with `SELECT … FOR UPDATE SKIP LOCKED`, so
-    workers claiming at the same moment each get a different job instead of queueing
-    behind one row lock (https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE);
-    SQLite has one writer at a time and ignores the clause. The UPDATE re-checks the lease
-    either way."""
+
+async def admit(
+    sm: Maker,
+    owner: str,
+    lease_seconds: float,
+    concurrency: int,
+    taken: int,
+) -> list[int]:
+    """Start parked jobs in queue order while the provider has free slots: up to
+    `concurrency` minus the tasks running (state submitted; one engine runs every job with
+    its one provider, whatever provider name the job was queued with) minus `taken` (slots this
+    worker holds for submits not stored yet), the oldest parked jobs whose thread has no
+    older active version, not in backoff, are leased to `owner` and un-parked (`waiting`
+    cleared); their ids, oldest first. One COUNT, one SELECT (FOR UPDATE SKIP LOCKED on
+    PostgreSQL) and one UPDATE, whatever the queue's length."""
+    older, ahead = aliased(GenerationRow), aliased(GenerationRow)
     async with sm.begin() as db:
-        job_id = await db.scalar(
-            select(GenerationRow.id)
-            .where(
-                GenerationRow.state.in_(S.ACTIVE),
-                GenerationRow.next_attempt_at <= db_now(),
-                _claimable(),
-                GenerationRow.id.not_in(list(exclude)),
+        running = await db.scalar(select(func.count()).where(GenerationRow.state == S.SUBMITTED))
+        free = concurrency - int(running or 0) - taken
+        if free <= 0:
+            return []
+        ids = list(
+            await db.scalars(
+                select(GenerationRow.id)
+                .where(
+                    GenerationRow.state == S.QUEUED,
+                    GenerationRow.waiting.in_(PARKED),
+                    GenerationRow.next_attempt_at <= db_now(),
+                    _claimable(),
+                    ~exists().where(  # an older version of its thread runs first
+                        older.session_id == GenerationRow.session_id,
+                        older.state.in_(S.ACTIVE),
+                        older.id < GenerationRow.id,
+                    ),
+                    ~exists().where(  # an older job not parked yet goes first
+                        ahead.state == S.QUEUED,
+                        ahead.waiting.is_(None),
+                        ahead.cancel_requested.is_(False),
+                        ahead.next_attempt_at <= db_now(),
+                        ahead.id < GenerationRow.id,
+                    ),
+                )
+                .order_by(GenerationRow.id)
+                .limit(free)
+                .with_for_update(skip_locked=True)
             )
-            .order_by(GenerationRow.next_attempt_at, GenerationRow.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
         )
-        if job_id is None:
-            return None
-        result = await db.execute(
-            update(GenerationRow)
-            .where(GenerationRow.id == job_id, _claimable())
-            .values(lease_owner=owner, lease_expires_at=db_now() + lease_seconds)
-        )
-        return job_id if result.rowcount == 1 else None
+        return await _take(db, ids, owner, lease_seconds, waiting=None)
 
 
 async def load(sm: Maker, job_id: int) -> Job | None:
@@ -152,6 +245,23 @@ async def renew_lease(sm: Maker, job_id: int, owner: str, lease_seconds: float) 
     await write(sm, job_id, owner, lease_expires_at=db_now() + lease_seconds)
 
 
+async def renew_leases(
+    sm: Maker, owner: str, lease_seconds: float, job_ids: Collection[int]
+) -> set[int]:
+    """Extend every lease `owner` holds to `lease_seconds` from now (database clock) in ONE
+    UPDATE; the ids among `job_ids` it still holds (a SELECT only when some were lost)."""
+    async with sm.begin() as db:
+        result = await db.execute(
+            update(GenerationRow)
+            .where(GenerationRow.lease_owner == owner)
+            .values(lease_expires_at=db_now() + lease_seconds)
+        )
+        if result.rowcount == len(job_ids):
+            return set(job_ids)
+        held = await db.scalars(select(GenerationRow.id).where(GenerationRow.lease_owner == owner))
+        return set(held) & set(job_ids)
+
+
 async def release(sm: Maker, job_id: int, owner: str, delay: float) -> None:
     """Give the job back to the queue, due in `delay` seconds. Raises LeaseLost."""
     await write(
@@ -162,6 +272,20 @@ async def release(sm: Maker, job_id: int, owner: str, delay: float) -> None:
         lease_expires_at=None,
         next_attempt_at=db_now() + delay,
     )
+
+
+async def cancel_requested(sm: Maker, owner: str) -> list[int]:
+    """The active jobs `owner` holds whose cancellation was asked for."""
+    async with sm() as db:
+        return list(
+            await db.scalars(
+                select(GenerationRow.id).where(
+                    GenerationRow.lease_owner == owner,
+                    GenerationRow.cancel_requested.is_(True),
+                    GenerationRow.state.in_(S.ACTIVE),
+                )
+            )
+        )
 
 
 async def release_all(sm: Maker, owner: str) -> None:
@@ -382,11 +506,15 @@ async def version_ahead_in_session(sm: Maker, session_id: int, job_id: int) -> i
         return await version_ahead(db, session_id, job_id)
 
 
-async def provider_load(sm: Maker, provider: str, job_id: int) -> tuple[int, int]:
+async def provider_load(
+    sm: Maker, provider: str, job_id: int, owner: str | None = None
+) -> tuple[int, int]:
     """(tasks running at `provider`, older queued jobs of that provider that should start
     before `job_id`). Older jobs in backoff or waiting for their own thread do not count;
     jobs waiting for a slot or the breaker do; jobs in a step right now (a live lease: at a
-    synchronous provider, or about to ask) do not, so processes do not hold each other up."""
+    synchronous provider, or about to ask) in another process than `owner` do not, so
+    processes do not hold each other up; `owner`'s own claimed jobs do (they keep their
+    places in the queue)."""
     async with sm() as db:
         running = await db.scalar(
             select(func.count()).where(
@@ -402,6 +530,7 @@ async def provider_load(sm: Maker, provider: str, job_id: int) -> tuple[int, int
                 or_(
                     GenerationRow.lease_owner.is_(None),
                     GenerationRow.lease_expires_at <= db_now(),
+                    GenerationRow.lease_owner == owner,
                 ),
                 or_(
                     GenerationRow.waiting.in_((WaitReason.SLOT, WaitReason.BREAKER)),
@@ -448,6 +577,8 @@ async def next_due_in(sm: Maker, exclude: Collection[int]) -> float | None:
     async with sm() as db:
         return await db.scalar(
             select(func.min(wake_at) - db_now()).where(
-                GenerationRow.state.in_(S.ACTIVE), GenerationRow.id.not_in(list(exclude))
+                GenerationRow.state.in_(S.ACTIVE),
+                _not_parked(),
+                GenerationRow.id.not_in(list(exclude)),
             )
         )

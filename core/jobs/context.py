@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from core.config import Settings
@@ -10,8 +11,8 @@ from core.jobs.admission import Admission
 from core.moderation import Moderator
 from core.ports import Publisher
 from core.pricing import PriceTable
-from core.providers.base import ImageProvider
-from core.schedule import PollSchedule
+from core.providers.base import GenerationRequest, ImageProvider
+from core.schedule import PollSchedule, RecentDurations
 from core.store import ImageStore
 
 
@@ -60,6 +61,29 @@ class EngineConfig:
 
 
 @dataclass
+class PollTrack:
+    """What the engine keeps in memory about a submitted job it polls, so a poll that says
+    "still running" reads and writes nothing: the monotonic time of the submit (`since`,
+    seconds), the polls done, the progress last reported and last written (percent), when
+    the task was last seen running and last asked about (seconds after submit), and its
+    provider request."""
+
+    since: float
+    request: GenerationRequest | None = None
+    polls: int = 0
+    reported: int = 0
+    written: int = 0
+    last_running: float | None = None
+    asked: float = 0.0  # seconds after submit when the last poll was sent
+    keep: bool = False  # the last step submitted or polled: the next poll waits on a timer
+    fresh: bool = False  # …and found the task running (the job's row is unchanged)
+
+    def elapsed(self) -> float:
+        """Seconds since the task was submitted."""
+        return time.monotonic() - self.since
+
+
+@dataclass
 class JobContext:
     """One engine's collaborators: the database (`sm`), the provider, the publisher, the
     image store, its settings, its lease `owner` name and its admission control."""
@@ -73,6 +97,8 @@ class JobContext:
     admission: Admission
     schedule: PollSchedule = field(default_factory=PollSchedule)
     moderator: Moderator | None = None  # MODERATION_RESULTS checks (core.jobs.policy)
+    durations: RecentDurations = field(default_factory=RecentDurations)  # per provider, model
+    tracks: dict[int, PollTrack] = field(default_factory=dict)  # submitted jobs, by id
 
     def model(self, job_model: str | None) -> str | None:
         """The model a job uses: its own (--model, IMAGE_MODEL) or the provider's default."""

@@ -7,7 +7,9 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
+from dataclasses import replace
 
 from core.breaker import CircuitBreaker
 from core.db import jobs as jobs_db
@@ -15,6 +17,7 @@ from core.db.jobs import LeaseLost, Maker
 from core.db.notify import QueueListener, is_postgresql
 from core.jobs.admission import Admission
 from core.jobs.context import EngineConfig, JobContext
+from core.jobs.outcomes import PARKED
 from core.jobs.steps import run_step
 from core.models import GenerationState
 from core.ports import Publisher
@@ -36,7 +39,10 @@ class JobEngine:
     On PostgreSQL it LISTENs for the NOTIFY that queuing a job sends from any process
     (`core.db.notify`), and otherwise sleeps until the next job falls due or a lease
     expires (`jobs_db.next_due_in`), at most `config.listen_idle_seconds`.
-    """
+
+    Claimed jobs stay here while their task runs, each on its own timer; a poll that says
+    "still running" writes nothing; one UPDATE renews all leases every `lease_seconds / 3`.
+    Waiting jobs are parked and started in queue order by `Admission.admit`."""
 
     def __init__(
         self,
@@ -49,18 +55,20 @@ class JobEngine:
         owner: str | None = None,
     ) -> None:
         config = config or EngineConfig()
+        owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.ctx = JobContext(
             sm=sessionmaker,
             provider=provider,
             publisher=publisher,
             store=store,
             config=config,
-            owner=owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            owner=owner,
             admission=Admission(
                 sessionmaker,
                 config.concurrency,
                 config.breaker_failures,
                 config.breaker_cooloff_seconds,
+                owner,
             ),
             schedule=provider.poll_schedule,
         )
@@ -71,7 +79,13 @@ class JobEngine:
             url = bind.url.render_as_string(hide_password=False)  # type: ignore[union-attr]
             self._listener = QueueListener(url, self.wake)
         self._loop_task: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self._jobs: dict[int, asyncio.Task[None]] = {}
+        self._nudges: dict[int, asyncio.Event] = {}  # wakes a job's timer (cancel, lost)
+        self._lost: set[int] = set()  # owned jobs whose lease another worker took
+        self._admit_due, self._admitted_at = True, 0.0  # admission pass due; last one (s)
+        self._sweep_due = False  # look for cancellations of owned jobs at the next turn
+        self.claims = 0  # jobs claimed so far (due or admitted), for tests and metrics
 
     @property
     def owner(self) -> str:
@@ -87,11 +101,14 @@ class JobEngine:
         """Start the worker loop on the running event loop."""
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._loop(), name="job-engine")
+            self._renewer = asyncio.create_task(self._renew(), name="job-leases")
             if self._listener is not None:
                 self._listener.start()
 
     def wake(self) -> None:
-        """Look for due jobs now instead of at the next idle tick."""
+        """Look for due jobs (and cancellations of owned ones) now instead of at the next
+        idle tick."""
+        self._sweep_due = True
         self._wake.set()
 
     async def stop(self, *, release: bool = True) -> None:
@@ -99,11 +116,11 @@ class JobEngine:
         (False simulates a crash: the leases then expire)."""
         if self._listener is not None:
             await self._listener.stop()
-        tasks = [t for t in (self._loop_task, *self._jobs.values()) if t is not None]
+        tasks = [t for t in (self._loop_task, self._renewer, *self._jobs.values()) if t]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._loop_task = None
+        self._loop_task = self._renewer = None
         self._jobs.clear()
         if release:
             await jobs_db.release_all(self.ctx.sm, self.owner)
@@ -118,66 +135,135 @@ class JobEngine:
     async def _loop(self) -> None:
         while True:
             try:
-                while len(self._jobs) < self.ctx.config.concurrency * 2:
-                    job_id = await self.claim()
-                    if job_id is None:
-                        break
-                    self._jobs[job_id] = asyncio.create_task(self.run(job_id))
-                    self._jobs[job_id].add_done_callback(lambda _t, j=job_id: self._done(j))
+                await self._turn()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("job engine: claim failed")
             idle = await self._idle_seconds()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=idle)
-            self._wake.clear()
+            await _sleep(self._wake, idle)
+
+    async def _turn(self) -> None:
+        """One look at the queue: cancellations of owned jobs, due jobs, then admissions."""
+        config = self.ctx.config
+        if self._sweep_due and self._jobs:
+            self._sweep_due = False
+            for job_id in await jobs_db.cancel_requested(self.ctx.sm, self.owner):
+                self._nudge(job_id)
+        room = config.concurrency * 2 + 16 - len(self._jobs)
+        while room > 0:
+            ids = await jobs_db.claim_many(
+                self.ctx.sm, self.owner, config.lease_seconds, self._jobs, min(room, 50)
+            )
+            self._own(ids)
+            room -= len(ids)
+            if len(ids) < 50:
+                break
+        if self._admit_due or time.monotonic() - self._admitted_at > config.listen_idle_seconds:
+            self._admit_due = False
+            self._admitted_at = time.monotonic()
+            self._own(await self.ctx.admission.admit(self.owner, config.lease_seconds))
+
+    def _own(self, ids: list[int]) -> None:
+        for job_id in ids:
+            self.claims += 1
+            self._nudges[job_id] = asyncio.Event()
+            self._jobs[job_id] = asyncio.create_task(self._run(job_id, keep=True))
+            self._jobs[job_id].add_done_callback(lambda _t, j=job_id: self._done(j))
 
     async def _idle_seconds(self) -> float:
         """How long to sleep when nothing wakes the loop (seconds)."""
         config = self.ctx.config
-        if self._listener is None or len(self._jobs) >= config.concurrency * 2:
-            return config.idle_seconds
-        try:
-            due = await jobs_db.next_due_in(self.ctx.sm, self._jobs)
-        except Exception:
-            log.exception("job engine: cannot read the next due time")
-            return config.idle_seconds
-        if due is None:
-            return config.listen_idle_seconds
-        return min(max(due, config.idle_seconds / 10), config.listen_idle_seconds)
+        idle = config.idle_seconds
+        if self._listener is not None and len(self._jobs) < config.concurrency * 2:
+            try:
+                due = await jobs_db.next_due_in(self.ctx.sm, self._jobs)
+            except Exception:
+                log.exception("job engine: cannot read the next due time")
+                due = 0.0
+            if due is None:
+                idle = config.listen_idle_seconds
+            else:
+                idle = min(max(due, config.idle_seconds / 10), config.listen_idle_seconds)
+        breaker = self.ctx.admission.breaker.retry_in()
+        return min(idle, breaker) if breaker > 0 else idle
 
     def _done(self, job_id: int) -> None:
         self._jobs.pop(job_id, None)
-        self._wake.set()  # a slot is free
+        self._nudges.pop(job_id, None)
+        self._lost.discard(job_id)
+        self._admit_soon()  # a slot may be free
 
-    async def _heartbeat(self, job_id: int) -> None:
+    def _admit_soon(self) -> None:
+        self._admit_due = True
+        self._wake.set()
+
+    def _nudge(self, job_id: int) -> None:
+        if (nudge := self._nudges.get(job_id)) is not None:
+            nudge.set()
+
+    async def _renew(self) -> None:
+        """Renew the leases of all owned jobs in one statement every `lease_seconds / 3`;
+        jobs whose lease another worker took stop at their next step."""
         lease = self.ctx.config.lease_seconds
         while True:
             await asyncio.sleep(lease / 3)
+            if not self._jobs:
+                continue
+            owned = set(self._jobs)
             try:
-                await jobs_db.renew_lease(self.ctx.sm, job_id, self.owner, lease)
-            except LeaseLost:
-                return
+                held = await jobs_db.renew_leases(self.ctx.sm, self.owner, lease, owned)
+            except Exception:
+                log.exception("job engine: cannot renew leases")
+                continue
+            for job_id in owned - held:
+                if job_id in self._jobs:
+                    self._lost.add(job_id)
+                    self._nudge(job_id)
 
     async def run(self, job_id: int) -> None:
         """Run a claimed job's steps while this worker holds its lease, renewing the lease;
         release it with the next due time when a step asks to wait."""
-        heartbeat = asyncio.create_task(self._heartbeat(job_id))
+        heartbeat = asyncio.create_task(_heartbeat(self.ctx, job_id))
         try:
+            await self._run(job_id, keep=False)
+        finally:
+            heartbeat.cancel()
+
+    async def _run(self, job_id: int, *, keep: bool) -> None:
+        """Run the job's steps. With `keep`, a running task's next poll waits on a timer here
+        (the lease kept, renewed by `_renew`); other waits release the job to the queue."""
+        ctx = self.ctx
+        try:
+            job = await jobs_db.load(ctx.sm, job_id)
             while True:
-                job = await jobs_db.load(self.ctx.sm, job_id)
-                if job is None or job.lease_owner != self.owner:
+                if job is None or job.lease_owner != self.owner or job_id in self._lost:
                     return
                 if job.state not in GenerationState.ACTIVE:
-                    await jobs_db.release(self.ctx.sm, job_id, self.owner, 0)
+                    await jobs_db.release(ctx.sm, job_id, self.owner, 0)
                     return
-                delay = await run_step(self.ctx, job)
+                track = ctx.tracks.get(job_id)
+                if track is not None:
+                    track.keep = track.fresh = False
+                delay = await run_step(ctx, job)
                 if delay is None:
                     return
-                if delay > 0:
-                    await jobs_db.release(self.ctx.sm, job_id, self.owner, delay)
+                track = ctx.tracks.get(job_id)
+                timer = keep and track is not None and track.keep
+                if not (track is not None and track.fresh):
+                    self._admit_soon()  # the step may have freed a slot or parked the job
+                if delay == PARKED:
+                    await jobs_db.release(ctx.sm, job_id, self.owner, 0)
                     return
+                if delay > 0 and not timer:  # retries and waits go back to the queue
+                    await jobs_db.release(ctx.sm, job_id, self.owner, delay)
+                    return
+                if delay > 0 and track is not None:
+                    nudged = await _sleep(self._nudges.get(job_id), delay)
+                    if track.fresh and not nudged:
+                        job = replace(job, polls=track.polls, progress=track.written)
+                        continue
+                job = await jobs_db.load(ctx.sm, job_id)
         except LeaseLost:
             log.warning("job %s: lease lost to another worker; stopping here", job_id)
         except asyncio.CancelledError:
@@ -185,4 +271,32 @@ class JobEngine:
         except Exception:
             log.exception("job %s: unexpected error", job_id)
         finally:
-            heartbeat.cancel()
+            ctx.tracks.pop(job_id, None)
+            ctx.admission.reserved.discard(job_id)
+
+
+async def _heartbeat(ctx: JobContext, job_id: int) -> None:
+    """Renew one job's lease every `lease_seconds / 3` until it is lost (`JobEngine.run`)."""
+    lease = ctx.config.lease_seconds
+    while True:
+        await asyncio.sleep(lease / 3)
+        try:
+            await jobs_db.renew_lease(ctx.sm, job_id, ctx.owner, lease)
+        except LeaseLost:
+            return
+
+
+async def _sleep(nudge: asyncio.Event | None, delay: float) -> bool:
+    """Wait `delay` seconds or until `nudge` is set (then cleared); True when nudged.
+
+    asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+    (`stop`) that lands as the event is set (a job ending), and the task would run on."""
+    if nudge is None:
+        await asyncio.sleep(delay)
+        return False
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(delay):
+            await nudge.wait()
+        nudge.clear()
+        return True
+    return False

@@ -7,6 +7,7 @@ on a best-effort basis: the state is what counts, the display may lag.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
@@ -23,6 +24,9 @@ from core.schedule import retry_delay
 
 log = logging.getLogger(__name__)
 S = GenerationState
+
+# The delay `hold` returns: the job is parked until `Admission.admit` starts it.
+PARKED = math.inf
 
 
 async def best_effort(call: Awaitable[Any]) -> None:
@@ -83,9 +87,9 @@ async def cancel(ctx: JobContext, job: Job, view: GenerationView) -> None:
 
 async def hold(ctx: JobContext, job: Job, view: GenerationView, wait: Wait) -> float:
     """Keep a queued job waiting and show why in its status message (once per reason and
-    number); the seconds until it looks again."""
+    number); PARKED: the job is not looked at again until it is admitted."""
     if (view.waiting_reason, view.waiting_number) != (wait.reason, wait.number):
         await jobs_db.write(ctx.sm, job.id, ctx.owner, waiting=wait.reason.value)
         view = replace(view, waiting_reason=wait.reason, waiting_number=wait.number)
         await best_effort(ctx.publisher.show_status(view, force=True))
-    return wait.retry_in
+    return PARKED

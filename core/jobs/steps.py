@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 
 from core import logs, metrics
@@ -18,7 +19,7 @@ from core.db import jobs as jobs_db
 from core.db import sessions as sessions_db
 from core.db.jobs import Job, LeaseLost
 from core.jobs import cache, outcomes, policy
-from core.jobs.context import JobContext
+from core.jobs.context import JobContext, PollTrack
 from core.jobs.once import post_once, upload_once
 from core.jobs.outcomes import best_effort
 from core.jobs.request import build_request
@@ -33,6 +34,7 @@ from core.ports import (
 )
 from core.pricing import estimate_cost
 from core.providers.base import GenerationRequest, ProviderError, TaskStatus
+from core.schedule import expected_finish, next_poll, observed_duration, progress_bucket
 
 log = logging.getLogger(__name__)
 S = GenerationState
@@ -40,16 +42,17 @@ S = GenerationState
 
 async def run_step(ctx: JobContext, job: Job) -> float | None:
     """Run the step for the job's state. Returns seconds until the next step (0 = go on
-    now) or None when the job left the engine (terminal or deleted). Raises LeaseLost."""
+    now; `outcomes.PARKED` = not before it is admitted) or None when the job left the engine
+    (terminal or deleted). Raises LeaseLost."""
     logs.bind(session_id=job.session_id, generation_id=job.id)  # issue 13: on every log line
     try:
+        if job.state == S.SUBMITTED and not job.cancel_requested:
+            return await poll(ctx, job, None)  # reads the view only when it shows something
         view = await views.get_view(ctx.sm, job.id)
         if job.cancel_requested and job.state != S.COMPLETED:
             return await outcomes.cancel(ctx, job, view)
         if job.state == S.QUEUED:
             return await submit(ctx, job, view)
-        if job.state == S.SUBMITTED:
-            return await poll(ctx, job, view)
         return await post(ctx, job, view)
     except (LeaseLost, asyncio.CancelledError):
         raise
@@ -120,38 +123,95 @@ async def submit(ctx: JobContext, job: Job, view: GenerationView) -> float | Non
         request = await _request(ctx, job)
         submission = await ctx.admission.call(ctx.provider.submit(request))
         await jobs_db.mark_submitted(ctx.sm, job.id, ctx.owner, submission.task_id, request.model)
+        ctx.tracks[job.id] = PollTrack(time.monotonic(), request)
     await metrics.submitted(ctx.sm, job.id)
     log.info("job %s: submitted as task %s", job.id, submission.task_id)
+    job = replace(job, state=S.SUBMITTED, polls=0, progress=0, model=request.model)
     if submission.status is not None:
-        job = replace(job, state=S.SUBMITTED, polls=0, progress=0)
         view = replace(opened, state=S.SUBMITTED, progress=0, waiting_reason=None)
         return await handle_status(ctx, job, view, submission.status)
-    return ctx.schedule.first_delay()
+    ctx.tracks[job.id].keep = True
+    return _next_poll(ctx, job, ctx.tracks[job.id])
 
 
-async def poll(ctx: JobContext, job: Job, view: GenerationView) -> float | None:
-    """Submitted: fail past the deadline, else ask the provider how the task is doing."""
-    elapsed = await jobs_db.seconds_since_submit(ctx.sm, job.id)
-    if elapsed is not None and elapsed > ctx.config.deadline_seconds:
+async def _track(ctx: JobContext, job: Job) -> PollTrack:
+    """The job's PollTrack, made on its first poll in this engine (one read of the submit
+    time on the database clock, and of its inputs)."""
+    track = ctx.tracks.get(job.id)
+    if track is None:
+        elapsed = await jobs_db.seconds_since_submit(ctx.sm, job.id) or 0.0
+        track = PollTrack(time.monotonic() - elapsed, polls=job.polls)
+        track.reported = track.written = job.progress
+        ctx.tracks[job.id] = track
+    if track.request is None:
+        track.request = await _request(ctx, job)
+    return track
+
+
+async def poll(ctx: JobContext, job: Job, view: GenerationView | None) -> float | None:
+    """Submitted: fail past the deadline, else ask the provider how the task is doing.
+    `view` None: read only when something is shown."""
+    track = await _track(ctx, job)
+    if track.elapsed() > ctx.config.deadline_seconds:
         minutes = max(1, round(ctx.config.deadline_seconds / 60))
         failure = Failure(FailureReason.DEADLINE, "deadline", minutes=minutes)
+        view = view or await views.get_view(ctx.sm, job.id)
         return await outcomes.fail(ctx, job, view, failure)
-    assert job.provider_task_id is not None
-    request = await _request(ctx, job)
-    status = await ctx.admission.call(ctx.provider.poll(job.provider_task_id, request))
+    assert job.provider_task_id is not None and track.request is not None
+    track.asked = track.elapsed()
+    status = await ctx.admission.call(ctx.provider.poll(job.provider_task_id, track.request))
     return await handle_status(ctx, job, view, status)
 
 
+def _next_poll(ctx: JobContext, job: Job, track: PollTrack) -> float:
+    """Seconds to the next poll: near the expected finish (core.schedule.next_poll)."""
+    elapsed = track.elapsed()
+    durations = ctx.durations.of(job.provider, job.model)
+    expected = expected_finish(durations, elapsed, track.reported)
+    return next_poll(
+        ctx.schedule,
+        elapsed=elapsed,
+        polls=track.polls,
+        expected=expected,
+        probe=track.reported < 5,  # probes teach durations; progress needs none
+    )
+
+
+async def _running(ctx: JobContext, job: Job, view: GenerationView | None, progress: int) -> float:
+    """The task still runs: remember the poll; write and show the progress only when it
+    reached a new step (core.schedule.progress_bucket). Seconds to the next poll."""
+    track = ctx.tracks.setdefault(job.id, PollTrack(time.monotonic()))
+    track.polls += 1
+    track.reported = progress
+    track.last_running = track.elapsed()
+    if progress_bucket(progress) != progress_bucket(track.written):
+        await jobs_db.write(ctx.sm, job.id, ctx.owner, polls=track.polls, progress=progress)
+        track.written = progress
+        view = view or await views.get_view(ctx.sm, job.id)
+        await best_effort(ctx.publisher.show_status(replace(view, progress=progress)))
+    track.keep = track.fresh = True
+    return _next_poll(ctx, job, track)
+
+
+def _learn(ctx: JobContext, job: Job) -> None:
+    """Remember how long the completed task took, when the polls say it precisely."""
+    track = ctx.tracks.get(job.id)
+    if track is None:
+        return
+    known = bool(ctx.durations.of(job.provider, job.model))
+    # Done when asked: the answer's own time (rendering, downloads) is not the task's.
+    seconds = observed_duration(track.last_running, track.asked, ctx.schedule.near, known=known)
+    if seconds is not None:
+        ctx.durations.add(job.provider, job.model, seconds)
+
+
 async def handle_status(
-    ctx: JobContext, job: Job, view: GenerationView, status: TaskStatus
+    ctx: JobContext, job: Job, view: GenerationView | None, status: TaskStatus
 ) -> float | None:
-    """Act on a task's status: show progress, fail, or store the images (completed)."""
+    """Act on a task's status: note progress, fail, or store the images (completed)."""
     if status.state == "running":
-        polls = job.polls + 1
-        await jobs_db.write(ctx.sm, job.id, ctx.owner, polls=polls, progress=status.progress)
-        if status.progress != job.progress:
-            await best_effort(ctx.publisher.show_status(replace(view, progress=status.progress)))
-        return ctx.schedule.next_delay(polls)
+        return await _running(ctx, job, view, status.progress)
+    view = view or await views.get_view(ctx.sm, job.id)
     if status.state == "failed":
         error = status.error
         log.warning("job %s: task failed: %s", job.id, error and (error.detail or error.message))
@@ -159,6 +219,7 @@ async def handle_status(
         metrics.provider_error(job.provider, kind)
         failure = Failure(FailureReason.PROVIDER, kind, error.message if error else None)
         return await outcomes.fail(ctx, job, view, failure)
+    _learn(ctx, job)
     if not status.images:
         failure = Failure(FailureReason.NO_IMAGE, "task_failed")
         return await outcomes.fail(ctx, job, view, failure)

@@ -19,6 +19,7 @@ import asyncio
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 
 from core.providers.base import (
@@ -50,8 +51,9 @@ INFO = ProviderInfo(
         max_bytes=20 * MB,
         mask_max_bytes=20 * MB,
     ),
-    # Fast polling: first poll 0.5 s after submit, then every 0.5-1 s.
-    poll_schedule=PollSchedule(first=0.5, interval=0.5, factor=1.25, cap=1.0),
+    # Fast polling: first poll 0.5 s after submit, then every 0.5-1 s; near an expected
+    # finish every 0.2 s (issue 13).
+    poll_schedule=PollSchedule(first=0.5, interval=0.5, factor=1.25, cap=1.0, near=0.2),
     default_prices={"local": {"*": {"*": 0.0}}},  # free; priced under its provider name
     honours_seed=True,  # deterministic for prompt, size, seed and inputs
 )
@@ -67,11 +69,13 @@ class LocalProvider(DeclaredProvider):
 
     Attributes:
         render_seconds: simulated render time in seconds, from submit to completion.
-        submitted_task_ids: the task ids this instance submitted, oldest first (an
-            instance created after a restart starts with an empty list).
+        submitted_task_ids: the task ids this instance submitted, oldest first, at most the
+            last `KEPT_TASK_IDS` (an instance created after a restart starts with an empty
+            list). A new list on each read.
     """
 
     info = INFO
+    KEPT_TASK_IDS = 1000  # how many submitted task ids `submitted_task_ids` remembers
 
     def __init__(self, render_seconds: float = 3.0, clock: Callable[[], float] = time.time) -> None:
         """Create the provider.
@@ -86,15 +90,20 @@ class LocalProvider(DeclaredProvider):
             raise ValueError("render_seconds must be >= 0")
         super().__init__(model=None)
         self.render_seconds = float(render_seconds)
-        self.submitted_task_ids: list[str] = []
+        self._submitted: deque[str] = deque(maxlen=self.KEPT_TASK_IDS)
         self._clock = clock
         self._cancelled: set[str] = set()
+
+    @property
+    def submitted_task_ids(self) -> list[str]:
+        """The last task ids (at most `KEPT_TASK_IDS`) this instance submitted, oldest first."""
+        return list(self._submitted)
 
     async def submit(self, request: GenerationRequest) -> Submission:
         """Start a task and return its id at once; nothing is rendered yet."""
         submitted_ms = round(self._clock() * 1000)
         task_id = f"local-{uuid.uuid4().hex}-{submitted_ms}"
-        self.submitted_task_ids.append(task_id)
+        self._submitted.append(task_id)
         return Submission(task_id=task_id)
 
     async def poll(self, task_id: str, request: GenerationRequest) -> TaskStatus:
