@@ -4,8 +4,10 @@
 they asked for, the prompts and replies are erased, the generated images, input
 snapshots and posted images are deleted (rows, and the files no row still uses), the
 person's name is replaced by `FORGOTTEN` in what remains (usage rows keep their model,
-size and cost as anonymous totals; sessions, styles), their approvals are anonymised, not
-removed (other people's review history stays true), and audit rows lose their user id.
+size and cost as anonymous totals; sessions, styles, change requests), their approvals
+and review votes are anonymised, not removed (other people's review history stays true;
+each vote gets its own placeholder, so approval counts stay true), and audit rows lose
+their user id.
 The bot's messages and files in those sessions are recorded for deletion in the same
 transaction (`pending_deletions`), before any is deleted; `run_deletions` then deletes
 them through a caller-given deleter, claiming each one first, so a restart or a second
@@ -53,6 +55,7 @@ class ForgetReport:
     attachments: int
     inputs: int
     approvals_anonymised: int
+    votes_anonymised: int
     messages: tuple[tuple[str, str], ...]
     files: tuple[str, ...]
 
@@ -82,6 +85,7 @@ async def forget(
         approvals = await db.execute(
             update(ApprovalRow).where(ApprovalRow.user_id == user_id).values(user_id=FORGOTTEN)
         )
+        votes = await repo.anonymise_votes(db, user_id)
         report = ForgetReport(
             len(own),
             prompts,
@@ -89,6 +93,7 @@ async def forget(
             attachments,
             inputs,
             int(getattr(approvals, "rowcount", 0) or 0),
+            votes,
             tuple(messages),
             tuple(files),
         )
