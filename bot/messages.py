@@ -951,8 +951,9 @@ def forget_done(r: ForgetReport, d: DeletionCounts) -> str:
         f"{_n(r.inputs, 'stored input')}",
         f"• {d.deleted} of the bot's Slack messages and files",
     ]
-    if r.approvals_anonymised:
-        lines.append(f"• {_n(r.approvals_anonymised, 'approval')} anonymised")
+    approvals = r.votes_anonymised or r.approvals_anonymised  # a vote per person approving
+    if approvals:
+        lines.append(f"• {_n(approvals, 'approval')} anonymised")
     if d.refused:
         lines.append(f"Slack would not delete {d.refused} of them (not the bot's).")
     if d.retry:

@@ -11,7 +11,9 @@ their user id.
 The bot's messages and files in those sessions are recorded for deletion in the same
 transaction (`pending_deletions`), before any is deleted; `run_deletions` then deletes
 them through a caller-given deleter, claiming each one first, so a restart or a second
-confirmation never deletes anything twice. `preview` counts what `forget` would remove.
+confirmation never deletes anything twice. The messages that share the bot's files are
+found through a caller-given `Sharer` and recorded the same way before the file goes.
+`preview` counts what `forget` would remove.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import policy as policy_db
@@ -240,16 +243,34 @@ class DeletionCounts:
     retry: int = 0
 
 
+Sharer = Callable[[str], Awaitable[list[tuple[str, str]]]]
+"""The platform messages ((channel id, ts)) that share one of the bot's files ([] when the
+file is gone); raises core.ports.PublishError when a later try may work. On Slack a file's
+share message stays when the file is deleted (it shows the file as a tombstone), so it is
+deleted as a message of its own."""
+
+
 async def run_deletions(
-    sm: async_sessionmaker[AsyncSession], team_id: str, delete: Deleter
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    delete: Deleter,
+    shares: Sharer | None = None,
 ) -> DeletionCounts:
     """Make the recorded deletions of `team_id` that are not done, each claimed in its own
     transaction before `delete` is called and marked done after it (a refusal is done
     too: no later try would work; ChannelUnreachable counts as a refusal). A deletion that
-    another caller claimed within CLAIM_SECONDS is left to it. Returns the counts."""
+    another caller claimed within CLAIM_SECONDS is left to it. With `shares`, the messages
+    that share each due file are recorded for deletion first; a file whose shares could
+    not be read is left for a later try (counted in `retry`). Returns the counts."""
     async with sm() as db:
         due = await repo.due_deletions(db, team_id, await repo.db_clock(db) - CLAIM_SECONDS)
     tally = {"deleted": 0, "gone": 0, "refused": 0, "retry": 0}
+    if shares is not None:
+        held = await _record_shares(sm, team_id, [d for d in due if d[1] == "file"], shares)
+        tally["retry"] = len(held)
+        async with sm() as db:
+            due = await repo.due_deletions(db, team_id, await repo.db_clock(db) - CLAIM_SECONDS)
+        due = [d for d in due if d[0] not in held]
     for deletion_id, kind, channel_id, ref in due:
         async with sm.begin() as db:
             stale = await repo.db_clock(db) - CLAIM_SECONDS
@@ -268,3 +289,30 @@ async def run_deletions(
         key = "retry" if outcome is None else outcome if outcome in tally else "refused"
         tally[key] += 1
     return DeletionCounts(**tally)
+
+
+async def _record_shares(
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    files: list[tuple[int, str, str, str]],
+    shares: Sharer,
+) -> set[int]:
+    """Record the share messages of these due file deletions ((id, kind, channel, file
+    id)) for deletion, each file's in its own transaction, before the file is deleted;
+    returns the ids of the file deletions whose shares could not be read now."""
+    held: set[int] = set()
+    for deletion_id, _, _, file_id in files:
+        try:
+            found = await shares(file_id)
+        except ChannelUnreachable:
+            continue  # the deletion itself will record the refusal
+        except PublishError as err:
+            log.warning("reading a file's shares failed, to be tried again: %s", err)
+            held.add(deletion_id)
+            continue
+        try:
+            async with sm.begin() as db:
+                await repo.record_deletions(db, team_id, found, [])
+        except IntegrityError:
+            pass  # a concurrent run recorded them first
+    return held
