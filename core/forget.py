@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import policy as policy_db
 from core.db import privacy as repo
-from core.db.privacy import FORGOTTEN
+from core.db.privacy import FORGOTTEN, FORGOTTEN_VOTE
 from core.models import (
     ApprovalRow,
     AttachmentRow,
@@ -45,6 +45,13 @@ from core.store import ImageStore
 log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 120.0  # a deletion claimed longer ago than this was left by a crashed process
+
+
+def is_forgotten(user_id: str) -> bool:
+    """Whether `user_id` is a placeholder of a forgotten person (`FORGOTTEN` for requests,
+    sessions, approvals and usage; `FORGOTTEN_VOTE` + the vote's id for review votes); no
+    platform user id has this form."""
+    return user_id == FORGOTTEN or user_id.startswith(FORGOTTEN_VOTE)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from bot.blocks import result_message
 from core import sessions
 from core.db import policy as policy_db
 from core.db import review as review_db
-from core.db.privacy import FORGOTTEN, is_forgotten
-from core.forget import forget
+from core.db.privacy import FORGOTTEN
+from core.forget import forget, is_forgotten
 from core.models import (
     ApprovalRow,
     AttachmentRow,
@@ -122,6 +123,9 @@ async def test_two_forgotten_reviewers_votes_stay_counted(tmp_path: Path) -> Non
         assert not {ALICE, CAROL, FORGOTTEN} & set(voters)
         refused = await sessions.approve(harness.sm, b1.id, 0, BOB, where)
         assert refused.refused is not None  # the requester is still himself, not a placeholder
+        shown = str(result_message(refused.view)[1])  # the thread shows them anonymously
+        assert "Approved 2 of 3" in shown and shown.count("someone forgotten") == 2
+        assert "<@forgotten" not in shown
         third = await sessions.approve(harness.sm, b1.id, 0, DAVE, where)
         assert third.newly_approved and third.completed  # 2 anonymised + Dave = 3
         assert len(third.view.images[0].votes) == 3

@@ -29,12 +29,6 @@ FORGOTTEN = "forgotten"  # the user id that replaces a person who asked to be fo
 FORGOTTEN_VOTE = FORGOTTEN + ":"  # + the vote's id: a forgotten reviewer's vote, one per vote
 
 
-def is_forgotten(user_id: str) -> bool:
-    """Whether `user_id` is a placeholder of a forgotten person (`FORGOTTEN`, or a vote's
-    `FORGOTTEN_VOTE<id>`); no platform user id has this form."""
-    return user_id == FORGOTTEN or user_id.startswith(FORGOTTEN_VOTE)
-
-
 async def stale_sessions(db: AsyncSession, before: float) -> list[int]:
     """Sessions whose last activity (creation, a generation, a posted image) is older than
     `before` (UTC epoch seconds) and that have no running generation."""
