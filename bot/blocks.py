@@ -100,9 +100,9 @@ def root_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
 
     Returns (text, blocks); the prompt is escaped and quoted, every part within limits.
     """
-    text = _text(f"<@{view.requested_by}> asked for: {escape(view.prompt)}")
+    text = _text(f"{messages.mention(view.requested_by)} asked for: {escape(view.prompt)}")
     blocks: list[Block] = [
-        _section(f"*<@{view.requested_by}> asked for:*"),
+        _section(f"*{messages.mention(view.requested_by)} asked for:*"),
         _section(_quote(view.prompt)),
         _context(f"{params_line(view)} · {view.width}×{view.height} px"),
     ]
@@ -130,7 +130,7 @@ def status_text(view: GenerationView) -> str:
 
 
 def _status_line(view: GenerationView) -> str:
-    who = f"<@{view.requested_by}>"
+    who = messages.mention(view.requested_by)
     head = version_title(view)
     provider = escape(view.provider_label)
     if view.cancel_requested and view.state in (S.QUEUED, S.SUBMITTED, S.COMPLETED):
@@ -200,7 +200,7 @@ def _image_blocks(view: GenerationView) -> list[Block]:
         buttons = [_button("Refine this", REFINE_THIS, value)]
         if image.approved_by:
             approvers = image.votes or (image.approved_by,)
-            names = ", ".join(f"<@{user}>" for user in approvers)
+            names = ", ".join(messages.mention(user) for user in approvers)
             text += f"\n:white_check_mark: *Approved by {names}*"
             if image.approved_at:
                 # Slack renders <!date^…> in each reader's own time zone.
@@ -214,7 +214,7 @@ def _image_blocks(view: GenerationView) -> list[Block]:
                 _button("Request changes", REQUEST_CHANGES, value),
             ]
         if image.index in changes:
-            text += f"\n:memo: Changes requested by <@{changes[image.index]}>"
+            text += f"\n:memo: Changes requested by {messages.mention(changes[image.index])}"
         out.append(_section(text, block_id=f"image-{image.index}"))
         elements: list[Any] = [*buttons, _save_style_menu(value)]
         out.append(ActionsBlock(block_id=f"image-{image.index}-actions", elements=elements))
@@ -225,7 +225,7 @@ def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
     """The result message: per image Approve (or who approved it) and Refine this,
     then Regenerate and History for the version. Returns (text, blocks) within limits."""
     blocks: list[Block] = [
-        _section(f"{version_title(view)} · ready for <@{view.requested_by}>"),
+        _section(f"{version_title(view)} · ready for {messages.mention(view.requested_by)}"),
         _context(params_line(view)),
     ]
     inputs = messages.inputs_note(view.inputs_note) if view.inputs_note else None
@@ -292,8 +292,9 @@ def gallery_message(post: GalleryPost) -> tuple[str, list[dict[str, Any]]]:
     """The gallery post: head, prompt, the image (image block with `slack_file`, see
     https://docs.slack.dev/reference/block-kit/blocks/image-block), approvals, lineage and
     the thread link. Returns (text, blocks) within Slack's limits; the prompt is escaped."""
-    approvers = ", ".join(f"<@{user}>" for user in post.approvers)
-    head = f":frame_with_picture: *{escape(post.label)}* by <@{post.requested_by}>, approved"
+    approvers = ", ".join(messages.mention(user) for user in post.approvers)
+    by = messages.mention(post.requested_by)
+    head = f":frame_with_picture: *{escape(post.label)}* by {by}, approved"
     parts: list[Block] = [_section(head), _section(_quote(post.prompt))]
     if post.file_id:
         alt = mrkdwn.clip(post.prompt, mrkdwn.ALT_TEXT) if post.prompt else post.label

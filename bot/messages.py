@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from bot.mrkdwn import clip, escape, user_text
 from core.flags import MAX_N, MAX_RATIO_SIDE, MAX_SEED, QUALITIES, FlagError, FlagProblem, Params
-from core.forget import DeletionCounts, ForgetPreview, ForgetReport
+from core.forget import DeletionCounts, ForgetPreview, ForgetReport, is_forgotten
 from core.history import SessionSummary, VersionSummary
 from core.images import MB, ImageRejected, Rejection, describe_types, type_name
 from core.policy import ApprovalRefusal, Policy
@@ -131,14 +131,14 @@ def refusal(reason: Refusal) -> str | None:
 
 def already_approved(index: int, version: int, approver: str) -> str:
     """Approve on an image someone approved first (`index` 0-based)."""
-    return f"Image {index + 1} of v{version} was already approved by <@{approver}>."
+    return f"Image {index + 1} of v{version} was already approved by {mention(approver)}."
 
 
 def cancel_not_allowed(version: int, requested_by: str, owner: str) -> str:
     """Cancel by someone who neither asked for the version nor started the thread."""
     return (
-        f"Only <@{requested_by}> (who asked for v{version}) or "
-        f"<@{owner}> (who started this thread) can cancel it."
+        f"Only {mention(requested_by)} (who asked for v{version}) or "
+        f"{mention(owner)} (who started this thread) can cancel it."
     )
 
 
@@ -160,7 +160,7 @@ def version_line(item: VersionSummary, link: str | None) -> str:
         what = f"from {item.parent_label}: {escape(clip(item.instruction, 300))}"
     else:
         what = "new seed" if item.kind == "regenerate" else escape(clip(item.prompt, 300))
-    approved = ", ".join(f"image {i + 1} by <@{u}>" for i, u in item.approved)
+    approved = ", ".join(f"image {i + 1} by {mention(u)}" for i, u in item.approved)
     extra = f" · approved {approved}" if approved else ""
     state = "" if item.state == "posted" else f" · {item.state}"
     return f"{title} {what}{state}{extra}"
@@ -486,7 +486,7 @@ def style_shown(style: Style) -> str:
     refs = len(style.references)
     extra = f"\n{refs} reference image{'s' if refs > 1 else ''}." if refs else ""
     return (
-        f"*Style `{escape(style.name)}`* (saved by <@{style.created_by}>)\n"
+        f"*Style `{escape(style.name)}`* (saved by {mention(style.created_by)})\n"
         f"{user_text(style.text, MAX_STYLE_TEXT + 100)}{extra}"
     )
 
@@ -743,7 +743,7 @@ def approval_progress(votes: tuple[str, ...], policy: Policy) -> str:
     if policy.has_reviewers:
         line += f" · waiting for {reviewers_text(policy)}"
     if votes:
-        line += " · by " + ", ".join(f"<@{u}>" for u in votes)
+        line += " · by " + ", ".join(mention(u) for u in votes)
     return line
 
 
@@ -862,6 +862,8 @@ def _top_lines(title: str, items: list[tuple[str, Totals]], mention: str) -> lis
     shown = []
     for name, t in items:
         label = mention.format(escape(name)) if mention else f"`{escape(name)}`"
+        if mention and is_forgotten(name):
+            label = FORGOTTEN_PERSON
         shown.append(_totals_line(label, t))
     return [f"*{title}*", *(f"• {line}" for line in shown)]
 
@@ -951,8 +953,9 @@ def forget_done(r: ForgetReport, d: DeletionCounts) -> str:
         f"{_n(r.inputs, 'stored input')}",
         f"• {d.deleted} of the bot's Slack messages and files",
     ]
-    if r.approvals_anonymised:
-        lines.append(f"• {_n(r.approvals_anonymised, 'approval')} anonymised")
+    approvals = r.votes_anonymised or r.approvals_anonymised  # a vote per person approving
+    if approvals:
+        lines.append(f"• {_n(approvals, 'approval')} anonymised")
     if d.refused:
         lines.append(f"Slack would not delete {d.refused} of them (not the bot's).")
     if d.retry:
@@ -961,6 +964,15 @@ def forget_done(r: ForgetReport, d: DeletionCounts) -> str:
             "later to finish."
         )
     return "\n".join(lines)
+
+
+FORGOTTEN_PERSON = "_someone forgotten_"
+
+
+def mention(user_id: str) -> str:
+    """`<@user>`, or "_someone forgotten_" for the placeholder of a person who used
+    forget-me (`core.forget.is_forgotten`): no Slack user has that id."""
+    return FORGOTTEN_PERSON if is_forgotten(user_id) else f"<@{user_id}>"
 
 
 # ---------------------------------------------------------------------------------------

@@ -86,6 +86,18 @@ def shared_in_thread(file: dict[str, Any], channel_id: str, thread_ts: str | Non
     return False
 
 
+def share_messages(file: dict[str, Any]) -> list[tuple[str, str]]:
+    """The messages ((channel id, ts)) that share a files.info `file` object, from its
+    `shares` field (https://docs.slack.dev/reference/methods/files.info)."""
+    return [
+        (channel, str(share["ts"]))
+        for kind in ("public", "private")
+        for channel, entries in ((file.get("shares") or {}).get(kind) or {}).items()
+        for share in entries
+        if share.get("ts")
+    ]
+
+
 async def state(client: AsyncWebClient, view: GenerationView, file_id: str) -> UploadState:
     """Where a reserved file stands, from one files.info call. Raises SlackApiError (other
     than a missing file), aiohttp.ClientError."""

@@ -4,12 +4,16 @@
 they asked for, the prompts and replies are erased, the generated images, input
 snapshots and posted images are deleted (rows, and the files no row still uses), the
 person's name is replaced by `FORGOTTEN` in what remains (usage rows keep their model,
-size and cost as anonymous totals; sessions, styles), their approvals are anonymised, not
-removed (other people's review history stays true), and audit rows lose their user id.
+size and cost as anonymous totals; sessions, styles, change requests), their approvals
+and review votes are anonymised, not removed (other people's review history stays true;
+each vote gets its own placeholder, so approval counts stay true), and audit rows lose
+their user id.
 The bot's messages and files in those sessions are recorded for deletion in the same
 transaction (`pending_deletions`), before any is deleted; `run_deletions` then deletes
 them through a caller-given deleter, claiming each one first, so a restart or a second
-confirmation never deletes anything twice. `preview` counts what `forget` would remove.
+confirmation never deletes anything twice. The messages that share the bot's files are
+found through a caller-given `Sharer` and recorded the same way before the file goes.
+`preview` counts what `forget` would remove.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import policy as policy_db
 from core.db import privacy as repo
-from core.db.privacy import FORGOTTEN
+from core.db.privacy import FORGOTTEN, FORGOTTEN_VOTE
 from core.models import (
     ApprovalRow,
     AttachmentRow,
@@ -42,6 +47,13 @@ log = logging.getLogger(__name__)
 CLAIM_SECONDS = 120.0  # a deletion claimed longer ago than this was left by a crashed process
 
 
+def is_forgotten(user_id: str) -> bool:
+    """Whether `user_id` is a placeholder of a forgotten person (`FORGOTTEN` for requests,
+    sessions, approvals and usage; `FORGOTTEN_VOTE` + the vote's id for review votes); no
+    platform user id has this form."""
+    return user_id == FORGOTTEN or user_id.startswith(FORGOTTEN_VOTE)
+
+
 @dataclass(frozen=True)
 class ForgetReport:
     """What `forget` removed (counts) and the bot's Slack messages ((channel, ts)) and
@@ -53,6 +65,7 @@ class ForgetReport:
     attachments: int
     inputs: int
     approvals_anonymised: int
+    votes_anonymised: int
     messages: tuple[tuple[str, str], ...]
     files: tuple[str, ...]
 
@@ -82,6 +95,7 @@ async def forget(
         approvals = await db.execute(
             update(ApprovalRow).where(ApprovalRow.user_id == user_id).values(user_id=FORGOTTEN)
         )
+        votes = await repo.anonymise_votes(db, user_id)
         report = ForgetReport(
             len(own),
             prompts,
@@ -89,6 +103,7 @@ async def forget(
             attachments,
             inputs,
             int(getattr(approvals, "rowcount", 0) or 0),
+            votes,
             tuple(messages),
             tuple(files),
         )
@@ -235,16 +250,34 @@ class DeletionCounts:
     retry: int = 0
 
 
+Sharer = Callable[[str], Awaitable[list[tuple[str, str]]]]
+"""The platform messages ((channel id, ts)) that share one of the bot's files ([] when the
+file is gone); raises core.ports.PublishError when a later try may work. On Slack a file's
+share message stays when the file is deleted (it shows the file as a tombstone), so it is
+deleted as a message of its own."""
+
+
 async def run_deletions(
-    sm: async_sessionmaker[AsyncSession], team_id: str, delete: Deleter
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    delete: Deleter,
+    shares: Sharer | None = None,
 ) -> DeletionCounts:
     """Make the recorded deletions of `team_id` that are not done, each claimed in its own
     transaction before `delete` is called and marked done after it (a refusal is done
     too: no later try would work; ChannelUnreachable counts as a refusal). A deletion that
-    another caller claimed within CLAIM_SECONDS is left to it. Returns the counts."""
+    another caller claimed within CLAIM_SECONDS is left to it. With `shares`, the messages
+    that share each due file are recorded for deletion first; a file whose shares could
+    not be read is left for a later try (counted in `retry`). Returns the counts."""
     async with sm() as db:
         due = await repo.due_deletions(db, team_id, await repo.db_clock(db) - CLAIM_SECONDS)
     tally = {"deleted": 0, "gone": 0, "refused": 0, "retry": 0}
+    if shares is not None:
+        held = await _record_shares(sm, team_id, [d for d in due if d[1] == "file"], shares)
+        tally["retry"] = len(held)
+        async with sm() as db:
+            due = await repo.due_deletions(db, team_id, await repo.db_clock(db) - CLAIM_SECONDS)
+        due = [d for d in due if d[0] not in held]
     for deletion_id, kind, channel_id, ref in due:
         async with sm.begin() as db:
             stale = await repo.db_clock(db) - CLAIM_SECONDS
@@ -263,3 +296,30 @@ async def run_deletions(
         key = "retry" if outcome is None else outcome if outcome in tally else "refused"
         tally[key] += 1
     return DeletionCounts(**tally)
+
+
+async def _record_shares(
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    files: list[tuple[int, str, str, str]],
+    shares: Sharer,
+) -> set[int]:
+    """Record the share messages of these due file deletions ((id, kind, channel, file
+    id)) for deletion, each file's in its own transaction, before the file is deleted;
+    returns the ids of the file deletions whose shares could not be read now."""
+    held: set[int] = set()
+    for deletion_id, _, _, file_id in files:
+        try:
+            found = await shares(file_id)
+        except ChannelUnreachable:
+            continue  # the deletion itself will record the refusal
+        except PublishError as err:
+            log.warning("reading a file's shares failed, to be tried again: %s", err)
+            held.add(deletion_id)
+            continue
+        try:
+            async with sm.begin() as db:
+                await repo.record_deletions(db, team_id, found, [])
+        except IntegrityError:
+            pass  # a concurrent run recorded them first
+    return held

@@ -8,14 +8,26 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from bot.blocks import result_message
 from core import sessions
 from core.db import policy as policy_db
+from core.db import review as review_db
 from core.db.privacy import FORGOTTEN
-from core.forget import forget
-from core.models import ApprovalRow, AttachmentRow, GenerationRow, ImageRow, SessionRow
+from core.forget import forget, is_forgotten
+from core.models import (
+    ApprovalRow,
+    AttachmentRow,
+    GenerationRow,
+    ImageRow,
+    ReviewVoteRow,
+    SessionRow,
+)
 from core.models import GenerationState as S
+from core.policy import Policy
 from tests.fakes import png_bytes
 from tests.harness import ALICE, BOB, CHANNEL, Harness
+
+CAROL, DAVE = "U0CAROL", "U0DAVE"
 
 
 def _on_disk(paths: list[str]) -> list[str]:
@@ -80,5 +92,42 @@ async def test_forget_me_erases_one_person_and_keeps_the_others(tmp_path: Path) 
         assert not _on_disk(alice_paths)
         assert trail[0]["user_id"] is None and "alice" not in str(trail).lower()
         assert rows[a1.id].cost_usd == a1.cost_usd  # usage totals stay, anonymous
+    finally:
+        await harness.close()
+
+
+async def test_two_forgotten_reviewers_votes_stay_counted(tmp_path: Path) -> None:
+    """Both voters on one image forget themselves: their votes become two distinct
+    placeholders (the table is unique per image and person), the count stays 2, nobody's
+    id matches a placeholder, and the next real vote completes a 3-approval policy."""
+    harness = await Harness(tmp_path, local_render_seconds=0.1).start()
+    try:
+        await harness.imagine("bob's harbour", user=BOB)
+        b1 = await _posted(harness, 1)
+        async with harness.sm.begin() as db:
+            team = await db.scalar(select(SessionRow.team_id).limit(1)) or ""
+            await review_db.put_policy(
+                db, team, CHANNEL, Policy(approvals_required=3, self_approval=False), BOB
+            )
+        where = sessions.Conversation(team, CHANNEL)
+        for voter in (ALICE, CAROL):
+            assert (await sessions.approve(harness.sm, b1.id, 0, voter, where)).newly_approved
+
+        first = await forget(harness.sm, team, ALICE)
+        second = await forget(harness.sm, team, CAROL)
+
+        assert first.votes_anonymised == second.votes_anonymised == 1
+        async with harness.sm() as db:
+            voters = [v.user_id for v in (await db.scalars(select(ReviewVoteRow))).all()]
+        assert len(set(voters)) == 2 and all(is_forgotten(v) for v in voters)
+        assert not {ALICE, CAROL, FORGOTTEN} & set(voters)
+        refused = await sessions.approve(harness.sm, b1.id, 0, BOB, where)
+        assert refused.refused is not None  # the requester is still himself, not a placeholder
+        shown = str(result_message(refused.view)[1])  # the thread shows them anonymously
+        assert "Approved 2 of 3" in shown and shown.count("someone forgotten") == 2
+        assert "<@forgotten" not in shown
+        third = await sessions.approve(harness.sm, b1.id, 0, DAVE, where)
+        assert third.newly_approved and third.completed  # 2 anonymised + Dave = 3
+        assert len(third.view.images[0].votes) == 3
     finally:
         await harness.close()

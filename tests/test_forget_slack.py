@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.blocks import FORGET_ME
+from bot.emulator.server import SlackEmulator
 from core import forget
 from core.db import privacy as repo
 from core.db.privacy import FORGOTTEN
@@ -34,6 +35,18 @@ async def _file_ids(harness: Harness, generation_id: int) -> list[str]:
         return [f for f in found.all() if f]
 
 
+def _share_messages(emu: SlackEmulator, file_ids: list[str]) -> list[str]:
+    """The ts of the messages that share these files (Slack's `shares` field)."""
+    found = {
+        share["ts"]
+        for f in file_ids
+        for by_channel in emu.file(f).shares.values()
+        for entries in by_channel.values()
+        for share in entries
+    }
+    return sorted(found)
+
+
 async def test_forget_me_from_slack_deletes_once_and_only_for_the_asker(tmp_path: Path) -> None:
     bot = await Harness(tmp_path, local_render_seconds=0.1).start()
     emu = bot.emulator
@@ -46,6 +59,8 @@ async def test_forget_me_from_slack_deletes_once_and_only_for_the_asker(tmp_path
         a_files, b_files = await _file_ids(bot, alice.id), await _file_ids(bot, bob.id)
         assert len(a_files) == 2 and len(b_files) == 1
         assert alice.result_ts and alice.status_ts and bob.result_ts
+        a_share, b_share = _share_messages(emu, a_files), _share_messages(emu, b_files)
+        assert len(a_share) == len(b_share) == 1  # one file_share message per batch
 
         assert (await bot.imagine("forget-me", user=ALICE)).status == 200
         notes = await emu.wait_for(lambda: emu.ephemerals_for(ALICE))
@@ -65,16 +80,22 @@ async def test_forget_me_from_slack_deletes_once_and_only_for_the_asker(tmp_path
         await emu.click_ephemeral_button(note, FORGET_ME)
         done = await emu.wait_for(lambda: emu.ephemerals_for(ALICE)[seen:])
         assert "Removed" in done[0].text and "2 generated images" in done[0].text
-        assert "5 of the bot's Slack messages and files" in done[0].text
+        assert "6 of the bot's Slack messages and files" in done[0].text
 
-        for ts in (a_root, alice.status_ts, alice.result_ts):
+        for ts in (a_root, alice.status_ts, alice.result_ts, *a_share):
             assert emu.message(CHANNEL, ts) is None  # deleted in Slack
         assert all(emu.file(f).deleted for f in a_files)
         assert emu.message(CHANNEL, b_root) is not None  # Bob's thread is intact
         assert emu.message(CHANNEL, bob.result_ts) is not None
+        assert emu.message(CHANNEL, b_share[0]) is not None
         assert not any(emu.file(f).deleted for f in b_files)
         deletes = len(emu.calls_to("chat.delete")), len(emu.calls_to("files.delete"))
-        assert deletes == (3, 2) and all(c.ok for c in emu.calls_to("chat.delete"))
+        assert deletes == (4, 2) and all(c.ok for c in emu.calls_to("chat.delete"))
+        share_delete = emu.calls_to("chat.delete")[-1]  # after its files: it is recorded
+        assert share_delete.params.get("ts") == a_share[0]  # from their shares, then deleted
+        methods = [(c.method, c.params.get("file")) for c in emu.calls]
+        for f in a_files:  # each file's shares are read before the file is deleted
+            assert methods.index(("files.info", f)) < methods.index(("files.delete", f))
         async with bot.sm() as db:
             rows = (await db.scalars(select(DeletionRow))).all()
             images = (await db.scalars(select(ImageRow.generation_id))).all()
@@ -82,7 +103,7 @@ async def test_forget_me_from_slack_deletes_once_and_only_for_the_asker(tmp_path
                 select(GenerationRow.prompt).where(GenerationRow.id == alice.id)
             )
             payers = set((await db.scalars(select(CostRow.user_id))).all())
-        assert len(rows) == 5 and {r.outcome for r in rows} == {"deleted"}
+        assert len(rows) == 6 and {r.outcome for r in rows} == {"deleted"}
         assert all(r.attempts == 1 and r.done_at for r in rows)
         assert list(images) == [bob.id] and prompt == ""
         assert payers == {FORGOTTEN, BOB}  # usage keeps anonymous totals
@@ -92,7 +113,7 @@ async def test_forget_me_from_slack_deletes_once_and_only_for_the_asker(tmp_path
         again = await emu.wait_for(lambda: emu.ephemerals_for(ALICE)[seen:])
         assert "Nothing was left to remove" in again[0].text
         assert (len(emu.calls_to("chat.delete")), len(emu.calls_to("files.delete"))) == deletes
-        assert await bot.count(DeletionRow) == 5
+        assert await bot.count(DeletionRow) == 6
 
         await bot.imagine("forget-me", user=ALICE)  # and the command says so
         nothing = await emu.wait_for(lambda: emu.ephemerals_for(ALICE)[seen + 1 :])
@@ -136,5 +157,47 @@ async def test_deletions_are_claimed_once_and_retried_only_when_unanswered(
         assert (await forget.run_deletions(bot.sm, "T1", delete)).deleted == 1
         assert calls[4:] == ["F3", "F3"]
         assert await forget.run_deletions(bot.sm, "T2", delete) == forget.DeletionCounts()
+    finally:
+        await bot.close()
+
+
+async def test_a_files_share_messages_are_recorded_before_the_file_goes(tmp_path: Path) -> None:
+    """With a Sharer, each due file's share messages are recorded first (its deletion
+    waits when they cannot be read), then deleted once even by concurrent runs."""
+    bot = await Harness(tmp_path).start()
+    try:
+        async with bot.sm.begin() as db:
+            await repo.record_deletions(db, "T1", [], ["F1"])
+        calls: list[tuple[str, str]] = []
+        failing = [True]
+
+        async def shares(file_id: str) -> list[tuple[str, str]]:
+            calls.append(("shares", file_id))
+            if failing:
+                failing.pop()
+                raise PublishError("Slack answered 503")
+            return [("C1", "9.1"), ("C2", "9.2")]
+
+        async def delete(item: forget.Deletion) -> str:
+            if item.kind == "file":  # its share messages are recorded by now
+                assert await bot.count(DeletionRow) == 3
+            calls.append((item.kind, item.ref))
+            await asyncio.sleep(0.05)  # both runs overlap
+            return "deleted"
+
+        held = await forget.run_deletions(bot.sm, "T1", delete, shares)
+        assert held == forget.DeletionCounts(retry=1) and calls == [("shares", "F1")]
+        assert await bot.count(DeletionRow) == 1  # nothing deleted, nothing guessed
+
+        first, second = await asyncio.gather(
+            forget.run_deletions(bot.sm, "T1", delete, shares),
+            forget.run_deletions(bot.sm, "T1", delete, shares),
+        )
+        made = sorted(c for c in calls if c[0] != "shares")
+        assert made == [("file", "F1"), ("message", "9.1"), ("message", "9.2")]
+        assert first.deleted + second.deleted == 3 and await bot.count(DeletionRow) == 3
+        calls.clear()
+        assert await forget.run_deletions(bot.sm, "T1", delete, shares) == forget.DeletionCounts()
+        assert calls == []  # a deleted file's shares are not read again
     finally:
         await bot.close()

@@ -5,8 +5,10 @@ whose value is the asker's user id; a click by anyone else changes nothing. On
 confirmation `core.forget.forget` erases the person's data and records the bot's Slack
 messages and files of their sessions for deletion in the same transaction; then
 `core.forget.run_deletions` deletes them (chat.delete, files.delete through the
-publisher), each claimed before the call, so a second click or a restart never deletes
-anything twice. Every sentence is in `bot.messages`.
+publisher; the messages that share each file, read from files.info `shares`, are recorded
+first and deleted too: Slack keeps them, showing a tombstone), each claimed before the
+call, so a second click or a restart never deletes anything twice. Every sentence is in
+`bot.messages`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 
-from bot import blocks, messages
+from bot import blocks, messages, uploads
 from bot.listeners.actions import actor, private
 from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
@@ -39,7 +41,7 @@ async def forget_command(
     team, user = command.get("team_id", ""), command["user_id"]
     found = await forget.preview(runtime.sessionmaker, team, user)
     if found.empty:
-        await forget.run_deletions(runtime.sessionmaker, team, _deleter(runtime.publisher))
+        await _run_deletions(runtime, team)
         await respond(text=messages.FORGET_NOTHING, response_type="ephemeral")
         return
     text, body = blocks.forget_confirmation(messages.forget_preview(found), user)
@@ -62,8 +64,19 @@ async def confirm(
         await private(respond, messages.FORGET_NOT_YOURS)
         return
     report = await forget.forget(runtime.sessionmaker, team_id, clicker, runtime.store)
-    done = await forget.run_deletions(runtime.sessionmaker, team_id, _deleter(runtime.publisher))
+    done = await _run_deletions(runtime, team_id)
     await private(respond, messages.forget_done(report, done))
+
+
+async def _run_deletions(runtime: Runtime, team_id: str) -> forget.DeletionCounts:
+    """`core.forget.run_deletions` with Slack: the share messages of each file are read
+    from files.info `shares` and recorded, then chat.delete and files.delete."""
+    publisher = runtime.publisher
+
+    async def shares(file_id: str) -> list[tuple[str, str]]:
+        return uploads.share_messages(await publisher.file_info(file_id) or {})
+
+    return await forget.run_deletions(runtime.sessionmaker, team_id, _deleter(publisher), shares)
 
 
 def _deleter(publisher: SlackPublisher) -> forget.Deleter:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import (
@@ -20,11 +20,13 @@ from core.models import (
     GenerationState,
     ImageRow,
     InputRow,
+    ReviewVoteRow,
     SessionRow,
     db_now,
 )
 
 FORGOTTEN = "forgotten"  # the user id that replaces a person who asked to be forgotten
+FORGOTTEN_VOTE = FORGOTTEN + ":"  # + the vote's id: a forgotten reviewer's vote, one per vote
 
 
 async def stale_sessions(db: AsyncSession, before: float) -> list[int]:
@@ -220,3 +222,14 @@ async def anonymise_records(db: AsyncSession, team_id: str, user_id: str, forgot
         )
         .values(user_id=forgotten, comment="")
     )
+
+
+async def anonymise_votes(db: AsyncSession, user_id: str) -> int:
+    """Replace `user_id` in review votes by `FORGOTTEN_VOTE` + the vote's id: unique per
+    vote, so two forgotten people's votes on one image stay two (uq_review_votes_person)
+    and approval counts stay true, and no person's id ever matches it. Returns how many."""
+    placeholder = FORGOTTEN_VOTE + cast(ReviewVoteRow.id, String)
+    result = await db.execute(
+        update(ReviewVoteRow).where(ReviewVoteRow.user_id == user_id).values(user_id=placeholder)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
