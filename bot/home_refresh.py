@@ -5,7 +5,7 @@ change request or reaches the gallery, `SlackPublisher.review_items_changed` han
 generation to a `HomeRefresher`. In the background it works out whose Home lists change
 (the channel's reviewers, user groups resolved with usergroups.users.list, and the
 session's owner and requester), keeps those who have opened the Home tab at least once
-(`core.home.seen_among`: a Home never opened is not published unasked), and republishes
+(`core.home.seen`: a Home never opened is not published unasked), and republishes
 each one's Home (`bot.home.publish_for`, views.publish).
 
 Coalesced per person: at most one publish per person per `window` seconds; changes within
@@ -80,23 +80,24 @@ class HomeRefresher:
     async def _fan_out(self, key: tuple[Team, str]) -> None:
         team, channel_id = key
         try:
-            wanted = await self._reviewers(team, channel_id)
+            seen = await home_uc.seen(self.sm, team.team_id)
+            wanted = await self._reviewers(team, channel_id, seen) if seen else set()
         except Exception as err:  # best effort: the change itself is already committed
-            log.warning("could not list a channel's reviewers for Home tabs: %r", err)
-            wanted = set()  # the people the changes named are still refreshed
-        wanted |= self._fans.pop(key)  # with those of changes made meanwhile
-        try:
-            for user_id in sorted(await home_uc.seen_among(self.sm, team.team_id, wanted)):
-                self._schedule(team, user_id)
-        except Exception as err:
             log.warning("could not work out whose Home tabs to refresh: %r", err)
+            seen, wanted = set(), set()
+        wanted |= self._fans.pop(key)  # the people named by the changes made meanwhile too
+        for user_id in sorted(wanted & seen):
+            self._schedule(team, user_id)
 
-    async def _reviewers(self, team: Team, channel_id: str) -> set[str]:
-        """The channel's reviewers in person and through their user groups (each group's
-        members kept for GROUP_SECONDS, for the Home tabs built next)."""
+    async def _reviewers(self, team: Team, channel_id: str, seen: set[str]) -> set[str]:
+        """The channel's reviewers in person and through their user groups; the groups are
+        listed only when someone in `seen` may be in them (each group's members are kept
+        GROUP_SECONDS, for the Home tabs built next)."""
         publisher = self.publisher.for_team(team)
         policy = await review.get_policy(self.sm, team.team_id, channel_id)
         found = set(policy.reviewer_users)
+        if seen <= found:
+            return found  # everyone who opened Home is named in person: no group to ask
         now = asyncio.get_running_loop().time()
         for group in sorted(policy.reviewer_groups):
             members = await publisher.usergroup_members(group)

@@ -24,7 +24,7 @@ __all__ = [
     "home",
     "mark_seen",
     "review_groups",
-    "seen_among",
+    "seen",
 ]
 
 WAITING_ITEMS = 10  # images under "Waiting for your review"
@@ -96,9 +96,7 @@ async def mark_seen(sm: async_sessionmaker[AsyncSession], team_id: str, user_id:
         await home_db.mark_seen(db, team_id, user_id)
 
 
-async def seen_among(
-    sm: async_sessionmaker[AsyncSession], team_id: str, user_ids: set[str]
-) -> set[str]:
-    """Which of `user_ids` have opened the Home tab in the team at least once."""
+async def seen(sm: async_sessionmaker[AsyncSession], team_id: str) -> set[str]:
+    """The user ids of the team who have opened the Home tab at least once."""
     async with sm() as db:
-        return await home_db.seen_among(db, team_id, user_ids)
+        return await home_db.seen(db, team_id)

@@ -502,4 +502,4 @@ class HomeSeenRow(Base):
 
     team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    seen_at: Mapped[float] = mapped_column(Float, server_default=db_now())
+    seen_at: Mapped[float] = mapped_column(Float)  # written with db_now()

@@ -212,7 +212,7 @@ async def mark_seen(db: AsyncSession, team_id: str, user_id: str) -> None:
     """Record that `user_id` opened the Home tab (insert, or update `seen_at`)."""
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(HomeSeenRow).values(team_id=team_id, user_id=user_id)
+    stmt = insert(HomeSeenRow).values(team_id=team_id, user_id=user_id, seen_at=db_now())
     await db.execute(
         stmt.on_conflict_do_update(
             index_elements=["team_id", "user_id"], set_={"seen_at": db_now()}
@@ -220,13 +220,6 @@ async def mark_seen(db: AsyncSession, team_id: str, user_id: str) -> None:
     )
 
 
-async def seen_among(db: AsyncSession, team_id: str, user_ids: set[str]) -> set[str]:
-    """Which of `user_ids` have opened the Home tab in the team."""
-    if not user_ids:
-        return set()
-    rows = await db.scalars(
-        select(HomeSeenRow.user_id).where(
-            HomeSeenRow.team_id == team_id, HomeSeenRow.user_id.in_(sorted(user_ids))
-        )
-    )
-    return set(rows)
+async def seen(db: AsyncSession, team_id: str) -> set[str]:
+    """The user ids of the team who have opened the Home tab."""
+    return set(await db.scalars(select(HomeSeenRow.user_id).where(HomeSeenRow.team_id == team_id)))

@@ -16,19 +16,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _now() -> sa.TextClause:
-    """The database clock as UTC epoch seconds (same SQL as core.models.db_now)."""
-    if op.get_bind().dialect.name == "postgresql":
-        return sa.text("extract(epoch from clock_timestamp())")
-    return sa.text("((julianday('now') - 2440587.5) * 86400.0)")
-
-
 def upgrade() -> None:
     op.create_table(
         "home_seen",
         sa.Column("team_id", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.String(length=32), nullable=False),
-        sa.Column("seen_at", sa.Float(), server_default=_now(), nullable=False),
+        sa.Column("seen_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("team_id", "user_id"),
     )
 
