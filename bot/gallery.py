@@ -59,6 +59,7 @@ async def publish(runtime: Runtime, image_id: int, notify: Notify | None = None)
         await _refused(runtime, item, err, notify)
         return None
     await review.finish_gallery(sm, job, team_id=view.team_id, ts=ts)
+    await publisher.review_items_changed(view)  # Home tabs link the gallery post now
     return ts
 
 

@@ -12,6 +12,7 @@ recently approved images in channels they are in. Published with views.publish
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -25,6 +26,7 @@ from slack_sdk.models.blocks import (
     MarkdownTextObject,
     SectionBlock,
 )
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import messages, mrkdwn
 from bot.publisher import SlackPublisher
@@ -147,13 +149,27 @@ async def _links(publisher: SlackPublisher, data: HomeData) -> dict[str, str | N
 
 async def refresh(runtime: Runtime, team_id: str, user_id: str) -> None:
     """Build and publish `user_id`'s Home tab. A refusal by Slack is logged, not raised."""
-    publisher = runtime.publisher
-    groups = await home_uc.review_groups(runtime.sessionmaker, team_id)
+    await publish_for(runtime.sessionmaker, runtime.publisher, team_id, user_id)
+
+
+async def publish_for(
+    sm: async_sessionmaker[AsyncSession],
+    publisher: SlackPublisher,
+    team_id: str,
+    user_id: str,
+    known: Mapping[str, frozenset[str]] | None = None,
+) -> None:
+    """Build `user_id`'s Home tab from the database and publish it with `publisher` (bound
+    to `team_id`'s workspace). `known`: {user group id: its members} already listed (the
+    other groups are asked, usergroups.users.list). A refusal by Slack is logged, not raised."""
+    known = known or {}
+    groups = await home_uc.review_groups(sm, team_id)
+    mine = frozenset(g for g in groups & known.keys() if user_id in known[g])
     data = await home_uc.home(
-        runtime.sessionmaker,
+        sm,
         team_id,
         user_id,
-        user_groups=await publisher.groups_of(groups, user_id),
+        user_groups=mine | await publisher.groups_of(groups - known.keys(), user_id),
         channels=await publisher.member_channels(user_id),
     )
     view = home_view(data, await _links(publisher, data))

@@ -33,6 +33,8 @@ HIGH = 0
 """Priority of a call a person waits for: the result post, a failure, an approval edit."""
 NORMAL = 1
 """Priority of everything else (root and status posts, status edits, reads)."""
+LOW = 2
+"""Priority of background work nobody waits for (App Home refreshes, bot.home_refresh)."""
 
 POST_PER_SECOND = 1.0  # chat.postMessage per channel
 POST_BURST = 3
@@ -60,7 +62,7 @@ _PRIORITY: ContextVar[int] = ContextVar("slack_call_priority", default=NORMAL)
 
 @contextlib.contextmanager
 def priority(level: int) -> Iterator[None]:
-    """Calls made inside the block (in this task) wait in line at `level` (HIGH/NORMAL)."""
+    """Calls made inside the block (in this task) wait in line at `level` (HIGH/NORMAL/LOW)."""
     token = _PRIORITY.set(level)
     try:
         yield

@@ -29,7 +29,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from functools import partial
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -122,6 +122,18 @@ def is_tagged(message: dict[str, Any], effect: Effect, generation_id: int) -> bo
     )
 
 
+class HomeChanges(Protocol):
+    """What republishes App Home tabs when review items change (`bot.home_refresh`)."""
+
+    def changed(self, team: Team, view: GenerationView) -> None:
+        """Refresh, in the background, the Home tabs showing `view`'s generation."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop the refreshes still waiting."""
+        ...
+
+
 class SlackCalls:
     """The Web API seam every Slack call goes through: the workspace's client (`client`,
     or with `workspaces` in OAuth mode the token of the workspace the object is bound to
@@ -146,6 +158,8 @@ class SlackCalls:
         self.status_edits = StatusEdits(status_interval)
         self.workspaces = workspaces or Workspaces(client)
         self.team: Team | None = None
+        # issue 10: republishes Home tabs on review changes (set by bot.worker.job_engine)
+        self.home_changes: HomeChanges | None = None
 
     def for_team(self, team: Team) -> Self:
         """This publisher speaking for `team` (shares the status throttle)."""
@@ -156,6 +170,8 @@ class SlackCalls:
     async def aclose(self, within: float = 5.0) -> None:
         """Send the status edits still waiting (at most `within` seconds), then stop."""
         await self.status_edits.close(within)
+        if self.home_changes is not None:
+            await self.home_changes.aclose()
 
     async def _client_for(self) -> AsyncWebClient:
         """The Web API client with the token of `self.team` (the one seam for tokens).
@@ -563,3 +579,9 @@ class SlackPublisher(ReviewCalls):
                 log.warning("response_url answered %s", response.status_code)
             return
         await self.tell_user(view.channel_id, view.requested_by, message, view.thread_ts)
+
+    async def review_items_changed(self, view: GenerationView) -> None:
+        """Hand the change to `home_changes` (Home tabs republished in the background, see
+        bot.home_refresh); nothing when none is set. Returns at once, never raises."""
+        if self.home_changes is not None:
+            self.home_changes.changed(Team(view.team_id, view.enterprise_id), view)

@@ -65,3 +65,7 @@ class RoutedPublisher:
     async def tell_requester(self, view: GenerationView, failure: Failure) -> None:
         """See SlackPublisher.tell_requester."""
         await self._for(view).tell_requester(view, failure)
+
+    async def review_items_changed(self, view: GenerationView) -> None:
+        """See SlackPublisher.review_items_changed."""
+        await self._for(view).review_items_changed(view)

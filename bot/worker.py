@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bot.doctor import preflight
+from bot.home_refresh import HomeRefresher
 from bot.publisher import SlackPublisher
 from bot.routing import RoutedPublisher
 from bot.slack_client import web_client
@@ -119,6 +120,7 @@ def job_engine(
         owner=owner,
     )
     jobs.ctx.moderator = Moderator.from_settings(settings)
+    publisher.home_changes = HomeRefresher(sm, publisher, settings.home_refresh_seconds)
     metrics.watch_breaker(provider.name, lambda: jobs.ctx.admission.breaker.state)
     return jobs
 

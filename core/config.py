@@ -187,6 +187,10 @@ class Settings(BaseSettings):
     slack_rate_scale: float = Field(default=1.0, gt=0)
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
+    # App Home refresh (issue 10). HOME_REFRESH_SECONDS: the least time between two
+    # republished Home tabs of one person when items on it change (the latest state wins).
+    home_refresh_seconds: float = Field(default=2.0, ge=0)
+
     @field_validator("slack_api_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:

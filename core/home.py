@@ -17,7 +17,15 @@ from core.db import home as home_db
 from core.db.home import HomeImage, HomeSession
 from core.policy import judge
 
-__all__ = ["HomeData", "HomeImage", "HomeSession", "home", "review_groups"]
+__all__ = [
+    "HomeData",
+    "HomeImage",
+    "HomeSession",
+    "home",
+    "mark_seen",
+    "review_groups",
+    "seen",
+]
 
 WAITING_ITEMS = 10  # images under "Waiting for your review"
 SESSION_ITEMS = 5  # sessions under "Your recent sessions"
@@ -79,3 +87,16 @@ async def home(
         sessions = await home_db.recent_sessions(db, team_id, user_id, SESSION_ITEMS)
         approved = await home_db.recently_approved(db, team_id, sorted(channels), APPROVED_ITEMS)
     return HomeData(waiting, sessions, approved)
+
+
+async def mark_seen(sm: async_sessionmaker[AsyncSession], team_id: str, user_id: str) -> None:
+    """Remember that `user_id` opened the Home tab (their Home is then republished when
+    items on it change)."""
+    async with sm.begin() as db:
+        await home_db.mark_seen(db, team_id, user_id)
+
+
+async def seen(sm: async_sessionmaker[AsyncSession], team_id: str) -> set[str]:
+    """The user ids of the team who have opened the Home tab at least once."""
+    async with sm() as db:
+        return await home_db.seen(db, team_id)

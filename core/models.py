@@ -486,3 +486,20 @@ class DeletionRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     done_at: Mapped[float | None] = mapped_column(Float, default=None)
     outcome: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+# ---------------------------------------------------------------------------------------
+# App Home refresh (issue 10): who has opened the Home tab (republished when items change).
+# ---------------------------------------------------------------------------------------
+
+
+class HomeSeenRow(Base):
+    """A person of a workspace who has opened the app's Home tab at least once (`seen_at`:
+    the latest time, UTC epoch seconds). Only their Home tabs are republished when an item
+    on them changes."""
+
+    __tablename__ = "home_seen"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seen_at: Mapped[float] = mapped_column(Float)  # written with db_now()

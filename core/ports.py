@@ -309,3 +309,11 @@ class Publisher(Protocol):
         is unreachable (FailureReason.CHANNEL_UNREACHABLE), or it failed before its thread
         existed (any other reason)."""
         ...
+
+    async def review_items_changed(self, view: GenerationView) -> None:
+        """Review items of `view`'s generation changed (issue 10): a version now waits for
+        the channel's reviewers, or an image of it was approved, got a change request or
+        reached the gallery. The platform refreshes whatever lists show them (the App Home
+        of the reviewers and the requester) in the background: this returns at once and
+        never raises for a failed refresh."""
+        ...

@@ -21,6 +21,7 @@ from bot.listeners.actions import Click, actor
 from bot.listeners.review import approve_click, open_changes
 from bot.review_views import ChangeTarget
 from bot.runtime import Runtime
+from core import home as home_uc
 from core.jobs.outcomes import best_effort
 from core.sessions import ActionRefused, Conversation
 
@@ -28,12 +29,15 @@ log = logging.getLogger(__name__)
 
 
 async def on_app_home_opened(event: dict[str, Any], context: dict[str, Any]) -> None:
-    """`app_home_opened` on the Home tab: publish the person's Home (views.publish).
+    """`app_home_opened` on the Home tab: remember that the person opened it (their Home is
+    republished when its items change, bot.home_refresh) and publish it (views.publish).
     https://docs.slack.dev/reference/events/app_home_opened"""
     if event.get("tab") != "home" or not isinstance(event.get("user"), str):
         return  # the Messages tab, or a payload without a person
     runtime: Runtime = context["runtime"]
-    await home.refresh(runtime, str(context.get("team_id") or ""), event["user"])
+    team_id = str(context.get("team_id") or "")
+    await home_uc.mark_seen(runtime.sessionmaker, team_id, event["user"])
+    await home.refresh(runtime, team_id, event["user"])
 
 
 def _home_click(body: dict[str, Any], action: dict[str, Any]) -> Click | None:

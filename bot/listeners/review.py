@@ -114,6 +114,7 @@ async def approve_click(runtime: Runtime, click: Click, notify: Notify) -> None:
         await notify(messages.already_approved(click.index, view.version, approver))
         return
     await runtime.publisher.update_result(view)
+    await runtime.publisher.review_items_changed(view)  # Home tabs, in the background
     if outcome.gallery is not None:
         await gallery.publish(runtime, outcome.gallery, notify)
 
@@ -182,6 +183,7 @@ async def changes_submitted(
     note = messages.change_note(user_id, request.label, comment)
     await runtime.publisher.say_in_thread(session.channel_id, session.thread_ts, note)
     await runtime.publisher.update_result(request.view)
+    await runtime.publisher.review_items_changed(request.view)
     await handle_reply(runtime, session, {"user": user_id, "text": comment})
     await review.link_change(runtime.sessionmaker, request, user_id)
     if target.from_home:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import (
@@ -15,10 +16,12 @@ from core.models import (
     GalleryPostRow,
     GenerationRow,
     GenerationState,
+    HomeSeenRow,
     ImageRow,
     ReviewPolicyRow,
     ReviewVoteRow,
     SessionRow,
+    db_now,
 )
 from core.policy import Policy
 
@@ -203,3 +206,20 @@ async def recently_approved(
         gallery = (gallery_channel, gallery_ts) if gallery_channel and gallery_ts else None
         out.append(HomeImage(*image, approved_by=by, approved_at=at, gallery=gallery))
     return out
+
+
+async def mark_seen(db: AsyncSession, team_id: str, user_id: str) -> None:
+    """Record that `user_id` opened the Home tab (insert, or update `seen_at`)."""
+    dialect = db.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(HomeSeenRow).values(team_id=team_id, user_id=user_id, seen_at=db_now())
+    await db.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["team_id", "user_id"], set_={"seen_at": db_now()}
+        )
+    )
+
+
+async def seen(db: AsyncSession, team_id: str) -> set[str]:
+    """The user ids of the team who have opened the Home tab."""
+    return set(await db.scalars(select(HomeSeenRow.user_id).where(HomeSeenRow.team_id == team_id)))

@@ -261,6 +261,8 @@ async def post(ctx: JobContext, job: Job, view: GenerationView) -> float | None:
     metrics.reached(S.POSTED)
     view = replace(view, state=S.POSTED, result_ts=result_ts, error=None)
     await best_effort(ctx.publisher.show_status(view, force=True))
+    if view.review.has_reviewers:  # a version now waits for them (their Home lists change)
+        await best_effort(ctx.publisher.review_items_changed(view))
     log.info("job %s: posted", job.id)
     return None
 

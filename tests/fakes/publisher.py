@@ -152,3 +152,6 @@ class RecordingPublisher:
     async def tell_requester(self, view: GenerationView, failure: Failure) -> None:
         self._raise_if_scripted("tell_requester", view)
         self._record(Call("tell_requester", view, failure=failure))
+
+    async def review_items_changed(self, view: GenerationView) -> None:
+        self._record(Call("review_items_changed", view))
