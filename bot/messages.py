@@ -1036,7 +1036,7 @@ HOME_NOT_A_MEMBER = (
 
 def home_waiting_line(label: str, words: str, requested_by: str, channel_id: str) -> str:
     """One image under "Waiting for your review" (`words` escaped here)."""
-    return f"*{escape(label)}* in <#{channel_id}> by <@{requested_by}>\n{escape(words)}"
+    return f"*{escape(label)}* in <#{channel_id}> by {mention(requested_by)}\n{escape(words)}"
 
 
 def home_session_line(
@@ -1058,7 +1058,7 @@ def home_approved_line(
     where = f"<{link}|{target}>" if link else f"in <#{channel_id}>"
     return (
         f":white_check_mark: *{escape(label)}* in <#{channel_id}>, approved by "
-        f"<@{approved_by}> · {where}\n{escape(words)}"
+        f"{mention(approved_by)} · {where}\n{escape(words)}"
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.blocks import result_message
-from core import sessions
+from core import home, sessions
 from core.db import policy as policy_db
 from core.db import review as review_db
 from core.db.privacy import FORGOTTEN
@@ -18,6 +18,7 @@ from core.models import (
     ApprovalRow,
     AttachmentRow,
     GenerationRow,
+    HomeSeenRow,
     ImageRow,
     ReviewVoteRow,
     SessionRow,
@@ -66,6 +67,8 @@ async def test_forget_me_erases_one_person_and_keeps_the_others(tmp_path: Path) 
         assert bob_image is not None
         where = sessions.Conversation(team, CHANNEL)
         await sessions.approve(harness.sm, b1.id, 0, ALICE, where)  # Alice approves Bob's
+        await home.mark_seen(harness.sm, team, ALICE)  # she opened the Home tab
+        await home.mark_seen(harness.sm, team, BOB)
 
         report = await forget(harness.sm, team, ALICE)
 
@@ -82,6 +85,7 @@ async def test_forget_me_erases_one_person_and_keeps_the_others(tmp_path: Path) 
             owners = set((await db.scalars(select(SessionRow.owner_user_id))).all())
             attachments = await db.scalar(select(AttachmentRow.id).limit(1))
             trail = await policy_db.audit_events(db, "forget_me")
+            home_seen = (await db.scalars(select(HomeSeenRow.user_id))).all()
         assert rows[a1.id].prompt == rows[a2.id].prompt == rows[b2.id].prompt == ""
         assert rows[b2.id].instruction is None and rows[b2.id].requested_by == FORGOTTEN
         assert rows[a2.id].requested_by == BOB  # Bob's own row keeps his name
@@ -92,6 +96,7 @@ async def test_forget_me_erases_one_person_and_keeps_the_others(tmp_path: Path) 
         assert not _on_disk(alice_paths)
         assert trail[0]["user_id"] is None and "alice" not in str(trail).lower()
         assert rows[a1.id].cost_usd == a1.cost_usd  # usage totals stay, anonymous
+        assert home_seen == [BOB]
     finally:
         await harness.close()
 

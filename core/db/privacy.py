@@ -18,6 +18,7 @@ from core.models import (
     DeliveryRow,
     GenerationRow,
     GenerationState,
+    HomeSeenRow,
     ImageRow,
     InputRow,
     ReviewVoteRow,
@@ -204,7 +205,11 @@ async def db_clock(db: AsyncSession) -> float:
 
 async def anonymise_records(db: AsyncSession, team_id: str, user_id: str, forgotten: str) -> None:
     """Replace `user_id` by `forgotten` in the usage rows of `team_id` (model, size and
-    cost stay as anonymous totals) and in change requests, whose comment is erased."""
+    cost stay as anonymous totals) and in change requests, whose comment is erased; forget
+    that the person opened the App Home tab (`home_seen`)."""
+    await db.execute(
+        delete(HomeSeenRow).where(HomeSeenRow.team_id == team_id, HomeSeenRow.user_id == user_id)
+    )
     await db.execute(
         update(CostRow)
         .where(CostRow.team_id == team_id, CostRow.user_id == user_id)
