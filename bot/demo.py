@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import messages
 from bot.app import bound_port, build_runtime, start_server
 from bot.emulator import SlackEmulator
 from core import db
@@ -153,10 +154,12 @@ class _Demo:
         await emu.wait_for(lambda: emu.home(DEMO_REVIEWER), within=10)
         print(emu.home_transcript(DEMO_REVIEWER))
         print("@carol clicks Approve on her Home tab")
-        published = len(emu.calls_to("views.publish"))
         await emu.click_home_button(DEMO_REVIEWER, "home_approve", f"{value}:{DEMO_CHANNEL}:home")
         posts = await emu.wait_for(lambda: emu.messages(DEMO_GALLERY), within=self.wait_seconds)
-        await emu.wait_for(lambda: len(emu.calls_to("views.publish")) > published, within=10)
+        # Her Home tab is republished once the gallery post is made (bot/home_refresh.py).
+        await emu.wait_for(
+            lambda: messages.HOME_IN_GALLERY in emu.home_transcript(DEMO_REVIEWER), within=15
+        )
         await emu.wait_idle()
         print("\n──── #design, thread ────")
         print(emu.transcript(DEMO_CHANNEL, session.thread_ts))

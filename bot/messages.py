@@ -1027,6 +1027,7 @@ HOME_SESSIONS = "Your recent sessions"
 HOME_APPROVED = "Recently approved"
 HOME_NOTHING_WAITING = "Nothing is waiting for your review."
 HOME_NO_SESSIONS = "You have no sessions yet. Type `/imagine <prompt>` in a channel to start one."
+HOME_IN_GALLERY = "See it in the gallery"
 HOME_NOTHING_APPROVED = "Nothing was approved lately in your channels."
 HOME_NOT_A_MEMBER = (
     "You are not a member of that channel any more, so you can't review its images. "
@@ -1054,7 +1055,7 @@ def home_approved_line(
 ) -> str:
     """One recently approved image: what, where, who approved, a link (the gallery post
     when there is one, else the result in its thread)."""
-    target = "See it in the gallery" if in_gallery else "Open the thread"
+    target = HOME_IN_GALLERY if in_gallery else "Open the thread"
     where = f"<{link}|{target}>" if link else f"in <#{channel_id}>"
     return (
         f":white_check_mark: *{escape(label)}* in <#{channel_id}>, approved by "
