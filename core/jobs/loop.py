@@ -1,4 +1,14 @@
-"""The worker loop: claim due jobs with a lease, run their steps, renew and release leases."""
+"""The worker loop: claim due jobs with a lease, run their steps, renew and release leases.
+
+On SQLite (one process) the loop also looks at the queue every `config.idle_seconds`.
+On PostgreSQL it LISTENs for the NOTIFY that queuing a job sends from any process
+(`core.db.notify`), and otherwise sleeps until the next job falls due or a lease
+expires (`jobs_db.next_due_in`), at most `config.listen_idle_seconds`.
+
+Claimed jobs stay here while their task runs, each on its own timer; a poll that says
+"still running" writes nothing; one UPDATE renews all leases every `lease_seconds / 3`.
+Waiting jobs are parked and started in queue order by `Admission.admit`.
+"""
 
 from __future__ import annotations
 
@@ -33,16 +43,7 @@ class JobEngine:
     `provider` makes images, `publisher` shows them, `store` keeps them; `owner` names this
     worker in the leases it writes (default: host, pid and a random suffix). Call `start()`
     once, `wake()` after queuing a job in this process, and `stop()` at shutdown (leases are
-    released so a restart resumes at once).
-
-    On SQLite (one process) the loop also looks at the queue every `config.idle_seconds`.
-    On PostgreSQL it LISTENs for the NOTIFY that queuing a job sends from any process
-    (`core.db.notify`), and otherwise sleeps until the next job falls due or a lease
-    expires (`jobs_db.next_due_in`), at most `config.listen_idle_seconds`.
-
-    Claimed jobs stay here while their task runs, each on its own timer; a poll that says
-    "still running" writes nothing; one UPDATE renews all leases every `lease_seconds / 3`.
-    Waiting jobs are parked and started in queue order by `Admission.admit`."""
+    released so a restart resumes at once). How it looks at the queue: the module doc."""
 
     def __init__(
         self,
@@ -85,6 +86,7 @@ class JobEngine:
         self._lost: set[int] = set()  # owned jobs whose lease another worker took
         self._admit_due, self._admitted_at = True, 0.0  # admission pass due; last one (s)
         self._sweep_due = False  # look for cancellations of owned jobs at the next turn
+        self._stopping = asyncio.Event()  # set by `stop`: no new step, no new claim
         self.claims = 0  # jobs claimed so far (due or admitted), for tests and metrics
 
     @property
@@ -111,11 +113,23 @@ class JobEngine:
         self._sweep_due = True
         self._wake.set()
 
-    async def stop(self, *, release: bool = True) -> None:
-        """Stop the loop and the running steps; release their leases unless `release` is False
-        (False simulates a crash: the leases then expire)."""
+    async def stop(self, *, release: bool = True, grace: float = 10.0) -> None:
+        """Stop the loop and the running jobs, then release their leases; a second call does
+        nothing.
+
+        Jobs waiting on a timer stop at once; the claim loop, the lease renewal and a job in
+        the middle of a step finish that step first (`grace` seconds at most, then they are
+        cancelled): a task cancelled inside a transaction can leave SQLite's write lock held.
+        `release=False` simulates a crash: all is cancelled at once, the leases expire."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
         if self._listener is not None:
             await self._listener.stop()
+        if release:
+            for nudge in (self._wake, *self._nudges.values()):
+                nudge.set()
+            await _wind_down([self._loop_task, self._renewer], self._jobs, grace)
         tasks = [t for t in (self._loop_task, self._renewer, *self._jobs.values()) if t]
         for task in tasks:
             task.cancel()
@@ -133,7 +147,7 @@ class JobEngine:
         )
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._turn()
             except asyncio.CancelledError:
@@ -206,8 +220,7 @@ class JobEngine:
         """Renew the leases of all owned jobs in one statement every `lease_seconds / 3`;
         jobs whose lease another worker took stop at their next step."""
         lease = self.ctx.config.lease_seconds
-        while True:
-            await asyncio.sleep(lease / 3)
+        while not await _sleep(self._stopping, lease / 3, clear=False):
             if not self._jobs:
                 continue
             owned = set(self._jobs)
@@ -236,7 +249,7 @@ class JobEngine:
         ctx = self.ctx
         try:
             job = await jobs_db.load(ctx.sm, job_id)
-            while True:
+            while not self._stopping.is_set():
                 if job is None or job.lease_owner != self.owner or job_id in self._lost:
                     return
                 if job.state not in GenerationState.ACTIVE:
@@ -275,6 +288,19 @@ class JobEngine:
             ctx.admission.reserved.discard(job_id)
 
 
+async def _wind_down(
+    loops: list[asyncio.Task[None] | None], jobs: dict[int, asyncio.Task[None]], grace: float
+) -> None:
+    """Wait until the `loops` have ended, then the `jobs` (claimed last, so the ones the
+    loops started meanwhile are waited for too), `grace` seconds at most in all."""
+    deadline = time.monotonic() + grace
+    for group in (loops, jobs):
+        pending = [t for t in (group.values() if isinstance(group, dict) else group) if t]
+        pending = [t for t in pending if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+
+
 async def _heartbeat(ctx: JobContext, job_id: int) -> None:
     """Renew one job's lease every `lease_seconds / 3` until it is lost (`JobEngine.run`)."""
     lease = ctx.config.lease_seconds
@@ -286,8 +312,9 @@ async def _heartbeat(ctx: JobContext, job_id: int) -> None:
             return
 
 
-async def _sleep(nudge: asyncio.Event | None, delay: float) -> bool:
-    """Wait `delay` seconds or until `nudge` is set (then cleared); True when nudged.
+async def _sleep(nudge: asyncio.Event | None, delay: float, *, clear: bool = True) -> bool:
+    """Wait `delay` seconds or until `nudge` is set (then cleared, unless `clear` is False);
+    True when nudged.
 
     asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
     (`stop`) that lands as the event is set (a job ending), and the task would run on."""
@@ -297,6 +324,7 @@ async def _sleep(nudge: asyncio.Event | None, delay: float) -> bool:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(delay):
             await nudge.wait()
-        nudge.clear()
+        if clear:
+            nudge.clear()
         return True
     return False
