@@ -20,6 +20,7 @@ class Periodic:
         self.interval = interval
         self.runs = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def run_once(self) -> None:
         """One round of the work (overridden)."""
@@ -31,17 +32,22 @@ class Periodic:
             self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.run_once()
             except Exception:
                 log.exception("%s failed; next try in %.0f s", self.name, self.interval)
             self.runs += 1
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self._stopping.wait()
 
-    async def stop(self) -> None:
-        """Stop the loop and wait for it."""
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop the loop and wait for it: a round in progress may finish (`grace` seconds
+        at most, then it is cancelled), so no transaction is cut in the middle."""
         if self._task is not None:
+            self._stopping.set()
+            await asyncio.wait([self._task], timeout=grace)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
