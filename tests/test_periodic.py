@@ -14,12 +14,14 @@ class Blocking(Periodic):
 
     def __init__(self) -> None:
         super().__init__(interval=3600)
-        self.entered, self.go, self.finished = asyncio.Event(), asyncio.Event(), 0
+        self.entered, self.go, self.done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self.finished = 0
 
     async def run_once(self) -> None:
         self.entered.set()
         await self.go.wait()
         self.finished += 1
+        self.done.set()
 
 
 async def test_a_round_in_progress_finishes_before_the_stop_returns() -> None:
@@ -47,8 +49,8 @@ async def test_between_rounds_the_stop_is_immediate() -> None:
     loop = Blocking()
     loop.go.set()
     loop.start()
-    await asyncio.wait_for(loop.entered.wait(), 10)
-    while loop.runs == 0:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(loop.done.wait(), 10)
+    for _ in range(5):  # let the loop reach its wait for the next round
+        await asyncio.sleep(0)
     await asyncio.wait_for(loop.stop(grace=3600), 10)  # the hour-long wait is cut short
     assert loop.finished == 1
