@@ -86,7 +86,9 @@ async def private(respond: AsyncRespond, text: str) -> None:
 
 
 @overload
-def button(*, with_index: bool, menu: bool = False) -> Callable[[Handler], Listener]: ...
+def button(
+    *, with_index: bool, opens_modal: Literal[False] = False, menu: bool = False
+) -> Callable[[Handler], Listener]: ...
 
 
 @overload
