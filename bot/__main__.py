@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +163,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(
+    sub: Any, name: str, run: Callable[[argparse.Namespace], int], **options: Any
+) -> argparse.ArgumentParser:
+    """The sub-command `name` (`options`: argparse's `add_parser` keywords), run by
+    `run(args)`, which returns the exit code."""
+    command: argparse.ArgumentParser = sub.add_parser(name, **options)
+    command.set_defaults(run=run)
+    return command
+
+
 def _add_serve(sub: Any) -> None:
-    serve = sub.add_parser(
+    serve = _command(
+        sub,
         "serve",
+        _serve,
         help="run the Slack app (HTTP, or Socket Mode)",
         epilog=_settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -179,21 +192,21 @@ def _add_serve(sub: Any) -> None:
         action="store_true",
         help="do not run the job engine here (run `imagine-bot worker` processes beside it)",
     )
-    serve.set_defaults(run=_serve)
 
 
 def _add_worker(sub: Any) -> None:
-    worker = sub.add_parser(
+    _command(
+        sub,
         "worker",
+        _worker,
         help="run the job engine alone (scale-out beside `serve --no-worker`)",
         description="Run queued generations: submit, poll, post to Slack. Needs "
         "SLACK_BOT_TOKEN (or the OAuth settings) and DATABASE_URL; no HTTP port.",
     )
-    worker.set_defaults(run=_worker)
 
 
 def _add_demo(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="run /imagine offline against a local Slack stand-in")
+    demo = _command(sub, "demo", _demo, help="run /imagine offline against a local Slack stand-in")
     demo.add_argument("prompt", nargs="+", help='the /imagine text, e.g. "a lighthouse --ar 3:2"')
     demo.add_argument("--out", default="imagine-demo", help="folder for the images")
     demo.add_argument(
@@ -210,12 +223,13 @@ def _add_demo(sub: Any) -> None:
         help="show team review: rules set in the settings modal, a refused self-approval, "
         "the reviewer approving from App Home, the gallery post",
     )
-    demo.set_defaults(run=_demo)
 
 
 def _add_doctor(sub: Any) -> None:
-    doctor = sub.add_parser(
+    doctor = _command(
+        sub,
         "doctor",
+        _doctor,
         help="check settings, database, image store, Slack token and scopes, provider",
         description="Print a checklist; exit 0 only when every check passes.",
     )
@@ -226,18 +240,18 @@ def _add_doctor(sub: Any) -> None:
         metavar="C…",
         help="also check that the bot is a member of this channel id (repeatable)",
     )
-    doctor.set_defaults(run=_doctor)
 
 
 def _add_audit(sub: Any) -> None:
-    audit = sub.add_parser(
+    audit = _command(
+        sub,
         "audit",
+        _audit,
         help="print the audit trail (review decisions, publishes, policy changes, refusals)",
     )
     audit.add_argument("--since", metavar="DATE", help="from this UTC date or ISO 8601 time")
     audit.add_argument("--channel", metavar="C…", help="only this channel id")
     audit.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    audit.set_defaults(run=_audit)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from bot import messages
 from bot.emulator import delivery as dl
+from bot.listeners.actions import button
 from core.models import ApprovalRow, GenerationRow, GenerationState, SessionRow
 from tests.harness import ALICE, BOB, CHANNEL, Harness, block_text, buttons
 
@@ -194,3 +195,29 @@ async def test_a_double_click_on_regenerate_makes_one_version(
     await bot.emulator.click_button(BOB, CHANNEL, result.ts, "regenerate")
     rows = await bot.wait_generations(3)
     assert rows[2].requested_by == BOB and bot.emulator.ephemerals_for(ALICE) == []
+
+
+async def test_a_click_that_opens_a_modal_gets_its_trigger_or_is_out_of_date() -> None:
+    """`button(opens_modal=True, menu=True)`: the opener gets the payload's trigger_id and
+    the overflow menu's chosen value; no trigger, or no chosen option, is out of date."""
+    opened: list[tuple[int, int, str]] = []
+    answers: list[str] = []
+
+    async def opener(runtime: Any, click: Any, trigger: str, respond: Any) -> None:
+        opened.append((click.generation_id, click.index, trigger))
+
+    async def ack() -> None:
+        pass
+
+    async def respond(*, text: str, **_: Any) -> None:
+        answers.append(text)
+
+    listener = button(with_index=True, opens_modal=True, menu=True)(opener)
+    body = {"user": {"id": BOB}, "team": {"id": "T0TEAM"}, "channel": {"id": CHANNEL}}
+    chosen = {"action_id": "overflow", "selected_option": {"value": "7:1"}}
+    await listener(ack, {**body, "trigger_id": "1.2.abc"}, chosen, respond, {"runtime": None})
+    assert opened == [(7, 1, "1.2.abc")] and answers == []
+    await listener(ack, body, chosen, respond, {"runtime": None})
+    await listener(ack, {**body, "trigger_id": "1.2.abc"}, {"value": "7:1"}, respond, {})
+    assert opened == [(7, 1, "1.2.abc")]
+    assert answers == [messages.STALE_BUTTON] * 2

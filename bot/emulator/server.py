@@ -98,6 +98,11 @@ class SlackEmulator:
         self.echo_bot_messages = echo_bot_messages
         self.delivery_timeout = delivery_timeout
         self.ws = Workspace(team_id, team_domain, bot_user_id, bot_id)
+        self.add_user = self.ws.add_user
+        """Add (or replace) a workspace member: :meth:`Workspace.add_user`."""
+        self.add_channel = self.ws.add_channel
+        """Add a channel with these members (and the bot when ``bot_member``):
+        :meth:`Workspace.add_channel`."""
         self.api = WebApi(self.ws, self._on_bot_post, self._on_bot_edit)
         self.api.share_delay = share_delay
         self._lost: dict[str, list[tuple[str, Callable[[dict[str, Any]], bool] | None]]] = {}
@@ -197,23 +202,6 @@ class SlackEmulator:
         return f"{self.ws.base_url}api/"
 
     # -- workspace setup and inspection ----------------------------------------------
-    def add_user(self, user_id: str, name: str) -> User:
-        """Add a workspace member."""
-        return self.ws.add_user(user_id, name)
-
-    def add_channel(
-        self,
-        channel_id: str,
-        name: str,
-        members: list[str] | None = None,
-        bot_member: bool = True,
-        is_private: bool = False,
-    ) -> Channel:
-        """Add a channel with these members (and the bot when ``bot_member``)."""
-        return self.ws.add_channel(
-            channel_id, name, members, bot_member=bot_member, is_private=is_private
-        )
-
     def calls_to(self, method: str) -> list[ApiCall]:
         """Recorded calls of one Web API method (``"response_url"`` for response URLs)."""
         return [c for c in self.calls if c.method == method]

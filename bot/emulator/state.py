@@ -127,12 +127,16 @@ class SlackFile:
     @property
     def url_private(self) -> str:
         """Where the bytes live; needs ``Authorization: Bearer <token>`` like Slack."""
-        return f"{self.base_url}files-pri/{self.team_id}-{self.id}/{quote(self.name)}"
+        return self._file_url("")
 
     @property
     def url_private_download(self) -> str:
         """Download variant of :attr:`url_private` (same auth rule)."""
-        return f"{self.base_url}files-pri/{self.team_id}-{self.id}/download/{quote(self.name)}"
+        return self._file_url("download/")
+
+    def _file_url(self, folder: str) -> str:
+        """``<base>files-pri/<team>-<file id>/<folder><quoted name>`` (the server's routes)."""
+        return f"{self.base_url}files-pri/{self.team_id}-{self.id}/{folder}{quote(self.name)}"
 
     def set_content(self, data: bytes) -> None:
         """Store the bytes and detect mimetype, filetype and image dimensions."""

@@ -7,7 +7,8 @@ first, then validated (`button`): a value that names nothing gets a private "thi
 is out of date", a generation of another channel or team a private "this button belongs
 to another conversation", a deleted one "this version is gone"; none of them changes
 anything. Anyone in the channel may click, except Cancel (the requester or the session's
-owner).
+owner). A click that opens a modal (Request changes, *Save style…*) also needs the
+payload's `trigger_id` (`button(opens_modal=True)`); without one it is out of date too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 
@@ -45,6 +46,7 @@ class Click:
 
 
 Handler = Callable[[Runtime, Click, AsyncRespond], Awaitable[None]]
+Opener = Callable[[Runtime, Click, str, AsyncRespond], Awaitable[None]]  # str: trigger_id
 Listener = Callable[..., Awaitable[None]]
 
 
@@ -83,11 +85,31 @@ async def private(respond: AsyncRespond, text: str) -> None:
         log.warning("could not answer a click privately: %s", type(err).__name__)
 
 
-def button(*, with_index: bool) -> Callable[[Handler], Listener]:
-    """Make a Bolt listener of `handler(runtime, click, respond)`: ack first, validate the
-    payload, and word a refusal (ActionRefused) privately."""
+@overload
+def button(
+    *, with_index: bool, opens_modal: Literal[False] = False, menu: bool = False
+) -> Callable[[Handler], Listener]: ...
 
-    def wrap(handler: Handler) -> Listener:
+
+@overload
+def button(
+    *, with_index: bool, opens_modal: Literal[True], menu: bool = False
+) -> Callable[[Opener], Listener]: ...
+
+
+def button(
+    *, with_index: bool, opens_modal: bool = False, menu: bool = False
+) -> Callable[[Any], Listener]:
+    """Make a Bolt listener of `handler(runtime, click, respond)`: ack first, validate the
+    payload, and word a refusal (ActionRefused) privately.
+
+    `opens_modal`: the handler is `opener(runtime, click, trigger_id, respond)`, given the
+    payload's `trigger_id` for views.open (a trigger expires 3 seconds after the click,
+    https://docs.slack.dev/reference/methods/views.open); a payload without one gets the
+    private "out of date" answer. `menu`: the value is the chosen option's (an overflow
+    menu's `selected_option.value`), not the button's."""
+
+    def wrap(handler: Any) -> Listener:
         async def listener(
             ack: AsyncAck,
             body: dict[str, Any],
@@ -96,14 +118,20 @@ def button(*, with_index: bool) -> Callable[[Handler], Listener]:
             context: dict[str, Any],
         ) -> None:
             await ack()
+            if menu:
+                action = {**action, "value": _chosen(action)}
             click = parse_click(body, action, with_index=with_index)
-            if click is None:
+            trigger = body.get("trigger_id")
+            if click is None or (opens_modal and not isinstance(trigger, str)):
                 log.info("%s: a click with an unusable payload", handler.__name__)
                 await private(respond, messages.STALE_BUTTON)
                 return
             logs.bind(generation_id=click.generation_id)  # issue 13: on every log line
             try:
-                await handler(context["runtime"], click, respond)
+                if opens_modal:
+                    await handler(context["runtime"], click, trigger, respond)
+                else:
+                    await handler(context["runtime"], click, respond)
             except ActionRefused as refused:
                 log.info(
                     "%s on %s refused: %s",
@@ -121,6 +149,12 @@ def button(*, with_index: bool) -> Callable[[Handler], Listener]:
         return listener
 
     return wrap
+
+
+def _chosen(action: dict[str, Any]) -> Any:
+    """The value of an overflow menu's chosen option (`selected_option.value`), or None."""
+    option = action.get("selected_option")
+    return option.get("value") if isinstance(option, dict) else None
 
 
 @button(with_index=False)

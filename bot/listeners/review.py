@@ -19,7 +19,6 @@ from bot import gallery, home, messages
 from bot.admins import is_admin
 from bot.listeners.actions import Click, actor, button, private
 from bot.listeners.events import handle_reply
-from bot.listeners.modals import opens_modal
 from bot.publisher import SlackPublisher
 from bot.review_text import ReviewSyntaxError, parse_review
 from bot.review_views import (
@@ -143,7 +142,7 @@ async def open_changes(
         await notify(messages.CHANGES_NOT_OPENED)
 
 
-@opens_modal()
+@button(with_index=True, opens_modal=True)
 async def request_changes(
     runtime: Runtime, click: Click, trigger: str, respond: AsyncRespond
 ) -> None:

@@ -13,8 +13,7 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot import messages
 from bot.admins import is_admin
-from bot.listeners.actions import Click, actor
-from bot.listeners.modals import opens_modal
+from bot.listeners.actions import Click, actor, button
 from bot.review_views import ChangeTarget, submitted_text
 from bot.runtime import Runtime
 from bot.style_views import NAME_ACTION, NAME_BLOCK, TEXT_ACTION, TEXT_BLOCK, save_style_modal
@@ -81,7 +80,7 @@ async def _run(runtime: Runtime, command: dict[str, Any], action: str, args: lis
     return messages.STYLE_USAGE
 
 
-@opens_modal(menu=True)
+@button(with_index=True, opens_modal=True, menu=True)
 async def save_style_chosen(
     runtime: Runtime, click: Click, trigger: str, respond: AsyncRespond
 ) -> None:
