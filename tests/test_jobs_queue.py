@@ -119,17 +119,24 @@ async def test_a_running_poll_with_no_news_writes_nothing_and_one_statement_rene
 
         await _until(all_submitted, 30, "5 tasks submitted")
         polls = sum(t.polls for t in engine.ctx.tracks.values())
-        mark = len(statements.seen)
-        await asyncio.sleep(2.2)  # about 2 polls per job and 4 lease renewals
-        window = statements.seen[mark:]
-        polled = sum(t.polls for t in engine.ctx.tracks.values()) - polls
+        mark, started = len(statements.seen), time.monotonic()
+
+        def writes() -> list[str]:
+            seen = statements.seen[mark:]
+            return [s for s in seen if s.startswith(("UPDATE", "INSERT", "DELETE"))]
+
+        async def polled_and_renewed() -> bool:  # every job polled again, 2 renewals seen
+            polled = sum(t.polls for t in engine.ctx.tracks.values()) - polls
+            return polled >= 5 and len(writes()) >= 2
+
+        await _until(polled_and_renewed, 60, "polls and lease renewals")
+        window, elapsed = writes(), time.monotonic() - started
     finally:
         await engine.stop()
-    assert polled >= 5  # the tasks were polled meanwhile…
-    writes = [s for s in window if s.startswith(("UPDATE", "INSERT", "DELETE"))]
-    # …and the only writes were the lease renewals, one statement for all five jobs each.
-    assert writes and all(s.startswith("UPDATE GENERATIONS SET LEASE_EXPIRES_AT") for s in writes)
-    assert all("GENERATIONS.ID" not in s for s in writes)  # not one per job
-    assert 2 <= len(writes) <= 6
+    # The only writes while the tasks were polled were the lease renewals, one statement
+    # for all five jobs every lease_seconds / 3 (0.5 s), not one per job.
+    assert all(s.startswith("UPDATE GENERATIONS SET LEASE_EXPIRES_AT") for s in window)
+    assert all("GENERATIONS.ID" not in s for s in window)
+    assert 2 <= len(window) <= elapsed / 0.5 + 2
     leased = await _count(sm, GenerationRow.lease_owner == engine.owner)
     assert leased == 0  # released at stop
