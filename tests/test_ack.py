@@ -194,7 +194,10 @@ async def test_one_auth_test_for_a_burst_of_commands(tmp_path: Path) -> None:
     """Single workspace without the start-up answer: ten commands at once share one
     `auth.test` (Bolt alone would call it for each request that arrives before the first
     answer)."""
-    h = await Harness(tmp_path, local_render_seconds=0.05).start()
+    # Slack's rates x10 at the stand-in (and the bot told so): 30 posts in one channel.
+    h = Harness(tmp_path, local_render_seconds=0.05, slack_rate_scale=10)
+    h.emulator.rates.scale = 10
+    await h.start()
     try:
         users = [f"U0Q{i:03d}" for i in range(10)]
         for user in users:
@@ -212,8 +215,9 @@ async def test_oauth_asks_auth_test_once_per_token(tmp_path: Path) -> None:
     the workspace's token, not once per command."""
     import secrets
 
-    h = Harness(tmp_path, slack_bot_token=None, local_render_seconds=0.05)
+    h = Harness(tmp_path, slack_bot_token=None, local_render_seconds=0.05, slack_rate_scale=10)
     emu = h.emulator
+    emu.rates.scale = 10  # Slack's rates x10 (and the bot told so): 30 posts in one channel
     h.overrides.update(
         slack_client_id=emu.installs.client_id,
         slack_client_secret=emu.installs.client_secret,
