@@ -56,6 +56,7 @@ PER_MINUTE: dict[str, float] = {
 }
 BURST_SHARE = 0.1
 """A method's burst: this share of its per-minute rate (at least 2 calls)."""
+KEPT_BUCKETS = 1024  # buckets kept before the idle ones are dropped (one per channel posted in)
 
 _PRIORITY: ContextVar[int] = ContextVar("slack_call_priority", default=NORMAL)
 
@@ -112,6 +113,11 @@ class TokenBucket:
             self._drainer = asyncio.create_task(self._drain(), name="slack-pacer")
         await future
 
+    def idle(self) -> bool:
+        """True when nobody waits and the bucket is full (it holds no state worth keeping)."""
+        self._refill()
+        return not self._waiters and self.tokens >= self.burst
+
     def hold(self, seconds: float) -> None:
         """Let no call through for `seconds` (Slack's Retry-After)."""
         self._refill()
@@ -153,8 +159,17 @@ class Pacer:
             return None
         found = self._buckets.get(key)
         if found is None:
+            if len(self._buckets) >= KEPT_BUCKETS:
+                self._forget_idle()
             found = self._buckets[key] = TokenBucket(rate * self.scale, round(burst * self.scale))
         return found
+
+    def _forget_idle(self) -> None:
+        """Drop the buckets nobody waits on that are full again: a new one would start the
+        same (one bucket per channel that ever had a post would otherwise pile up)."""
+        for key, bucket in list(self._buckets.items()):
+            if bucket.idle():
+                del self._buckets[key]
 
     async def take(self, method: str, channel: str | None) -> None:
         """Wait until a call of `method` in `channel` may go (no wait when not paced)."""

@@ -277,3 +277,13 @@ async def test_only_the_last_submitted_task_ids_are_remembered() -> None:
     request = _request(n=1, width=64, height=64)
     ids = [(await provider.submit(request)).task_id for _ in range(LocalProvider.KEPT_TASK_IDS + 5)]
     assert provider.submitted_task_ids == ids[5:]  # bounded, oldest first
+
+
+async def test_only_the_last_cancellations_are_remembered() -> None:
+    provider = LocalProvider(render_seconds=600)
+    request = _request(n=1, width=64, height=64)
+    ids = [(await provider.submit(request)).task_id for _ in range(LocalProvider.KEPT_TASK_IDS + 1)]
+    for task_id in ids:
+        assert await provider.cancel(task_id)
+    assert (await provider.poll(ids[-1], request)).state == "failed"  # the newest is known
+    assert (await provider.poll(ids[0], request)).state == "running"  # the oldest forgotten

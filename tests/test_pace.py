@@ -15,6 +15,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import pacing
 from bot.emulator import SlackEmulator
 from bot.emulator import limits as slack_limits
 from bot.emulator.webapi import ApiCall
@@ -208,3 +209,15 @@ async def test_concurrent_generations_are_all_posted_once_within_slacks_limits(
         f"{LOAD} generations: {len(emu.calls)} Web API calls, {len(limited)} answered 429; "
         f"chat.update per status message: {sorted(collections.Counter(per_message).items())}"
     )
+
+
+async def test_idle_channel_buckets_are_dropped_past_the_limit_and_busy_ones_kept() -> None:
+    pacer = Pacer()
+    busy = pacer.bucket("chat.postMessage", "C0BUSY")
+    assert busy is not None
+    busy.hold(3600)  # Slack said Retry-After: an hour: that must not be forgotten
+    for i in range(pacing.KEPT_BUCKETS + 10):
+        idle = pacer.bucket("chat.postMessage", f"C{i:06d}")  # never posted in: full
+        assert idle is not None
+    assert pacer.bucket("chat.postMessage", "C0BUSY") is busy
+    assert len(pacer._buckets) <= pacing.KEPT_BUCKETS

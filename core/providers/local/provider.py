@@ -92,7 +92,7 @@ class LocalProvider(DeclaredProvider):
         self.render_seconds = float(render_seconds)
         self._submitted: deque[str] = deque(maxlen=self.KEPT_TASK_IDS)
         self._clock = clock
-        self._cancelled: set[str] = set()
+        self._cancelled: dict[str, None] = {}  # an ordered set, the last KEPT_TASK_IDS
 
     @property
     def submitted_task_ids(self) -> list[str]:
@@ -129,8 +129,12 @@ class LocalProvider(DeclaredProvider):
         return TaskStatus(state="completed", progress=100, images=images)
 
     async def cancel(self, task_id: str) -> bool:
-        """Mark the task cancelled: later polls report it failed ("cancelled"). Returns True."""
-        self._cancelled.add(task_id)
+        """Mark the task cancelled: later polls report it failed ("cancelled"). Returns True.
+        The last `KEPT_TASK_IDS` cancellations are kept (a job polls its cancelled task
+        once more at most)."""
+        self._cancelled[task_id] = None
+        if len(self._cancelled) > self.KEPT_TASK_IDS:
+            del self._cancelled[next(iter(self._cancelled))]
         return True
 
     async def aclose(self) -> None:
