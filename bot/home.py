@@ -32,6 +32,7 @@ from bot import messages, mrkdwn
 from bot.publisher import SlackPublisher
 from bot.review_views import ChangeTarget
 from bot.runtime import Runtime
+from bot.workspaces import Team
 from core import home as home_uc
 from core.home import HomeData, HomeImage
 from core.ports import PublishError
@@ -148,7 +149,12 @@ async def _links(publisher: SlackPublisher, data: HomeData) -> dict[str, str | N
 
 
 async def refresh(runtime: Runtime, team_id: str, user_id: str) -> None:
-    """Build and publish `user_id`'s Home tab. A refusal by Slack is logged, not raised."""
+    """Build and publish `user_id`'s Home tab now (after a Home click: the clicker sees the
+    result at once). The background refresher is told, so the change the click made is
+    not published to them a second time. A refusal by Slack is logged, not raised."""
+    changes, team = runtime.publisher.home_changes, runtime.publisher.team
+    if changes is not None:
+        changes.published(team or Team(team_id, None), user_id)
     await publish_for(runtime.sessionmaker, runtime.publisher, team_id, user_id)
 
 

@@ -56,6 +56,8 @@ class HomeRefresher:
         self._fans: dict[tuple[Team, str], set[str]] = {}  # (team, channel): people to add
         self._due: set[tuple[Team, str]] = set()  # a publish is scheduled for them
         self._last: dict[tuple[Team, str], float] = {}  # loop time of their last publish
+        self._read: dict[tuple[Team, str], float] = {}  # when their last publish read the state
+        self._noted: dict[tuple[Team, str], float] = {}  # (team, channel): its latest change
         self._groups: dict[tuple[Team, str], tuple[float, frozenset[str]]] = {}  # listed at
 
     def changed(self, team: Team, view: GenerationView) -> None:
@@ -64,6 +66,7 @@ class HomeRefresher:
         while its audience is being worked out join that work."""
         key = (team, view.channel_id)
         people = {view.owner_user_id, view.requested_by}
+        self._noted[key] = asyncio.get_running_loop().time()
         pending = self._fans.get(key)
         if pending is not None:
             pending |= people
@@ -86,8 +89,14 @@ class HomeRefresher:
             log.warning("could not work out whose Home tabs to refresh: %r", err)
             seen, wanted = set(), set()
         wanted |= self._fans.pop(key)  # the people named by the changes made meanwhile too
+        noted = self._noted.pop(key, 0.0)
         for user_id in sorted(wanted & seen):
-            self._schedule(team, user_id)
+            self._schedule(team, user_id, noted)
+
+    def published(self, team: Team, user_id: str) -> None:
+        """A publish of `user_id`'s Home by hand starts now (see `HomeChanges.published`)."""
+        now = asyncio.get_running_loop().time()
+        self._read[(team, user_id)] = self._last[(team, user_id)] = now
 
     async def _reviewers(self, team: Team, channel_id: str, seen: set[str]) -> set[str]:
         """The channel's reviewers in person and through their user groups; the groups are
@@ -115,27 +124,32 @@ class HomeRefresher:
             if where == team and at >= since
         }
 
-    def _schedule(self, team: Team, user_id: str) -> None:
+    def _schedule(self, team: Team, user_id: str, noted: float) -> None:
+        """Publish `user_id`'s Home for a change noted at `noted` (loop time), unless a
+        publish that read the state after it has started (by hand, after a Home click)."""
         key = (team, user_id)
-        if key in self._due:
-            return  # the publish already scheduled will read the newer state
+        if key in self._due or self._read.get(key, -1.0) >= noted:
+            return  # the publish already scheduled or started reads the newer state
         loop = asyncio.get_running_loop()
         last = self._last.get(key)
         delay = 0.0 if last is None else max(0.0, last + self.window - loop.time())
         self._due.add(key)
-        self._spawn(self._publish_after(key, delay))
+        self._spawn(self._publish_after(key, delay, noted))
 
-    async def _publish_after(self, key: tuple[Team, str], delay: float) -> None:
+    async def _publish_after(self, key: tuple[Team, str], delay: float, noted: float) -> None:
         team, user_id = key
         try:
             await asyncio.sleep(delay)
         finally:
             self._due.discard(key)
+        if self._read.get(key, -1.0) >= noted:
+            return  # published by hand meanwhile, after the change
         loop = asyncio.get_running_loop()
-        self._last[key] = loop.time()
+        self._last[key] = self._read[key] = loop.time()
         if len(self._last) > REMEMBERED:
             old = loop.time() - self.window
             self._last = {k: t for k, t in self._last.items() if t > old}
+            self._read = {k: t for k, t in self._read.items() if t > old}
         if len(self._groups) > REMEMBERED:
             old = loop.time() - GROUP_SECONDS
             self._groups = {k: v for k, v in self._groups.items() if v[0] > old}

@@ -129,6 +129,11 @@ class HomeChanges(Protocol):
         """Refresh, in the background, the Home tabs showing `view`'s generation."""
         ...
 
+    def published(self, team: Team, user_id: str) -> None:
+        """A publish of `user_id`'s Home starts now outside the refresher (it reads the state
+        from now on), so changes noted before now need no publish of their own for them."""
+        ...
+
     async def aclose(self) -> None:
         """Stop the refreshes still waiting."""
         ...

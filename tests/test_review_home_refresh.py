@@ -123,3 +123,22 @@ async def test_a_failed_refresh_does_not_touch_the_approval(bot: Harness) -> Non
     assert "v1 image 1" in _waiting(emu.home(DAVE))
     await _open_home(bot, DAVE)  # opened again: it shows the approval
     assert "Nothing is waiting" in _waiting(emu.home(DAVE))
+
+
+async def test_an_approval_from_home_publishes_the_clickers_home_once(bot: Harness) -> None:
+    """The click's own refresh (at once, for the clicker) is the only publish of their
+    Home for that change: the background refresher knows it happened after the change."""
+    emu = bot.emulator
+    await _open_home(bot, DAVE)
+    v1 = await posted(bot, "a lighthouse")
+    await emu.wait_for(lambda: "v1 image 1" in _waiting(emu.home(DAVE)), within=15)
+    assert bot.runtime is not None
+    changes = bot.runtime.publisher.home_changes
+    assert isinstance(changes, HomeRefresher)
+    await emu.wait_for(lambda: not changes.busy, within=30)
+    seen = len(_publishes_for(bot, DAVE))
+    value = f"{v1.id}:0:{CHANNEL}:home"
+    assert (await emu.click_home_button(DAVE, "home_approve", value)).status == 200
+    await emu.wait_for(lambda: "Nothing is waiting" in _waiting(emu.home(DAVE)), within=15)
+    await emu.wait_for(lambda: not changes.busy, within=30)
+    assert len(_publishes_for(bot, DAVE)) - seen == 1
