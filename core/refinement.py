@@ -26,7 +26,7 @@ from core.images import (
     prepare_mask,
 )
 from core.moderation import Moderator, check_reply
-from core.ports import InputsNote
+from core.ports import Ask, InputsNote
 from core.prompts import compose_prompt
 from core.quotas import CostPolicy, admit
 from core.sessions import ActionRefused, Conversation, Refusal, check_target, new_seed
@@ -305,22 +305,25 @@ async def _queue_refinement(db: AsyncSession, session_id: int, ask: _Ask) -> Ref
     waiting = await threads.waiting_attachments(db, session_id)
     style_refs = list(style.references) if style else []
     used, dropped, mask = _pick_inputs(waiting, MAX_INPUTS - (1 if base else 0) - len(style_refs))
-    new = repo.NewGeneration.asked(
-        session_id,
-        "refine",
-        ask.user_id,
+    asked = Ask(
         original,
         ask.params,
-        random_seed=new_seed(),
-        provider=ask.provider,
-        model=ask.model,
+        ask.provider,
+        ask.model,
         instruction=instruction,
         provider_prompt=styled_prompt(
             compose_prompt(original, chain, has_base=base is not None), style
         ),
         inputs_note=_inputs_note(base is not None, used, dropped, mask, style),
-        parent_generation_id=base.generation_id if base else None,
         parent_image_id=base.image_id if base else None,
+    )
+    new = repo.NewGeneration.asked(
+        session_id,
+        "refine",
+        ask.user_id,
+        asked,
+        random_seed=new_seed(),
+        parent_generation_id=base.generation_id if base else None,
     )
     generation_id, version = await repo.add_generation(db, new)
     given = [*([base.image] if base else []), *style_refs, *used, *([mask] if mask else [])]
@@ -355,8 +358,8 @@ def _inputs_note(
     dropped: list[StoredImage],
     mask: StoredImage | None,
     style: Style | None,
-) -> str | None:
-    """The stored InputsNote of a refinement (None when it took no posted image and no
+) -> InputsNote:
+    """The InputsNote of a refinement (stored as None when it took no posted image and no
     style)."""
     return InputsNote(
         used=tuple(a.label for a in used),
@@ -366,4 +369,4 @@ def _inputs_note(
         limit=MAX_INPUTS,
         style=style.name if style else None,
         style_refs=len(style.references) if style else 0,
-    ).to_stored()
+    )

@@ -28,7 +28,7 @@ from core.db.writer import CommandWriter
 from core.flags import MAX_SEED, Params
 from core.models import GenerationState
 from core.policy import ApprovalRefusal, Policy, judge
-from core.ports import GenerationView
+from core.ports import Ask, GenerationView
 from core.quotas import CostPolicy, admit, admit_all, lock_teams
 from core.styles import StyleRefused
 
@@ -121,16 +121,13 @@ class StartRequest:
     thread's root. A `style` adds its fragment to the provider prompt and its references as
     inputs; with `resolve_style` the style is looked up in the transaction that records the
     request instead (the `--style` flag, else the channel's default; StyleRefused for an
-    unknown name). `model` is IMAGE_MODEL (the `--model` flag wins).
+    unknown name). `ask.model` is IMAGE_MODEL (the `--model` flag wins).
     """
 
     team_id: str
     channel_id: str
     user_id: str
-    prompt: str
-    params: Params
-    provider: str
-    model: str | None
+    ask: Ask
     response_url: str | None = None
     enterprise_id: str | None = None
     thread_ts: str | None = None
@@ -144,11 +141,15 @@ async def start(
     moderator: moderation.Moderator | None = None,
     cost: CostPolicy | None = None,
     writer: CommandWriter[StartRequest, int] | None = None,
+    prompt: str,
+    params: Params,
+    provider: str,
+    model: str | None,
     **request: Any,
 ) -> int:
     """Record a new session and its first generation (queued) in one transaction; the
-    keyword arguments are the fields of a `StartRequest`. Returns the generation id once it
-    is committed.
+    prompt, params, provider and model are its `Ask`, the other keyword arguments the
+    other fields of a `StartRequest`. Returns the generation id once it is committed.
 
     With a `writer` (`start_writer`) the request is committed in a group with the
     concurrent ones, checked against the writer's cost policy instead of `cost`.
@@ -157,14 +158,14 @@ async def start(
     DuplicateRequest (nothing is stored then); core.db.writer.WriterClosed when the writer
     stopped first.
     """
-    asked = StartRequest(**request)
+    asked = StartRequest(ask=Ask(prompt, params, provider, model), **request)
     await moderation.check_request(
         moderator,
         sm,
         team_id=asked.team_id,
         channel_id=asked.channel_id,
         user_id=asked.user_id,
-        text=asked.prompt,
+        text=prompt,
     )
     if writer is not None:
         return await writer.submit(asked)
@@ -205,14 +206,14 @@ async def start_all(
         return answers
     await lock_teams(db, cost, [r.team_id for r in chosen.values()])  # the write lock, first
     stored = await _insert(db, list(chosen.values()))
-    verdicts = await admit_all(db, cost, [(asked, r.params) for r, asked in stored])
+    verdicts = await admit_all(db, cost, [(asked, r.ask.params) for r, asked in stored])
     refused = []
     for i, (request, asked), verdict in zip(chosen, stored, verdicts, strict=True):
         if verdict is not None:
             refused.append(asked.generation_id)
             answers[i] = verdict
             continue
-        await styles.attach(db, asked.generation_id, request.prompt, request.style)
+        await styles.attach(db, asked.generation_id, request.ask.prompt, request.style)
         answers[i] = asked.generation_id
     await repo.discard_generations_sessions(db, refused)
     return answers
@@ -230,7 +231,7 @@ async def _with_styles(
         if not r.resolve_style:
             out.append(r)
             continue
-        key = (r.team_id, r.channel_id, r.params.style)
+        key = (r.team_id, r.channel_id, r.ask.params.style)
         if key not in found:
             try:
                 found[key] = await styles.resolve_in(db, *key)
@@ -248,15 +249,7 @@ async def _insert(
     returns each request with the quota check's view of its generation."""
     news = [
         repo.NewGeneration.asked(
-            0,
-            "imagine",
-            r.user_id,
-            r.prompt,
-            r.params,
-            random_seed=new_seed(),
-            provider=r.provider,
-            model=r.model,
-            response_url=r.response_url,
+            0, "imagine", r.user_id, r.ask, random_seed=new_seed(), response_url=r.response_url
         )
         for r in requests
     ]
@@ -276,19 +269,19 @@ async def _insert(
 def _asked(request: StartRequest, new: repo.NewGeneration, generation_id: int) -> Asked:
     """The quota check's view of a first generation about to be stored (as
     `core.db.usage.asked` would read it back)."""
+    ask = new.ask
     return Asked(
         generation_id,
         new.kind,
         request.team_id,
         request.channel_id,
         new.requested_by,
-        styles.styled_prompt(request.prompt, request.style),
-        new.provider,
-        new.model,
-        new.width,
-        new.height,
-        request.params.quality,
-        request.params.n,
+        styles.styled_prompt(ask.prompt, request.style),
+        ask.provider,
+        ask.model,
+        *ask.params.size(),
+        ask.params.quality,
+        ask.params.n,
     )
 
 
@@ -312,26 +305,10 @@ async def regenerate(
         await check_target(db, generation_id, where)
         source = await repo.generation(db, generation_id)
         assert source is not None
-        new_id, _ = await repo.add_generation(
-            db,
-            repo.NewGeneration(
-                session_id=source.session_id,
-                kind="regenerate",
-                requested_by=user_id,
-                prompt=source.prompt,
-                params=source.params,
-                seed=new_seed(avoid=source.params.seed),
-                width=source.width,
-                height=source.height,
-                provider=source.provider,
-                model=source.model,
-                instruction=source.instruction,
-                provider_prompt=source.provider_prompt,
-                inputs_note=source.inputs_note,
-                parent_generation_id=source.generation_id,
-                parent_image_id=source.parent_image_id,
-            ),
-        )
+        params = source.ask.params
+        ask = source.ask.with_seed(new_seed(avoid=params.seed))
+        new = repo.NewGeneration(source.session_id, "regenerate", user_id, ask, generation_id)
+        new_id, _ = await repo.add_generation(db, new)
         # Checked after the insert, once this transaction writes (SQLite: holds the write
         # lock): a click that committed before, even concurrently, is seen, and this one is
         # rolled back. (Before the insert the check could miss a click still in flight.)
@@ -340,7 +317,7 @@ async def regenerate(
         ):
             raise ActionRefused(Refusal.DOUBLE_CLICK)
         await threads.add_inputs(db, new_id, await threads.inputs(db, generation_id))
-        await admit(db, cost, new_id, replace(source.params, seed=None))
+        await admit(db, cost, new_id, replace(params, seed=None))
         return new_id
 
 
