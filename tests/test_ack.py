@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from bot import messages
 from core import db, sessions
+from core.db.sessions import NewSession
 from core.db.writer import CommandWriter, WriterClosed
 from core.flags import Params
 from core.models import CostRow, GenerationRow, GenerationState, SessionRow
@@ -40,9 +41,7 @@ def _request(
     i: int, *, user: str | None = None, prompt: str | None = None, **extra
 ) -> StartRequest:  # type: ignore[no-untyped-def]
     return StartRequest(
-        team_id=TEAM,
-        channel_id="C0HERE",
-        user_id=user or f"U{i:03d}",
+        NewSession(TEAM, "C0HERE", user or f"U{i:03d}"),
         ask=Ask(prompt or f"a lighthouse, take {i}", extra.pop("params", Params()), "local", None),
         **extra,
     )

@@ -102,21 +102,6 @@ class NewSession:
     thread_ts: str | None = None
 
 
-async def add_session(
-    db: AsyncSession,
-    *,
-    team_id: str,
-    channel_id: str,
-    owner: str,
-    enterprise_id: str | None = None,
-    thread_ts: str | None = None,
-) -> int:
-    """Insert a session; returns its id. `thread_ts` is None when the job engine is to post
-    the root message, or the ts of an existing message the session's thread hangs under."""
-    new = NewSession(team_id, channel_id, owner, enterprise_id, thread_ts)
-    return (await add_sessions(db, [new]))[0]
-
-
 async def add_sessions(db: AsyncSession, sessions: Sequence[NewSession]) -> list[int]:
     """Insert sessions; returns their ids in the order given. Several at once need this
     transaction to hold the write lock already (`_insert_many`)."""
@@ -199,13 +184,6 @@ async def add_generation(db: AsyncSession, new: NewGeneration) -> tuple[int, int
     await db.flush()
     await notify.announce(db)  # wakes workers everywhere when this transaction commits
     return row.id, row.version
-
-
-async def set_inputs_note(db: AsyncSession, generation_id: int, note: str | None) -> None:
-    """Store which references and mask a generation uses (shown with its result)."""
-    await db.execute(
-        update(GenerationRow).where(GenerationRow.id == generation_id).values(inputs_note=note)
-    )
 
 
 async def target(db: AsyncSession, generation_id: int) -> Target | None:
