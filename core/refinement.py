@@ -81,7 +81,7 @@ async def reply_defaults(sm: async_sessionmaker[AsyncSession], session_id: int) 
     async with sm() as db:
         first = await threads.first_version(db, session_id)
         base = await threads.base_image(db, session_id)
-    params = replace(first[1], seed=None) if first else Params()
+    params = replace(first.params, seed=None) if first else Params()
     if base is not None:
         params = replace(params, aspect_ratio=base.params.aspect_ratio)
     return params
@@ -205,7 +205,7 @@ async def take_reply(
     async with sm() as db:
         base = await threads.base_image(db, session.session_id)
         first = await threads.first_version(db, session.session_id)
-    own = (first[1] if first else Params()).size()
+    own = (first.params if first else Params()).size()
     kept: list[_Kept] = []
     problems: list[ImageRejected | NotAnImage] = []
     for posted in images:
@@ -297,7 +297,7 @@ async def _queue_refinement(db: AsyncSession, session_id: int, ask: _Ask) -> Ref
     instruction, style = ask.instruction, ask.style
     base = await threads.base_image(db, session_id)
     first = await threads.first_version(db, session_id)
-    original = first[0] if first else instruction
+    original = first.prompt if first else instruction
     chain = [
         *await threads.instruction_chain(db, base.generation_id if base else None),
         instruction,
