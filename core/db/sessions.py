@@ -48,9 +48,10 @@ class Target:
 
 @dataclass(frozen=True)
 class NewGeneration:
-    """A generation to queue: what was asked (`ask.params.seed` is its seed: set), by whom,
-    as which `kind` of version; a regeneration or refinement names the generation it comes
-    from (`parent_generation_id`); `response_url` answers a slash command."""
+    """A generation to queue: what was asked (`ask.params.seed` is its seed: set; its size
+    in pixels is `ask.params.size()`), by whom, as which `kind` of version; a regeneration
+    or refinement names the generation it comes from (`parent_generation_id`);
+    `response_url` answers a slash command."""
 
     session_id: int
     kind: str  # imagine | regenerate | refine
