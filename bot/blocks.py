@@ -92,7 +92,7 @@ def _text(text: str) -> str:
 def params_line(view: GenerationView) -> str:
     """ "3:2 · 1 image · seed 42 · local preview renderer" (1254×836 px), escaped: the
     parameters carry typed words (`--no …`, `--model …`)."""
-    return escape(f"{messages.params_text(view.params)} · {view.provider_label}")
+    return escape(f"{messages.params_text(view.ask.params)} · {view.provider_label}")
 
 
 def root_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
@@ -100,10 +100,10 @@ def root_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
 
     Returns (text, blocks); the prompt is escaped and quoted, every part within limits.
     """
-    text = _text(f"{messages.mention(view.requested_by)} asked for: {escape(view.prompt)}")
+    text = _text(f"{messages.mention(view.requested_by)} asked for: {escape(view.ask.prompt)}")
     blocks: list[Block] = [
         _section(f"*{messages.mention(view.requested_by)} asked for:*"),
-        _section(_quote(view.prompt)),
+        _section(_quote(view.ask.prompt)),
         _context(f"{params_line(view)} · {view.width}×{view.height} px"),
     ]
     return text, _json(blocks)
@@ -113,9 +113,9 @@ def version_title(view: GenerationView) -> str:
     """ "*v3*, from v2 image 1: make the sky stormier" (refinements name their origin);
     the instruction is escaped and clipped to INSTRUCTION_CHARS."""
     head = f"*v{view.version}*"
-    if view.kind == "refine" and view.instruction:
+    if view.kind == "refine" and view.ask.instruction:
         origin = f", from {escape(view.parent_label)}" if view.parent_label else ""
-        return f"{head}{origin}: _{user_text(view.instruction, INSTRUCTION_CHARS)}_"
+        return f"{head}{origin}: _{user_text(view.ask.instruction, INSTRUCTION_CHARS)}_"
     if view.kind == "regenerate":
         return f"{head} (same request, new seed)"
     return head
@@ -175,15 +175,15 @@ def upload_comment(view: GenerationView) -> str:
     """The comment that goes with the uploaded image files (escaped, clipped)."""
     if view.kind == "refine":
         return version_title(view)
-    return _text(f"*v{view.version}* · {escape(view.prompt)}")
+    return _text(f"*v{view.version}* · {escape(view.ask.prompt)}")
 
 
 def upload_alt_text(view: GenerationView) -> str:
     """Alt text of an uploaded image: the prompt as plain text (Slack parses no markup in
     alt text, so it is not escaped), at most ALT_TXT_CHARS characters."""
-    if len(view.prompt) <= ALT_TXT_CHARS:
-        return view.prompt
-    return view.prompt[: ALT_TXT_CHARS - 1] + mrkdwn.ELLIPSIS
+    if len(view.ask.prompt) <= ALT_TXT_CHARS:
+        return view.ask.prompt
+    return view.ask.prompt[: ALT_TXT_CHARS - 1] + mrkdwn.ELLIPSIS
 
 
 def _image_blocks(view: GenerationView) -> list[Block]:
@@ -228,7 +228,7 @@ def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
         _section(f"{version_title(view)} · ready for {messages.mention(view.requested_by)}"),
         _context(params_line(view)),
     ]
-    inputs = messages.inputs_note(view.inputs_note) if view.inputs_note else None
+    inputs = messages.inputs_note(view.ask.inputs_note) if view.ask.inputs_note else None
     for note in (inputs, view.note):
         if note:
             blocks.append(_context(f":information_source: {escape(note)}"))
@@ -243,7 +243,7 @@ def result_message(view: GenerationView) -> tuple[str, list[dict[str, Any]]]:
             ],
         )
     )
-    text = _text(f"v{view.version} is ready: {escape(view.instruction or view.prompt)}")
+    text = _text(f"v{view.version} is ready: {escape(view.ask.instruction or view.ask.prompt)}")
     return text, _json(blocks)
 
 

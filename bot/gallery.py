@@ -119,7 +119,7 @@ async def _post(publisher: SlackPublisher, item: review.GalleryItem) -> blocks.G
         image_id=image.image_id,
         generation_id=view.generation_id,
         label=f"v{view.version} image {image.index + 1}",
-        prompt=view.prompt,
+        prompt=view.ask.prompt,
         requested_by=view.requested_by,
         approvers=image.votes or ((image.approved_by,) if image.approved_by else ()),
         lineage=item.lineage,

@@ -52,7 +52,7 @@ async def reserve(client: AsyncWebClient, view: GenerationView, seconds: float) 
             reserved = await client.files_getUploadURLExternal(
                 filename=file_name(view, image.index, image.path.suffix),
                 length=len(data),
-                alt_txt=view.prompt[:ALT_TEXT_MAX],
+                alt_txt=view.ask.prompt[:ALT_TEXT_MAX],
             )
             async with http.post(str(reserved["upload_url"]), data=data) as response:
                 if response.status != 200:

@@ -33,16 +33,16 @@ async def generate_anyway(
         fixed = await usage_db.seed_fixed(db, generation_id)
     if source is None:
         raise ActionRefused(Refusal.GONE)
-    params = source.params if fixed else replace(source.params, seed=None)
+    ask = source.ask
     return await sessions.start(
         sm,
         team_id=target.team_id,
         channel_id=target.channel_id,
         user_id=user_id,
-        prompt=source.prompt,
-        params=params,
-        provider=source.provider,
-        model=source.model,
+        prompt=ask.prompt,
+        params=ask.params if fixed else replace(ask.params, seed=None),
+        provider=ask.provider,
+        model=ask.model,
         response_url=None,
         cost=replace(cost, duplicate_window=0.0),
     )

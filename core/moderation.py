@@ -389,7 +389,7 @@ async def check_reply(
         base = await threads.base_image(db, session.session_id)
         first = await threads.first_version(db, session.session_id)
         chain = [*await threads.instruction_chain(db, base.generation_id if base else None)]
-    original = first[0] if first else instruction
+    original = first.prompt if first else instruction
     text = compose_prompt(original, [*chain, instruction], has_base=base is not None)
     await check_request(
         moderator,

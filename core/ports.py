@@ -8,7 +8,7 @@ in one transaction, so a publisher never touches the database.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -153,7 +153,10 @@ class InputsNote:
     legacy: str | None = None
 
     def to_stored(self) -> str | None:
-        """The stored text: JSON, or None when no image was posted for the version."""
+        """The stored text: JSON, or None when no image was posted for the version (a
+        legacy note: its sentence, as read)."""
+        if self.legacy is not None:
+            return self.legacy
         if not (self.used or self.dropped or self.mask or self.style):
             return None
         data = asdict(self)
@@ -183,6 +186,32 @@ class InputsNote:
 
 
 @dataclass(frozen=True)
+class Ask:
+    """What a person asked for: everything a regeneration repeats.
+
+    `prompt` as typed; `params` the flags (`params.seed` None: pick one; once the
+    generation is recorded, its seed); `provider` the IMAGE_PROVIDER name and `model` its
+    model (IMAGE_MODEL, the `--model` flag winning once recorded; None: the provider's
+    default). A refinement adds its `instruction` (the reply's text), the `provider_prompt`
+    sent instead of `prompt` (the refinement chain, a style's fragment), its `inputs_note`
+    (which posted images it uses) and `parent_image_id`, the image it edits.
+    """
+
+    prompt: str
+    params: Params
+    provider: str
+    model: str | None
+    instruction: str | None = None
+    provider_prompt: str | None = None
+    inputs_note: InputsNote | None = None
+    parent_image_id: int | None = None
+
+    def with_seed(self, seed: int) -> Ask:
+        """The same ask with `seed` fixed."""
+        return replace(self, params=replace(self.params, seed=seed))
+
+
+@dataclass(frozen=True)
 class ImageView:
     """One stored image of a generation. `index` is 0-based; `path` is in the image store;
     `file_id` is the uploaded file; `approved_by` / `approved_at` say who approved it, when."""
@@ -206,12 +235,13 @@ class ImageView:
 class GenerationView:
     """Everything a publisher needs to show one generation.
 
+    `ask` is what was asked (its `params.seed` the seed used); `width` × `height` the
+    size in pixels; `provider_label` names `ask`'s provider and model for people.
     `state` is a GenerationState value; `progress` 0-100; `thread_ts` is None until
     the session's root message exists; `status_ts` / `result_ts` are the messages
     already posted for it. `waiting_reason` says why a queued job has not started and
     `waiting_number` carries its number (see WaitReason). `failure` says why it failed.
-    A refinement carries its `instruction`, the `parent_label` of the image it edits
-    ("v2 image 1") and `inputs_note` (which references and mask it used, as data).
+    A refinement carries the `parent_label` of the image it edits ("v2 image 1").
     `enterprise_id` is the Enterprise Grid org of `team_id` (None outside Grid).
     """
 
@@ -224,9 +254,7 @@ class GenerationView:
     thread_ts: str | None
     owner_user_id: str
     requested_by: str
-    prompt: str
-    params: Params
-    seed: int
+    ask: Ask
     width: int
     height: int
     provider_label: str
@@ -240,9 +268,7 @@ class GenerationView:
     waiting_reason: WaitReason | None = None
     waiting_number: int | None = None
     failure: Failure | None = None
-    instruction: str | None = None
     parent_label: str | None = None
-    inputs_note: InputsNote | None = None
     cancel_requested: bool = False
     images: tuple[ImageView, ...] = ()
     enterprise_id: str | None = None

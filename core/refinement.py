@@ -26,7 +26,7 @@ from core.images import (
     prepare_mask,
 )
 from core.moderation import Moderator, check_reply
-from core.ports import InputsNote
+from core.ports import Ask, InputsNote
 from core.prompts import compose_prompt
 from core.quotas import CostPolicy, admit
 from core.sessions import ActionRefused, Conversation, Refusal, check_target, new_seed
@@ -81,7 +81,7 @@ async def reply_defaults(sm: async_sessionmaker[AsyncSession], session_id: int) 
     async with sm() as db:
         first = await threads.first_version(db, session_id)
         base = await threads.base_image(db, session_id)
-    params = replace(first[1], seed=None) if first else Params()
+    params = replace(first.params, seed=None) if first else Params()
     if base is not None:
         params = replace(params, aspect_ratio=base.params.aspect_ratio)
     return params
@@ -205,7 +205,7 @@ async def take_reply(
     async with sm() as db:
         base = await threads.base_image(db, session.session_id)
         first = await threads.first_version(db, session.session_id)
-    own = (first[1] if first else Params()).size()
+    own = (first.params if first else Params()).size()
     kept: list[_Kept] = []
     problems: list[ImageRejected | NotAnImage] = []
     for posted in images:
@@ -297,7 +297,7 @@ async def _queue_refinement(db: AsyncSession, session_id: int, ask: _Ask) -> Ref
     instruction, style = ask.instruction, ask.style
     base = await threads.base_image(db, session_id)
     first = await threads.first_version(db, session_id)
-    original = first[0] if first else instruction
+    original = first.prompt if first else instruction
     chain = [
         *await threads.instruction_chain(db, base.generation_id if base else None),
         instruction,
@@ -305,22 +305,25 @@ async def _queue_refinement(db: AsyncSession, session_id: int, ask: _Ask) -> Ref
     waiting = await threads.waiting_attachments(db, session_id)
     style_refs = list(style.references) if style else []
     used, dropped, mask = _pick_inputs(waiting, MAX_INPUTS - (1 if base else 0) - len(style_refs))
-    new = repo.NewGeneration.asked(
-        session_id,
-        "refine",
-        ask.user_id,
+    asked = Ask(
         original,
         ask.params,
-        random_seed=new_seed(),
-        provider=ask.provider,
-        model=ask.model,
+        ask.provider,
+        ask.model,
         instruction=instruction,
         provider_prompt=styled_prompt(
             compose_prompt(original, chain, has_base=base is not None), style
         ),
         inputs_note=_inputs_note(base is not None, used, dropped, mask, style),
-        parent_generation_id=base.generation_id if base else None,
         parent_image_id=base.image_id if base else None,
+    )
+    new = repo.NewGeneration.asked(
+        session_id,
+        "refine",
+        ask.user_id,
+        asked,
+        random_seed=new_seed(),
+        parent_generation_id=base.generation_id if base else None,
     )
     generation_id, version = await repo.add_generation(db, new)
     given = [*([base.image] if base else []), *style_refs, *used, *([mask] if mask else [])]
@@ -355,8 +358,8 @@ def _inputs_note(
     dropped: list[StoredImage],
     mask: StoredImage | None,
     style: Style | None,
-) -> str | None:
-    """The stored InputsNote of a refinement (None when it took no posted image and no
+) -> InputsNote:
+    """The InputsNote of a refinement (stored as None when it took no posted image and no
     style)."""
     return InputsNote(
         used=tuple(a.label for a in used),
@@ -366,4 +369,4 @@ def _inputs_note(
         limit=MAX_INPUTS,
         style=style.name if style else None,
         style_refs=len(style.references) if style else 0,
-    ).to_stored()
+    )

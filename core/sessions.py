@@ -28,7 +28,7 @@ from core.db.writer import CommandWriter
 from core.flags import MAX_SEED, Params
 from core.models import GenerationState
 from core.policy import ApprovalRefusal, Policy, judge
-from core.ports import GenerationView
+from core.ports import Ask, GenerationView
 from core.quotas import CostPolicy, admit, admit_all, lock_teams
 from core.styles import StyleRefused
 
@@ -113,27 +113,21 @@ async def check_target(db: AsyncSession, generation_id: int, where: Conversation
 
 @dataclass(frozen=True)
 class StartRequest:
-    """A new session asked for (`/imagine`, a mention): where, who, what.
+    """A new session asked for (`/imagine`, a mention): where and who (`session`, owned by
+    the person who asked), what (`ask`).
 
-    `enterprise_id` is the team's Grid org (None outside Grid). Without `thread_ts` the
-    thread does not exist yet: the job engine posts the root message before submitting.
-    With `thread_ts` (the ts of the message that asked, e.g. a mention) that message is the
-    thread's root. A `style` adds its fragment to the provider prompt and its references as
-    inputs; with `resolve_style` the style is looked up in the transaction that records the
-    request instead (the `--style` flag, else the channel's default; StyleRefused for an
-    unknown name). `model` is IMAGE_MODEL (the `--model` flag wins).
+    Without `session.thread_ts` the thread does not exist yet: the job engine posts the
+    root message before submitting. With it (the ts of the message that asked, e.g. a
+    mention) that message is the thread's root. A `style` adds its fragment to the provider
+    prompt and its references as inputs; with `resolve_style` the style is looked up in the
+    transaction that records the request instead (the `--style` flag, else the channel's
+    default; StyleRefused for an unknown name). `ask.model` is IMAGE_MODEL (the `--model`
+    flag wins).
     """
 
-    team_id: str
-    channel_id: str
-    user_id: str
-    prompt: str
-    params: Params
-    provider: str
-    model: str | None
+    session: repo.NewSession
+    ask: Ask
     response_url: str | None = None
-    enterprise_id: str | None = None
-    thread_ts: str | None = None
     style: styles.Style | None = None
     resolve_style: bool = False
 
@@ -144,11 +138,22 @@ async def start(
     moderator: moderation.Moderator | None = None,
     cost: CostPolicy | None = None,
     writer: CommandWriter[StartRequest, int] | None = None,
+    team_id: str,
+    channel_id: str,
+    user_id: str,
+    prompt: str,
+    params: Params,
+    provider: str,
+    model: str | None,
+    enterprise_id: str | None = None,
+    thread_ts: str | None = None,
     **request: Any,
 ) -> int:
-    """Record a new session and its first generation (queued) in one transaction; the
-    keyword arguments are the fields of a `StartRequest`. Returns the generation id once it
-    is committed.
+    """Record a new session and its first generation (queued) in one transaction. The
+    keyword arguments make a `StartRequest`: its session (`team_id`, `channel_id`, the
+    owner `user_id`, `enterprise_id`: the team's Grid org or None, `thread_ts`), its ask
+    (`prompt`, `params`, `provider`, `model`) and the other fields (`response_url`,
+    `style`, `resolve_style`). Returns the generation id once it is committed.
 
     With a `writer` (`start_writer`) the request is committed in a group with the
     concurrent ones, checked against the writer's cost policy instead of `cost`.
@@ -157,14 +162,10 @@ async def start(
     DuplicateRequest (nothing is stored then); core.db.writer.WriterClosed when the writer
     stopped first.
     """
-    asked = StartRequest(**request)
+    session = repo.NewSession(team_id, channel_id, user_id, enterprise_id, thread_ts)
+    asked = StartRequest(session, Ask(prompt, params, provider, model), **request)
     await moderation.check_request(
-        moderator,
-        sm,
-        team_id=asked.team_id,
-        channel_id=asked.channel_id,
-        user_id=asked.user_id,
-        text=asked.prompt,
+        moderator, sm, team_id=team_id, channel_id=channel_id, user_id=user_id, text=prompt
     )
     if writer is not None:
         return await writer.submit(asked)
@@ -203,16 +204,17 @@ async def start_all(
             chosen[i] = request
     if not chosen:
         return answers
-    await lock_teams(db, cost, [r.team_id for r in chosen.values()])  # the write lock, first
+    teams = [r.session.team_id for r in chosen.values()]
+    await lock_teams(db, cost, teams)  # the write lock, first
     stored = await _insert(db, list(chosen.values()))
-    verdicts = await admit_all(db, cost, [(asked, r.params) for r, asked in stored])
+    verdicts = await admit_all(db, cost, [(asked, r.ask.params) for r, asked in stored])
     refused = []
     for i, (request, asked), verdict in zip(chosen, stored, verdicts, strict=True):
         if verdict is not None:
             refused.append(asked.generation_id)
             answers[i] = verdict
             continue
-        await styles.attach(db, asked.generation_id, request.prompt, request.style)
+        await styles.attach(db, asked.generation_id, request.ask.prompt, request.style)
         answers[i] = asked.generation_id
     await repo.discard_generations_sessions(db, refused)
     return answers
@@ -230,7 +232,7 @@ async def _with_styles(
         if not r.resolve_style:
             out.append(r)
             continue
-        key = (r.team_id, r.channel_id, r.params.style)
+        key = (r.session.team_id, r.session.channel_id, r.ask.params.style)
         if key not in found:
             try:
                 found[key] = await styles.resolve_in(db, *key)
@@ -250,21 +252,14 @@ async def _insert(
         repo.NewGeneration.asked(
             0,
             "imagine",
-            r.user_id,
-            r.prompt,
-            r.params,
+            r.session.owner,
+            r.ask,
             random_seed=new_seed(),
-            provider=r.provider,
-            model=r.model,
             response_url=r.response_url,
         )
         for r in requests
     ]
-    opened = [
-        repo.NewSession(r.team_id, r.channel_id, r.user_id, r.enterprise_id, r.thread_ts)
-        for r in requests
-    ]
-    session_ids = await repo.add_sessions(db, opened)
+    session_ids = await repo.add_sessions(db, [r.session for r in requests])
     news = [replace(new, session_id=sid) for new, sid in zip(news, session_ids, strict=True)]
     generation_ids = await repo.add_first_generations(db, news)
     return [
@@ -276,19 +271,19 @@ async def _insert(
 def _asked(request: StartRequest, new: repo.NewGeneration, generation_id: int) -> Asked:
     """The quota check's view of a first generation about to be stored (as
     `core.db.usage.asked` would read it back)."""
+    ask = new.ask
     return Asked(
         generation_id,
         new.kind,
-        request.team_id,
-        request.channel_id,
+        request.session.team_id,
+        request.session.channel_id,
         new.requested_by,
-        styles.styled_prompt(request.prompt, request.style),
-        new.provider,
-        new.model,
-        new.width,
-        new.height,
-        request.params.quality,
-        request.params.n,
+        styles.styled_prompt(ask.prompt, request.style),
+        ask.provider,
+        ask.model,
+        *ask.params.size(),
+        ask.params.quality,
+        ask.params.n,
     )
 
 
@@ -312,26 +307,10 @@ async def regenerate(
         await check_target(db, generation_id, where)
         source = await repo.generation(db, generation_id)
         assert source is not None
-        new_id, _ = await repo.add_generation(
-            db,
-            repo.NewGeneration(
-                session_id=source.session_id,
-                kind="regenerate",
-                requested_by=user_id,
-                prompt=source.prompt,
-                params=source.params,
-                seed=new_seed(avoid=source.params.seed),
-                width=source.width,
-                height=source.height,
-                provider=source.provider,
-                model=source.model,
-                instruction=source.instruction,
-                provider_prompt=source.provider_prompt,
-                inputs_note=source.inputs_note,
-                parent_generation_id=source.generation_id,
-                parent_image_id=source.parent_image_id,
-            ),
-        )
+        params = source.ask.params
+        ask = source.ask.with_seed(new_seed(avoid=params.seed))
+        new = repo.NewGeneration(source.session_id, "regenerate", user_id, ask, generation_id)
+        new_id, _ = await repo.add_generation(db, new)
         # Checked after the insert, once this transaction writes (SQLite: holds the write
         # lock): a click that committed before, even concurrently, is seen, and this one is
         # rolled back. (Before the insert the check could miss a click still in flight.)
@@ -340,7 +319,7 @@ async def regenerate(
         ):
             raise ActionRefused(Refusal.DOUBLE_CLICK)
         await threads.add_inputs(db, new_id, await threads.inputs(db, generation_id))
-        await admit(db, cost, new_id, replace(source.params, seed=None))
+        await admit(db, cost, new_id, replace(params, seed=None))
         return new_id
 
 

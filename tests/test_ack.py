@@ -16,9 +16,11 @@ from sqlalchemy import func, select
 
 from bot import messages
 from core import db, sessions
+from core.db.sessions import NewSession
 from core.db.writer import CommandWriter, WriterClosed
 from core.flags import Params
 from core.models import CostRow, GenerationRow, GenerationState, SessionRow
+from core.ports import Ask
 from core.quotas import CostPolicy, DuplicateRequest, QuotaExceeded
 from core.sessions import StartRequest
 from core.styles import StyleRefused
@@ -39,13 +41,8 @@ def _request(
     i: int, *, user: str | None = None, prompt: str | None = None, **extra
 ) -> StartRequest:  # type: ignore[no-untyped-def]
     return StartRequest(
-        team_id=TEAM,
-        channel_id="C0HERE",
-        user_id=user or f"U{i:03d}",
-        prompt=prompt or f"a lighthouse, take {i}",
-        params=extra.pop("params", Params()),
-        provider="local",
-        model=None,
+        NewSession(TEAM, "C0HERE", user or f"U{i:03d}"),
+        ask=Ask(prompt or f"a lighthouse, take {i}", extra.pop("params", Params()), "local", None),
         **extra,
     )
 
@@ -104,7 +101,7 @@ async def test_a_burst_is_committed_in_groups_each_caller_getting_its_own_id(url
     assert all(isinstance(a, int) for a in answers), answers
     assert len(set(answers)) == 60
     stored, sessions_, generations = await _stored(url)
-    assert [stored[a] for a in answers] == [r.prompt for r in requests]  # type: ignore[index]
+    assert [stored[a] for a in answers] == [r.ask.prompt for r in requests]  # type: ignore[index]
     assert sessions_ == generations == 60
     assert writer.groups < 60  # grouped: fewer transactions than commands
 

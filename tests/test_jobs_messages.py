@@ -8,7 +8,7 @@ import pytest
 
 from bot import blocks, messages
 from core.flags import Params
-from core.ports import Failure, FailureReason, GenerationView, WaitReason
+from core.ports import Ask, Failure, FailureReason, GenerationView, WaitReason
 
 
 def _view(**changes: object) -> GenerationView:
@@ -22,9 +22,7 @@ def _view(**changes: object) -> GenerationView:
         thread_ts="1.2",
         owner_user_id="U0",
         requested_by="U0",
-        prompt="a kite",
-        params=Params(),
-        seed=1,
+        ask=Ask("a kite", Params(seed=1), "openai", None),
         width=1024,
         height=1024,
         provider_label="OpenAI",

@@ -92,8 +92,8 @@ async def test_regenerate_keeps_the_request_and_ignores_a_double_click(
         (v3, "regenerate"),
     ]
     view = await get_view(sm, v2)
-    assert (view.params.aspect_ratio, view.params.negative_prompt) == ("3:2", "fog")
-    assert view.seed != 7
+    assert (view.ask.params.aspect_ratio, view.ask.params.negative_prompt) == ("3:2", "fog")
+    assert view.ask.params.seed != 7
 
 
 async def test_a_missing_generation_is_gone(sm: async_sessionmaker[AsyncSession]) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.views import image_label
+from core.db.views import ask_of, image_label
 from core.flags import Params
 from core.models import (
     AttachmentRow,
@@ -18,6 +18,7 @@ from core.models import (
     InputRow,
     SessionRow,
 )
+from core.ports import Ask
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,16 @@ async def base_image(db: AsyncSession, session_id: int) -> BaseImage | None:
     return BaseImage(image.id, generation.id, label, image.width, image.height, params, stored)
 
 
-async def first_version(db: AsyncSession, session_id: int) -> tuple[str, Params] | None:
-    """The session's v1: its original prompt and parameters (seed included), or None."""
+async def first_version(db: AsyncSession, session_id: int) -> Ask | None:
+    """What the session's v1 asked (its original prompt, its params with the seed), or
+    None."""
     row = await db.scalar(
         select(GenerationRow)
         .where(GenerationRow.session_id == session_id)
         .order_by(GenerationRow.version)
         .limit(1)
     )
-    return (row.prompt, Params.from_stored(row.params, row.seed)) if row else None
+    return ask_of(row) if row else None
 
 
 async def prompt_of(db: AsyncSession, generation_id: int) -> str | None:

@@ -6,7 +6,7 @@ return plain data.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from core.db import notify
-from core.flags import Params
+from core.db.views import ask_of
 from core.models import (
     ApprovalRow,
     DeliveryRow,
@@ -24,6 +24,7 @@ from core.models import (
     SessionRow,
     db_now,
 )
+from core.ports import Ask
 
 # Two requests in one thread at once may pick the same next version number; the loser's
 # transaction hits uq_generations_version and is simply run again (whole use case).
@@ -47,23 +48,16 @@ class Target:
 
 @dataclass(frozen=True)
 class NewGeneration:
-    """A generation to queue. `params` without a seed uses `seed`; sizes in pixels."""
+    """A generation to queue: what was asked (`ask.params.seed` is its seed: set; its size
+    in pixels is `ask.params.size()`), by whom, as which `kind` of version; a regeneration
+    or refinement names the generation it comes from (`parent_generation_id`);
+    `response_url` answers a slash command."""
 
     session_id: int
     kind: str  # imagine | regenerate | refine
     requested_by: str
-    prompt: str
-    params: Params
-    seed: int
-    width: int
-    height: int
-    provider: str
-    model: str | None
-    instruction: str | None = None
-    provider_prompt: str | None = None
-    inputs_note: str | None = None
+    ask: Ask
     parent_generation_id: int | None = None
-    parent_image_id: int | None = None
     response_url: str | None = None
 
     @classmethod
@@ -72,40 +66,28 @@ class NewGeneration:
         session_id: int,
         kind: str,
         user_id: str,
-        prompt: str,
-        params: Params,
+        ask: Ask,
         *,
         random_seed: int,
-        provider: str,
-        model: str | None,
         **extra: Any,
     ) -> NewGeneration:
-        """A generation as a person asked for it (`kind` imagine | refine): its size from
-        `params` (pixels), its seed `params.seed` or else `random_seed`, its model
-        `params.model` or else `model` (IMAGE_MODEL); `extra` fills the optional fields."""
-        width, height = params.size()
+        """A generation as a person asked for it (`kind` imagine | refine): its seed
+        `ask.params.seed` or else `random_seed`, its model `ask.params.model` (`--model`) or
+        else `ask.model` (IMAGE_MODEL); `extra` fills the optional fields."""
+        params = ask.params
         seed = params.seed if params.seed is not None else random_seed
-        model = params.model or model
-        values = dict(seed=seed, width=width, height=height, provider=provider, model=model)
-        return cls(session_id, kind, user_id, prompt, params, **values, **extra)
+        fixed = replace(ask, model=params.model or ask.model).with_seed(seed)
+        return cls(session_id, kind, user_id, fixed, **extra)
 
 
 @dataclass(frozen=True)
 class GenerationRecord:
-    """A stored generation's request (what a regeneration repeats)."""
+    """A stored generation's request (what a regeneration repeats; `ask.params.seed` is
+    the seed it used)."""
 
     generation_id: int
     session_id: int
-    prompt: str
-    instruction: str | None
-    provider_prompt: str | None
-    inputs_note: str | None
-    params: Params  # seed included
-    width: int
-    height: int
-    provider: str
-    model: str | None
-    parent_image_id: int | None
+    ask: Ask
 
 
 @dataclass(frozen=True)
@@ -119,21 +101,6 @@ class NewSession:
     owner: str
     enterprise_id: str | None = None
     thread_ts: str | None = None
-
-
-async def add_session(
-    db: AsyncSession,
-    *,
-    team_id: str,
-    channel_id: str,
-    owner: str,
-    enterprise_id: str | None = None,
-    thread_ts: str | None = None,
-) -> int:
-    """Insert a session; returns its id. `thread_ts` is None when the job engine is to post
-    the root message, or the ts of an existing message the session's thread hangs under."""
-    new = NewSession(team_id, channel_id, owner, enterprise_id, thread_ts)
-    return (await add_sessions(db, [new]))[0]
 
 
 async def add_sessions(db: AsyncSession, sessions: Sequence[NewSession]) -> list[int]:
@@ -181,23 +148,25 @@ async def _insert_many(db: AsyncSession, table: Any, rows: list[dict[str, Any]])
 
 def _generation_values(new: NewGeneration, version: int) -> dict[str, Any]:
     """The columns of a queued generation as the `version`th of its session."""
+    ask = new.ask
+    width, height = ask.params.size()
     return {
         "session_id": new.session_id,
         "version": version,
         "kind": new.kind,
         "requested_by": new.requested_by,
         "parent_generation_id": new.parent_generation_id,
-        "parent_image_id": new.parent_image_id,
-        "prompt": new.prompt,
-        "instruction": new.instruction,
-        "provider_prompt": new.provider_prompt,
-        "inputs_note": new.inputs_note,
-        "params": new.params.to_stored(),
-        "seed": new.seed,
-        "width": new.width,
-        "height": new.height,
-        "provider": new.provider,
-        "model": new.model,
+        "parent_image_id": ask.parent_image_id,
+        "prompt": ask.prompt,
+        "instruction": ask.instruction,
+        "provider_prompt": ask.provider_prompt,
+        "inputs_note": ask.inputs_note.to_stored() if ask.inputs_note else None,
+        "params": ask.params.to_stored(),
+        "seed": ask.params.seed,
+        "width": width,
+        "height": height,
+        "provider": ask.provider,
+        "model": ask.model,
         "response_url": new.response_url,
     }
 
@@ -218,13 +187,6 @@ async def add_generation(db: AsyncSession, new: NewGeneration) -> tuple[int, int
     return row.id, row.version
 
 
-async def set_inputs_note(db: AsyncSession, generation_id: int, note: str | None) -> None:
-    """Store which references and mask a generation uses (shown with its result)."""
-    await db.execute(
-        update(GenerationRow).where(GenerationRow.id == generation_id).values(inputs_note=note)
-    )
-
-
 async def target(db: AsyncSession, generation_id: int) -> Target | None:
     """Where a generation lives, or None when it does not exist."""
     found = (
@@ -240,22 +202,7 @@ async def target(db: AsyncSession, generation_id: int) -> Target | None:
 async def generation(db: AsyncSession, generation_id: int) -> GenerationRecord | None:
     """A generation's request, or None when it does not exist."""
     row = await db.get(GenerationRow, generation_id)
-    if row is None:
-        return None
-    return GenerationRecord(
-        row.id,
-        row.session_id,
-        row.prompt,
-        row.instruction,
-        row.provider_prompt,
-        row.inputs_note,
-        Params.from_stored(row.params, row.seed),
-        row.width,
-        row.height,
-        row.provider,
-        row.model,
-        row.parent_image_id,
-    )
+    return None if row is None else GenerationRecord(row.id, row.session_id, ask_of(row))
 
 
 async def recent_regeneration(

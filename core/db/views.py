@@ -18,7 +18,7 @@ from core.db.rows import from_row
 from core.flags import Params
 from core.models import ApprovalRow, GenerationRow, ImageRow, SessionRow
 from core.policy import DEFAULT_POLICY
-from core.ports import Failure, GenerationView, ImageView, InputsNote
+from core.ports import Ask, Failure, GenerationView, ImageView, InputsNote
 from core.providers.registry import provider_label
 
 _FROM_SESSION = ("team_id", "enterprise_id", "channel_id", "thread_ts", "owner_user_id")
@@ -29,9 +29,18 @@ class GenerationGone(LookupError):
     """The generation (or its image) no longer exists."""
 
 
-def params_of(row: GenerationRow) -> Params:
-    """The Params a generation row was made with (seed included)."""
-    return Params.from_stored(row.params, row.seed)
+def ask_of(row: GenerationRow) -> Ask:
+    """What a generation row was asked for (its Params with the seed used)."""
+    return Ask(
+        row.prompt,
+        Params.from_stored(row.params, row.seed),
+        row.provider,
+        row.model,
+        row.instruction,
+        row.provider_prompt,
+        InputsNote.from_stored(row.inputs_note),
+        row.parent_image_id,
+    )
 
 
 def image_label(version: int, index: int) -> str:
@@ -75,13 +84,12 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         row,
         generation_id=row.id,
         **{name: getattr(session, name) for name in _FROM_SESSION},
-        params=params_of(row),
+        ask=ask_of(row),
         provider_label=provider_label(row.provider, row.model),
         waiting_reason=waiting,
         waiting_number=waiting_number,
         failure=Failure.from_json(row.failure),
         parent_label=await parent_label(db, row.parent_image_id),
-        inputs_note=InputsNote.from_stored(row.inputs_note),
         review=DEFAULT_POLICY,  # the channel's policy: filled in by review_db.with_review
         changes_requested=(),
         images=tuple(
