@@ -15,15 +15,18 @@ each one first, so a restart or a second confirmation never deletes anything twi
 messages that share the bot's files are found through a caller-given `Sharer` and recorded
 the same way before the file goes.
 Running generations among them are cancelled the way the Cancel button does
-(`core.db.sessions.request_cancel`; the caller wakes the engine), so they post nothing more.
+(`core.db.sessions.request_cancel`; the caller wakes the engine), so they post nothing more;
+`settle` then waits for them to stop and erases what a step under way at the time posted.
 `preview` counts what `forget` would remove.
 The queries and writes are in `core.db.forget` and `core.db.privacy`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -39,6 +42,8 @@ from core.store import ImageStore
 log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 120.0  # a deletion claimed longer ago than this was left by a crashed process
+STOP_SECONDS = 10.0  # how long `settle` waits for cancelled generations to leave the engine
+STOP_POLL_SECONDS = 0.1  # how often it looks
 
 
 def is_forgotten(user_id: str) -> bool:
@@ -112,6 +117,41 @@ async def forget(
         await policy_db.audit(db, "forget_me", team_id=team_id, detail=counts)
     await policy_db.delete_unused_files(sm, image_paths + input_paths + attachment_paths, store)
     return report
+
+
+async def settle(
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    stopped: Sequence[int],
+    store: ImageStore | None = None,
+    *,
+    within: float = STOP_SECONDS,
+) -> int:
+    """After `forget`: wait up to `within` seconds for its cancelled generations `stopped`
+    (`ForgetReport.stopped`; the caller woke the engine) to leave the job engine, then
+    erase what a step under way at the time stored or posted: their messages and files
+    (from the engine's side-effect records and the rows) are recorded for deletion (those
+    recorded already are skipped), their images deleted, the forgotten sessions' threads
+    with nothing running let go. Returns how many of `stopped` still ran at the end of the
+    wait (0 normally; a step of theirs may then still post)."""
+    if not stopped:
+        return 0
+    deadline = time.monotonic() + within
+    while True:
+        async with sm() as db:
+            running = await repo.active_generations(db, stopped)
+        if not running or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(STOP_POLL_SECONDS)
+    async with sm.begin() as db:
+        messages, files = await repo.posted_by_jobs(db, stopped)
+        _images, paths, image_files = await privacy_db.drop_images(db, stopped, keep_approved=False)
+        await repo.release_threads(db, stopped, FORGOTTEN)
+        await privacy_db.record_deletions(db, team_id, messages, [*files, *image_files])
+    await policy_db.delete_unused_files(sm, paths, store)
+    if running:
+        log.warning("forget-me: %d cancelled generations still ran after %ss", len(running), within)
+    return len(running)
 
 
 @dataclass(frozen=True)

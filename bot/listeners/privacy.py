@@ -3,7 +3,9 @@
 The command answers privately with what would be removed and a *Delete my data* button
 whose value is the asker's user id; a click by anyone else changes nothing. On
 confirmation `core.forget.forget` erases the person's data and records the bot's Slack
-messages and files of their sessions for deletion in the same transaction; then
+messages and files of their sessions, and the gallery posts of their images, for deletion
+in the same transaction, and cancels their running versions (the engine is woken, and
+`core.forget.settle` waits for them to stop and records what they posted meanwhile); then
 `core.forget.run_deletions` deletes them (chat.delete, files.delete through the
 publisher; the messages that share each file, read from files.info `shares`, are recorded
 first and deleted too: Slack keeps them, showing a tombstone), each claimed before the
@@ -64,6 +66,9 @@ async def confirm(
         await private(respond, messages.FORGET_NOT_YOURS)
         return
     report = await forget.forget(runtime.sessionmaker, team_id, clicker, runtime.store)
+    if report.stopped:  # their running versions are cancelled, as by the Cancel button
+        runtime.jobs.wake()
+        await forget.settle(runtime.sessionmaker, team_id, report.stopped, runtime.store)
     done = await _run_deletions(runtime, team_id)
     await private(respond, messages.forget_done(report, done))
 

@@ -17,6 +17,7 @@ from core.models import (
     ApprovalRow,
     AttachmentRow,
     AuditRow,
+    EffectRow,
     GalleryPostRow,
     GenerationRow,
     GenerationState,
@@ -127,6 +128,53 @@ async def anonymise(
         update(StyleRow).where(StyleRow.created_by == user_id).values(created_by=forgotten)
     )
     await db.execute(update(AuditRow).where(AuditRow.user_id == user_id).values(user_id=None))
+
+
+async def posted_by_jobs(
+    db: AsyncSession, generations: Sequence[int]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """What the job engine posted for these generations: messages ((channel id, ts), no
+    repeats: the side-effect records' answers (root, status, result, reviewer mention,
+    `core.db.effects`) and the generations' status and result ts) and files (file ids: the
+    uploads' reserved ids and the images' file ids)."""
+    rows = await db.execute(
+        select(SessionRow.channel_id, EffectRow.ref, EffectRow.file_ids)
+        .join(GenerationRow, GenerationRow.id == EffectRow.generation_id)
+        .join(SessionRow, SessionRow.id == GenerationRow.session_id)
+        .where(EffectRow.generation_id.in_(generations))
+        .order_by(EffectRow.id)
+    )
+    messages: list[tuple[str, str]] = []
+    files: list[str] = []
+    for channel, ref, file_ids in rows.all():
+        messages += [(channel, ref)] if ref else []
+        files += [str(f) for f in (file_ids or {}).values() if f]
+    messages += await bot_messages(db, [], generations)
+    shared = await db.scalars(
+        select(ImageRow.slack_file_id).where(
+            ImageRow.generation_id.in_(generations), ImageRow.slack_file_id.is_not(None)
+        )
+    )
+    files += [str(f) for f in shared.all()]
+    return list(dict.fromkeys(messages)), list(dict.fromkeys(files))
+
+
+async def release_threads(db: AsyncSession, generations: Sequence[int], forgotten: str) -> None:
+    """Let go of the threads of these generations' sessions that belong to `forgotten` and
+    have nothing running (replies in them are no longer taken)."""
+    sessions = select(GenerationRow.session_id).where(GenerationRow.id.in_(generations))
+    running = select(GenerationRow.session_id).where(
+        GenerationRow.state.in_(GenerationState.ACTIVE)
+    )
+    await db.execute(
+        update(SessionRow)
+        .where(
+            SessionRow.id.in_(sessions),
+            SessionRow.owner_user_id == forgotten,
+            SessionRow.id.not_in(running),
+        )
+        .values(thread_ts=None)
+    )
 
 
 async def anonymise_approvals(db: AsyncSession, user_id: str, forgotten: str) -> int:
