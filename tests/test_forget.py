@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.blocks import result_message
-from core import db, home, sessions
+from core import db, home, review, sessions
 from core.db import policy as policy_db
 from core.db import review as review_db
 from core.db import views
@@ -20,6 +20,7 @@ from core.jobs import steps
 from core.models import (
     ApprovalRow,
     AttachmentRow,
+    AuditRow,
     DeletionRow,
     GenerationRow,
     HomeSeenRow,
@@ -184,3 +185,30 @@ async def test_what_a_step_under_way_shares_after_forget_is_recorded_for_deletio
             assert len((await s.scalars(select(DeletionRow))).all()) == len(recorded)
     finally:
         await engine_db.dispose()
+
+
+async def test_a_gallery_post_made_while_its_image_is_forgotten_is_recorded_for_deletion(
+    tmp_path: Path,
+) -> None:
+    """A gallery post claimed before forget-me and made after it: its intent went with the
+    image, so finishing it records the post for deletion instead (no audit row)."""
+    harness = await Harness(tmp_path, local_render_seconds=0.1).start()
+    try:
+        await harness.imagine("alice's lighthouse", user=ALICE)
+        a1 = await _posted(harness, 1)
+        async with harness.sm.begin() as s:
+            team = await s.scalar(select(SessionRow.team_id)) or ""
+            image = await s.scalar(select(ImageRow.id).where(ImageRow.generation_id == a1.id))
+            assert image is not None
+            await review_db.add_gallery_intent(s, image, "C0GALLERY", BOB)
+        job = await review.claim_gallery(harness.sm, image)
+        assert job is not None
+        report = await forget(harness.sm, team, ALICE)
+        assert not [m for m in report.messages if m[0] == "C0GALLERY"]  # not posted yet
+        assert not await review.finish_gallery(harness.sm, job, team_id=team, ts="99.000100")
+        async with harness.sm() as s:
+            recorded = {(r.channel_id, r.ref) for r in await s.scalars(select(DeletionRow))}
+            audited = list(await s.scalars(select(AuditRow.action)))
+        assert ("C0GALLERY", "99.000100") in recorded and "published" not in audited
+    finally:
+        await harness.close()

@@ -284,8 +284,9 @@ async def test_forget_me_cancels_a_running_version_which_then_posts_nothing(
     try:
         await bot.imagine("alice's slow lighthouse", user=ALICE)
         [row] = await bot.wait_generations(1)
-        running = await bot.wait_row(row.id, lambda r: r.status_ts is not None)
-        assert running.state == S.SUBMITTED
+        running = await bot.wait_row(
+            row.id, lambda r: r.status_ts is not None and r.state == S.SUBMITTED
+        )
         root = await bot.thread_of(row.id)
 
         await bot.imagine("forget-me", user=ALICE)

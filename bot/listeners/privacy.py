@@ -19,9 +19,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 
-from bot import blocks, messages, uploads
+from bot import blocks, deletions, messages
 from bot.listeners.actions import actor, private
-from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
 from core import forget
 
@@ -43,7 +42,7 @@ async def forget_command(
     team, user = command.get("team_id", ""), command["user_id"]
     found = await forget.preview(runtime.sessionmaker, team, user)
     if found.empty:
-        await _run_deletions(runtime, team)
+        await deletions.run(runtime, team)
         await respond(text=messages.FORGET_NOTHING, response_type="ephemeral")
         return
     text, body = blocks.forget_confirmation(messages.forget_preview(found), user)
@@ -69,27 +68,5 @@ async def confirm(
     if report.stopped:  # their running versions are cancelled, as by the Cancel button
         runtime.jobs.wake()
         await forget.settle(runtime.sessionmaker, team_id, report.stopped, runtime.store)
-    done = await _run_deletions(runtime, team_id)
+    done = await deletions.run(runtime, team_id)
     await private(respond, messages.forget_done(report, done))
-
-
-async def _run_deletions(runtime: Runtime, team_id: str) -> forget.DeletionCounts:
-    """`core.forget.run_deletions` with Slack: the share messages of each file are read
-    from files.info `shares` and recorded, then chat.delete and files.delete."""
-    publisher = runtime.publisher
-
-    async def shares(file_id: str) -> list[tuple[str, str]]:
-        return uploads.share_messages(await publisher.file_info(file_id) or {})
-
-    return await forget.run_deletions(runtime.sessionmaker, team_id, _deleter(publisher), shares)
-
-
-def _deleter(publisher: SlackPublisher) -> forget.Deleter:
-    """The deleter `core.forget.run_deletions` calls: chat.delete or files.delete."""
-
-    async def delete(item: forget.Deletion) -> str:
-        if item.kind == "file":
-            return await publisher.delete_file(item.ref)
-        return await publisher.delete_message(item.channel_id, item.ref)
-
-    return delete
