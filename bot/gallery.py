@@ -7,6 +7,8 @@ nothing to claim; a process that crashed after claiming leaves a stale claim, an
 Slack refused (bot not in the gallery, channel gone, rate limits, network) goes back to
 pending with a due time (backoff); `GalleryRetries` takes both again, looking first for
 the post an earlier try may have made, so the post is made exactly once when it succeeds.
+An image forgotten (forget-me) while its post was being made takes its intent with it;
+the post is then recorded for deletion and deleted like forget-me's others.
 The gallery post shares the image by reference (an image block's `slack_file` naming the
 file already uploaded in the thread), not by uploading it again.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot import blocks, messages
+from bot import blocks, deletions, messages
 from bot.publisher import SlackPublisher
 from bot.routing import team_of
 from bot.runtime import Runtime
@@ -58,7 +60,10 @@ async def publish(runtime: Runtime, image_id: int, notify: Notify | None = None)
     except (ChannelUnreachable, PublishError) as err:
         await _refused(runtime, item, err, notify)
         return None
-    await review.finish_gallery(sm, job, team_id=view.team_id, ts=ts)
+    if not await review.finish_gallery(sm, job, team_id=view.team_id, ts=ts):
+        log.info("gallery post of image %s: the image was forgotten meanwhile", image_id)
+        await deletions.run(runtime, view.team_id)  # the post is recorded: delete it
+        return None
     await publisher.review_items_changed(view)  # Home tabs link the gallery post now
     return ts
 

@@ -937,9 +937,24 @@ def forget_preview(p: ForgetPreview) -> str:
         f"• {_n(p.images, 'generated image')} and {_n(p.attachments, 'image')} posted in "
         "threads\n"
         "• the bot's messages and files in your sessions (deleted from Slack too)\n"
+        f"{_gallery_line(p.gallery_posts)}{_running_line(p.running)}"
         "Your approvals stay as anonymous approvals and usage keeps anonymous totals, so "
         "other people's history stays true. This cannot be undone."
     )
+
+
+def _gallery_line(posts: int) -> str:
+    """The preview's line about gallery posts of the person's images (none: no line)."""
+    if not posts:
+        return ""
+    return f"• {_n(posts, 'gallery post')} of your images (deleted from Slack too)\n"
+
+
+def _running_line(running: int) -> str:
+    """The preview's line about the person's versions still being made (none: no line)."""
+    if not running:
+        return ""
+    return f"• {_n(running, 'version')} still being made: cancelled, nothing more is posted\n"
 
 
 def forget_done(r: ForgetReport, d: DeletionCounts) -> str:

@@ -8,43 +8,42 @@ size and cost as anonymous totals; sessions, styles, change requests), their app
 and review votes are anonymised, not removed (other people's review history stays true;
 each vote gets its own placeholder, so approval counts stay true), and audit rows lose
 their user id.
-The bot's messages and files in those sessions are recorded for deletion in the same
-transaction (`pending_deletions`), before any is deleted; `run_deletions` then deletes
-them through a caller-given deleter, claiming each one first, so a restart or a second
-confirmation never deletes anything twice. The messages that share the bot's files are
-found through a caller-given `Sharer` and recorded the same way before the file goes.
+The bot's messages and files in those sessions, and the gallery posts of the generations'
+images, are recorded for deletion in the same transaction (`pending_deletions`), before
+any is deleted; `run_deletions` then deletes them through a caller-given deleter, claiming
+each one first, so a restart or a second confirmation never deletes anything twice. The
+messages that share the bot's files are found through a caller-given `Sharer` and recorded
+the same way before the file goes.
+Running generations among them are cancelled the way the Cancel button does
+(`core.db.sessions.request_cancel`; the caller wakes the engine), so they post nothing more;
+`settle` then waits for them to stop and erases what a step under way at the time posted.
 `preview` counts what `forget` would remove.
+The queries and writes are in `core.db.forget` and `core.db.privacy`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db import forget as repo
 from core.db import policy as policy_db
-from core.db import privacy as repo
+from core.db import privacy as privacy_db
+from core.db import sessions as sessions_db
 from core.db.privacy import FORGOTTEN, FORGOTTEN_VOTE
-from core.models import (
-    ApprovalRow,
-    AttachmentRow,
-    AuditRow,
-    GenerationRow,
-    GenerationState,
-    ImageRow,
-    SessionRow,
-    StyleRow,
-)
 from core.ports import ChannelUnreachable, PublishError
 from core.store import ImageStore
 
 log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 120.0  # a deletion claimed longer ago than this was left by a crashed process
+STOP_SECONDS = 10.0  # how long `settle` waits for cancelled generations to leave the engine
+STOP_POLL_SECONDS = 0.1  # how often it looks
 
 
 def is_forgotten(user_id: str) -> bool:
@@ -56,8 +55,10 @@ def is_forgotten(user_id: str) -> bool:
 
 @dataclass(frozen=True)
 class ForgetReport:
-    """What `forget` removed (counts) and the bot's Slack messages ((channel, ts)) and
-    files (file ids) in those sessions, for the caller to delete."""
+    """What `forget` removed (counts), the bot's Slack messages ((channel, ts): the
+    sessions' messages and the gallery posts of their images) and files (file ids) it
+    recorded for deletion, and the ids of the running generations it cancelled (the
+    caller wakes the job engine for them)."""
 
     sessions: int
     prompts: int
@@ -68,6 +69,7 @@ class ForgetReport:
     votes_anonymised: int
     messages: tuple[tuple[str, str], ...]
     files: tuple[str, ...]
+    stopped: tuple[int, ...] = ()
 
 
 async def forget(
@@ -76,36 +78,40 @@ async def forget(
     user_id: str,
     store: ImageStore | None = None,
 ) -> ForgetReport:
-    """Erase `user_id`'s data in workspace `team_id` (see the module doc). Running
-    generations among them are cancelled; unused files go from `store` (None: files on this
-    machine). Returns the ForgetReport."""
+    """Erase `user_id`'s data in workspace `team_id` (see the module doc). Their running
+    generations are cancelled as the Cancel button does (`report.stopped`: the caller wakes
+    the job engine); unused files go from `store` (None: files on this machine). Returns
+    the ForgetReport."""
     async with sm.begin() as db:
-        own = await _own_sessions(db, team_id, user_id)
-        generations = await _generations(db, team_id, user_id, own)
-        messages = await _bot_messages(db, own, generations)
-        images, image_paths, files = await repo.drop_images(db, generations, keep_approved=False)
-        inputs, input_paths = await repo.drop_inputs(db, generations)
-        attachments, attachment_paths = await repo.drop_attachments(
-            db, or_(AttachmentRow.session_id.in_(own), AttachmentRow.posted_by == user_id)
+        own = await repo.own_sessions(db, team_id, user_id)
+        generations = await repo.generations_of(db, team_id, user_id, own)
+        messages = await repo.bot_messages(db, own, generations)
+        messages += await repo.gallery_messages(db, generations)  # before their images go
+        stopped = await repo.active_generations(db, generations)
+        for generation_id in stopped:
+            await sessions_db.request_cancel(db, generation_id)
+        images, image_paths, files = await privacy_db.drop_images(
+            db, generations, keep_approved=False
         )
-        prompts = await repo.blank_prompts(db, generations)
-        await _anonymise(db, user_id, own, generations)
-        await repo.anonymise_records(db, team_id, user_id, FORGOTTEN)
-        await repo.record_deletions(db, team_id, messages, files)
-        approvals = await db.execute(
-            update(ApprovalRow).where(ApprovalRow.user_id == user_id).values(user_id=FORGOTTEN)
-        )
-        votes = await repo.anonymise_votes(db, user_id)
+        inputs, input_paths = await privacy_db.drop_inputs(db, generations)
+        attachments, attachment_paths = await privacy_db.drop_attachments(db, own, user_id)
+        prompts = await privacy_db.blank_prompts(db, generations)
+        await repo.anonymise(db, user_id, FORGOTTEN, own, generations)
+        await privacy_db.anonymise_records(db, team_id, user_id, FORGOTTEN)
+        await privacy_db.record_deletions(db, team_id, messages, files)
+        approvals = await repo.anonymise_approvals(db, user_id, FORGOTTEN)
+        votes = await privacy_db.anonymise_votes(db, user_id)
         report = ForgetReport(
             len(own),
             prompts,
             images,
             attachments,
             inputs,
-            int(getattr(approvals, "rowcount", 0) or 0),
+            approvals,
             votes,
             tuple(messages),
             tuple(files),
+            tuple(stopped),
         )
         counts = {k: v for k, v in report.__dict__.items() if isinstance(v, int)}
         await policy_db.audit(db, "forget_me", team_id=team_id, detail=counts)
@@ -113,93 +119,54 @@ async def forget(
     return report
 
 
-async def _own_sessions(db: AsyncSession, team_id: str, user_id: str) -> list[int]:
-    """The sessions the person started in the workspace."""
-    found = await db.scalars(
-        select(SessionRow.id).where(
-            SessionRow.team_id == team_id, SessionRow.owner_user_id == user_id
-        )
-    )
-    return list(found.all())
-
-
-async def _generations(db: AsyncSession, team_id: str, user_id: str, own: list[int]) -> list[int]:
-    """The generations of the person's sessions and the ones they asked for elsewhere."""
-    asked = select(GenerationRow.id).join(SessionRow, SessionRow.id == GenerationRow.session_id)
-    found = await db.scalars(
-        asked.where(
-            SessionRow.team_id == team_id,
-            or_(GenerationRow.session_id.in_(own), GenerationRow.requested_by == user_id),
-        )
-    )
-    return list(found.all())
-
-
-async def _bot_messages(
-    db: AsyncSession, own: list[int], generations: list[int]
-) -> list[tuple[str, str]]:
-    """The bot's root, status and result messages of these sessions and generations."""
-    found: list[tuple[str, str]] = []
-    roots = await db.execute(
-        select(SessionRow.channel_id, SessionRow.thread_ts).where(SessionRow.id.in_(own))
-    )
-    found += [(c, ts) for c, ts in roots.all() if ts]
-    rows = await db.execute(
-        select(SessionRow.channel_id, GenerationRow.status_ts, GenerationRow.result_ts)
-        .join(SessionRow, SessionRow.id == GenerationRow.session_id)
-        .where(GenerationRow.id.in_(generations))
-    )
-    for channel, status_ts, result_ts in rows.all():
-        found += [(channel, ts) for ts in (result_ts, status_ts) if ts]
-    return list(dict.fromkeys(found))
-
-
-async def _anonymise(
-    db: AsyncSession, user_id: str, own: list[int], generations: list[int]
-) -> None:
-    """Replace the person's id where rows stay; cancel what still runs."""
-    await db.execute(
-        update(GenerationRow)
-        .where(GenerationRow.id.in_(generations), GenerationRow.state.in_(GenerationState.ACTIVE))
-        .values(cancel_requested=True)
-    )
-    await db.execute(
-        update(GenerationRow)
-        .where(GenerationRow.id.in_(generations))
-        .values(response_url=None, error=None)
-    )
-    await db.execute(
-        update(GenerationRow)
-        .where(GenerationRow.requested_by == user_id)
-        .values(requested_by=FORGOTTEN)
-    )
-    await db.execute(
-        update(SessionRow).where(SessionRow.id.in_(own)).values(owner_user_id=FORGOTTEN)
-    )
-    running = select(GenerationRow.session_id).where(
-        GenerationRow.state.in_(GenerationState.ACTIVE)
-    )
-    await db.execute(  # a finished thread is let go: replies in it are no longer taken
-        update(SessionRow)
-        .where(SessionRow.id.in_(own), SessionRow.id.not_in(running))
-        .values(thread_ts=None)
-    )
-    await db.execute(
-        update(StyleRow).where(StyleRow.created_by == user_id).values(created_by=FORGOTTEN)
-    )
-    await db.execute(update(AuditRow).where(AuditRow.user_id == user_id).values(user_id=None))
+async def settle(
+    sm: async_sessionmaker[AsyncSession],
+    team_id: str,
+    stopped: Sequence[int],
+    store: ImageStore | None = None,
+    *,
+    within: float = STOP_SECONDS,
+) -> int:
+    """After `forget`: wait up to `within` seconds for its cancelled generations `stopped`
+    (`ForgetReport.stopped`; the caller woke the engine) to leave the job engine, then
+    erase what a step under way at the time stored or posted: their messages and files
+    (from the engine's side-effect records and the rows) are recorded for deletion (those
+    recorded already are skipped), their images deleted, the forgotten sessions' threads
+    with nothing running let go. Returns how many of `stopped` still ran at the end of the
+    wait (0 normally; a step of theirs may then still post)."""
+    if not stopped:
+        return 0
+    deadline = time.monotonic() + within
+    while True:
+        async with sm() as db:
+            running = await repo.active_generations(db, stopped)
+        if not running or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(STOP_POLL_SECONDS)
+    async with sm.begin() as db:
+        messages, files = await repo.posted_by_jobs(db, stopped)
+        _images, paths, image_files = await privacy_db.drop_images(db, stopped, keep_approved=False)
+        await repo.release_threads(db, stopped, FORGOTTEN)
+        await privacy_db.record_deletions(db, team_id, messages, [*files, *image_files])
+    await policy_db.delete_unused_files(sm, paths, store)
+    if running:
+        log.warning("forget-me: %d cancelled generations still ran after %ss", len(running), within)
+    return len(running)
 
 
 @dataclass(frozen=True)
 class ForgetPreview:
     """What `forget` would remove now (counts): the person's sessions, the generations
-    they asked for or that are in their sessions, those generations' images, and the
-    images they posted."""
+    they asked for or that are in their sessions, those generations' images, the images
+    they posted, the gallery posts of those generations' images (deleted from the gallery
+    channel too) and how many of the generations still run (they are cancelled)."""
 
     sessions: int
     generations: int
     images: int
     attachments: int
+    gallery_posts: int = 0
+    running: int = 0
 
     @property
     def empty(self) -> bool:
@@ -212,17 +179,13 @@ async def preview(
 ) -> ForgetPreview:
     """Count what `forget(sm, team_id, user_id)` would remove (read only)."""
     async with sm() as db:
-        own = await _own_sessions(db, team_id, user_id)
-        generations = await _generations(db, team_id, user_id, own)
-        images = await db.scalar(
-            select(func.count()).where(ImageRow.generation_id.in_(generations))
-        )
-        attachments = await db.scalar(
-            select(func.count()).where(
-                or_(AttachmentRow.session_id.in_(own), AttachmentRow.posted_by == user_id)
-            )
-        )
-    return ForgetPreview(len(own), len(generations), int(images or 0), int(attachments or 0))
+        own = await repo.own_sessions(db, team_id, user_id)
+        generations = await repo.generations_of(db, team_id, user_id, own)
+        images = await repo.count_images(db, generations)
+        attachments = await repo.count_attachments(db, own, user_id)
+        gallery = len(await repo.gallery_messages(db, generations))
+        running = len(await repo.active_generations(db, generations))
+    return ForgetPreview(len(own), len(generations), images, attachments, gallery, running)
 
 
 @dataclass(frozen=True)
@@ -270,18 +233,22 @@ async def run_deletions(
     that share each due file are recorded for deletion first; a file whose shares could
     not be read is left for a later try (counted in `retry`). Returns the counts."""
     async with sm() as db:
-        due = await repo.due_deletions(db, team_id, await repo.db_clock(db) - CLAIM_SECONDS)
+        due = await privacy_db.due_deletions(
+            db, team_id, await privacy_db.db_clock(db) - CLAIM_SECONDS
+        )
     tally = {"deleted": 0, "gone": 0, "refused": 0, "retry": 0}
     if shares is not None:
         held = await _record_shares(sm, team_id, [d for d in due if d[1] == "file"], shares)
         tally["retry"] = len(held)
         async with sm() as db:
-            due = await repo.due_deletions(db, team_id, await repo.db_clock(db) - CLAIM_SECONDS)
+            due = await privacy_db.due_deletions(
+                db, team_id, await privacy_db.db_clock(db) - CLAIM_SECONDS
+            )
         due = [d for d in due if d[0] not in held]
     for deletion_id, kind, channel_id, ref in due:
         async with sm.begin() as db:
-            stale = await repo.db_clock(db) - CLAIM_SECONDS
-            if not await repo.claim_deletion(db, deletion_id, stale):
+            stale = await privacy_db.db_clock(db) - CLAIM_SECONDS
+            if not await privacy_db.claim_deletion(db, deletion_id, stale):
                 continue
         outcome: str | None
         try:
@@ -292,7 +259,7 @@ async def run_deletions(
             log.warning("deleting a %s failed, to be tried again: %s", kind, err)
             outcome = None
         async with sm.begin() as db:
-            await repo.finish_deletion(db, deletion_id, outcome)
+            await privacy_db.finish_deletion(db, deletion_id, outcome)
         key = "retry" if outcome is None else outcome if outcome in tally else "refused"
         tally[key] += 1
     return DeletionCounts(**tally)
@@ -317,9 +284,5 @@ async def _record_shares(
             log.warning("reading a file's shares failed, to be tried again: %s", err)
             held.add(deletion_id)
             continue
-        try:
-            async with sm.begin() as db:
-                await repo.record_deletions(db, team_id, found, [])
-        except IntegrityError:
-            pass  # a concurrent run recorded them first
+        await repo.record_deletions_apart(sm, team_id, found, [])
     return held

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import policy as policy_db
 from core.db import privacy as repo
-from core.models import AttachmentRow
 from core.periodic import Periodic
 from core.store import ImageStore
 
@@ -59,9 +58,7 @@ async def sweep(
         generations = await repo.generation_ids(db, sessions) if sessions else []
         images, image_paths, _files = await repo.drop_images(db, generations, keep_approved=True)
         inputs, input_paths = await repo.drop_inputs(db, generations)
-        attachments, attachment_paths = await repo.drop_attachments(
-            db, AttachmentRow.session_id.in_(sessions)
-        )
+        attachments, attachment_paths = await repo.drop_attachments(db, sessions)
         prompts = await repo.blank_prompts(db, generations)
     paths = image_paths + input_paths + attachment_paths
     files = await policy_db.delete_unused_files(sm, paths, store)

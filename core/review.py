@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db import privacy as privacy_db
 from core.db import refinement as threads
 from core.db import review as review_db
 from core.db import sessions as sessions_db
@@ -147,17 +148,24 @@ async def finish_gallery(
     team_id: str,
     ts: str | None,
     unreachable: str | None = None,
-) -> None:
+) -> bool:
     """Record the outcome of a gallery post: posted at `ts`, or `unreachable` (the
-    platform's code, e.g. "not_in_channel"); audited as "published" / "publish_failed"."""
+    platform's code, e.g. "not_in_channel"); audited as "published" / "publish_failed".
+    Returns False when the intent is gone because its image was deleted meanwhile
+    (forget-me): a post made at `ts` is then recorded for deletion
+    (`core.db.privacy.record_deletions`, for the caller to run) and not audited."""
     async with sm.begin() as db:
         state = "posted" if unreachable is None else "unreachable"
-        await review_db.finish_gallery(db, job.post_id, state, ts)
+        found = await review_db.finish_gallery(db, job.post_id, state, ts)
+        if not found and ts is not None:
+            await privacy_db.record_deletions(db, team_id, [(job.channel_id, ts)], [])
+            return False
         detail: dict[str, Any] = {"gallery": job.channel_id, "ts": ts}
         if unreachable is not None:
             detail = {"gallery": job.channel_id, "error": unreachable}
         action = "published" if unreachable is None else "publish_failed"
         await _audit_gallery(db, job, team_id, action, detail)
+    return found
 
 
 async def _audit_gallery(

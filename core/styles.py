@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import moderation
@@ -20,7 +19,6 @@ from core.db import styles as repo
 from core.db.refinement import StoredImage, add_inputs
 from core.db.styles import Style
 from core.flags import STYLE_NAME
-from core.models import GenerationRow
 from core.ports import InputsNote
 from core.store import ImageStore
 
@@ -233,9 +231,5 @@ async def attach(db: AsyncSession, generation_id: int, prompt: str, style: Style
     note says so. Does nothing for None."""
     if style is None:
         return
-    await db.execute(
-        update(GenerationRow)
-        .where(GenerationRow.id == generation_id)
-        .values(provider_prompt=styled_prompt(prompt, style), inputs_note=inputs_note(style))
-    )
+    await repo.style_generation(db, generation_id, styled_prompt(prompt, style), inputs_note(style))
     await add_inputs(db, generation_id, list(style.references))

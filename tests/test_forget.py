@@ -4,19 +4,24 @@ messages and files of those sessions listed for deletion."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from sqlalchemy import select
 
 from bot.blocks import result_message
-from core import home, sessions
+from core import db, home, review, sessions
 from core.db import policy as policy_db
 from core.db import review as review_db
+from core.db import views
 from core.db.privacy import FORGOTTEN
-from core.forget import forget, is_forgotten
+from core.forget import forget, is_forgotten, settle
+from core.jobs import steps
 from core.models import (
     ApprovalRow,
     AttachmentRow,
+    AuditRow,
+    DeletionRow,
     GenerationRow,
     HomeSeenRow,
     ImageRow,
@@ -26,9 +31,12 @@ from core.models import (
 from core.models import GenerationState as S
 from core.policy import Policy
 from tests.fakes import png_bytes
+from tests.fakes.publisher import RecordingPublisher
 from tests.harness import ALICE, BOB, CHANNEL, Harness
+from tests.jobs_support import job, make_engine, queue
 
 CAROL, DAVE = "U0CAROL", "U0DAVE"
+TEAM = "T0TEAM"  # the workspace of tests.jobs_support.queue
 
 
 def _on_disk(paths: list[str]) -> list[str]:
@@ -134,5 +142,73 @@ async def test_two_forgotten_reviewers_votes_stay_counted(tmp_path: Path) -> Non
         third = await sessions.approve(harness.sm, b1.id, 0, DAVE, where)
         assert third.newly_approved and third.completed  # 2 anonymised + Dave = 3
         assert len(third.view.images[0].votes) == 3
+    finally:
+        await harness.close()
+
+
+async def test_what_a_step_under_way_shares_after_forget_is_recorded_for_deletion(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    """A post step that started before forget-me (its job says not cancelled) shares the
+    images after it: it then posts no result, and `settle` (waiting for it to stop)
+    records the shared files and the thread's messages for deletion, once."""
+    engine_db = db.create_engine(migrated_url)
+    sm = db.sessionmaker(engine_db)
+    publisher = RecordingPublisher()
+    try:
+        job_id = await queue(sm)
+        engine = make_engine(sm, tmp_path, publisher)
+        assert await engine.claim() == job_id
+        for _ in range(3):  # submit, then poll until the images are stored
+            if (await job(sm, job_id)).state != S.COMPLETED:
+                await steps.run_step(engine.ctx, await job(sm, job_id))
+        started = await job(sm, job_id)
+        view = await views.get_view(sm, job_id)
+        report = await forget(sm, TEAM, ALICE, engine.ctx.store)
+        assert report.stopped == (job_id,) and report.images == 1
+
+        _, left = await asyncio.gather(
+            steps.post(engine.ctx, started, view),
+            settle(sm, TEAM, report.stopped, engine.ctx.store, within=10),
+        )
+        assert left == 0 and publisher.of("post_result") == []
+        [reserved] = publisher.of("reserve_uploads")
+        async with sm() as s:
+            recorded = {(r.kind, r.ref) for r in await s.scalars(select(DeletionRow))}
+            stopped = await s.get(GenerationRow, job_id)
+            thread = await s.scalar(select(SessionRow.thread_ts))
+        assert {("file", f) for f in reserved.result.values()} <= recorded
+        assert ("message", view.status_ts) in recorded and ("message", view.thread_ts) in recorded
+        assert stopped is not None and stopped.state == S.CANCELLED and thread is None
+        assert await settle(sm, TEAM, report.stopped) == 0  # again: nothing new
+        async with sm() as s:
+            assert len((await s.scalars(select(DeletionRow))).all()) == len(recorded)
+    finally:
+        await engine_db.dispose()
+
+
+async def test_a_gallery_post_made_while_its_image_is_forgotten_is_recorded_for_deletion(
+    tmp_path: Path,
+) -> None:
+    """A gallery post claimed before forget-me and made after it: its intent went with the
+    image, so finishing it records the post for deletion instead (no audit row)."""
+    harness = await Harness(tmp_path, local_render_seconds=0.1).start()
+    try:
+        await harness.imagine("alice's lighthouse", user=ALICE)
+        a1 = await _posted(harness, 1)
+        async with harness.sm.begin() as s:
+            team = await s.scalar(select(SessionRow.team_id)) or ""
+            image = await s.scalar(select(ImageRow.id).where(ImageRow.generation_id == a1.id))
+            assert image is not None
+            await review_db.add_gallery_intent(s, image, "C0GALLERY", BOB)
+        job = await review.claim_gallery(harness.sm, image)
+        assert job is not None
+        report = await forget(harness.sm, team, ALICE)
+        assert not [m for m in report.messages if m[0] == "C0GALLERY"]  # not posted yet
+        assert not await review.finish_gallery(harness.sm, job, team_id=team, ts="99.000100")
+        async with harness.sm() as s:
+            recorded = {(r.channel_id, r.ref) for r in await s.scalars(select(DeletionRow))}
+            audited = list(await s.scalars(select(AuditRow.action)))
+        assert ("C0GALLERY", "99.000100") in recorded and "published" not in audited
     finally:
         await harness.close()

@@ -16,10 +16,18 @@ from bot.emulator.server import SlackEmulator
 from core import forget
 from core.db import privacy as repo
 from core.db.privacy import FORGOTTEN
-from core.models import CostRow, DeletionRow, GenerationRow, ImageRow, SessionRow
+from core.models import (
+    CostRow,
+    DeletionRow,
+    GalleryPostRow,
+    GenerationRow,
+    ImageRow,
+    SessionRow,
+)
 from core.models import GenerationState as S
 from core.ports import PublishError
 from tests.harness import ALICE, BOB, CHANNEL, Harness
+from tests.review_support import CAROL, GALLERY, OLIVE, posted, result_of, review_bot, set_command
 
 
 async def _posted(harness: Harness, count: int) -> GenerationRow:
@@ -199,5 +207,111 @@ async def test_a_files_share_messages_are_recorded_before_the_file_goes(tmp_path
         calls.clear()
         assert await forget.run_deletions(bot.sm, "T1", delete, shares) == forget.DeletionCounts()
         assert calls == []  # a deleted file's shares are not read again
+    finally:
+        await bot.close()
+
+
+async def _gallery_posted(bot: Harness, ts: str) -> None:
+    """Wait until the gallery post's ts is recorded (after Slack answered)."""
+    for _ in range(400):
+        async with bot.sm() as db:
+            if await db.scalar(select(GalleryPostRow.message_ts)) == ts:
+                return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the gallery post was never recorded")
+
+
+async def test_forget_me_deletes_the_gallery_posts_once_across_a_restart(tmp_path: Path) -> None:
+    """The gallery post of the person's approved image is recorded and deleted with their
+    thread; a deletion Slack did not answer is made by the next run, after a restart, and
+    nothing is deleted twice."""
+    bot = await review_bot(tmp_path)
+    emu = bot.emulator
+    try:
+        text = set_command(bot, rest="--gallery #design-gallery")
+        assert "Saved" in (await emu.send_slash_command(OLIVE, CHANNEL, text)).json()["text"]
+        v1 = await posted(bot, "alice's lighthouse")
+        result = await result_of(bot, v1.id)
+        await emu.click_button(BOB, CHANNEL, result.ts, "approve", f"{v1.id}:0")
+        [post] = await emu.wait_for(lambda: emu.messages(GALLERY))
+        await _gallery_posted(bot, post.ts)
+        bob = await posted(bot, "bob's harbour", user=BOB)  # not Alice's: stays
+
+        await bot.imagine("forget-me", user=ALICE)
+        note = (await emu.wait_for(lambda: emu.ephemerals_for(ALICE)))[-1]
+        assert "1 gallery post of your images" in note.text
+        assert "still being made" not in note.text
+        emu.fail_next("chat.delete", "internal_error")  # the first deletion: no answer
+        await emu.click_ephemeral_button(note, FORGET_ME)
+        done = (await emu.wait_for(lambda: emu.ephemerals_for(ALICE)[1:]))[0]
+        assert "Slack did not answer for 1 of them" in done.text
+        assert await bot.count(GalleryPostRow) == 0  # went with the image
+
+        await bot.stop()  # a restart; the next forget-me of the workspace finishes the job
+        await bot.start()
+        await bot.imagine("forget-me", user=CAROL)  # nothing of hers: finishes deletions
+        await emu.wait_for(lambda: emu.ephemerals_for(CAROL))
+        assert emu.message(GALLERY, post.ts) is None and emu.messages(GALLERY) == []
+        assert emu.message(CHANNEL, v1.result_ts or "") is None
+        assert emu.message(CHANNEL, bob.result_ts or "") is not None
+        deleted = [c.params["ts"] for c in emu.calls_to("chat.delete") if c.ok]
+        assert post.ts in deleted and len(deleted) == len(set(deleted))  # each once
+        async with bot.sm() as db:
+            rows = (await db.scalars(select(DeletionRow))).all()
+        assert {r.outcome for r in rows} == {"deleted"}
+        assert len([r for r in rows if r.kind == "message"]) == len(deleted)
+        assert sum(r.attempts for r in rows) == len(rows) + 1  # the unanswered one twice
+        calls = len(emu.calls_to("chat.delete")), len(emu.calls_to("files.delete"))
+        await bot.stop()
+        await bot.start()
+        await bot.imagine("forget-me", user=ALICE)  # nothing is left: nothing is deleted
+        await emu.wait_for(lambda: emu.ephemerals_for(ALICE)[2:])
+        assert (len(emu.calls_to("chat.delete")), len(emu.calls_to("files.delete"))) == calls
+    finally:
+        await bot.close()
+
+
+_POSTING = ("chat.postMessage", "files.getUploadURLExternal", "files.completeUploadExternal")
+
+
+async def test_forget_me_cancels_a_running_version_which_then_posts_nothing(
+    tmp_path: Path,
+) -> None:
+    """A version of the person's still being made is cancelled as by the Cancel button:
+    its thread and status are deleted and it posts no result, no file, no status after."""
+    bot = await Harness(tmp_path, local_render_seconds=60).start()
+    emu = bot.emulator
+    try:
+        await bot.imagine("alice's slow lighthouse", user=ALICE)
+        [row] = await bot.wait_generations(1)
+        running = await bot.wait_row(
+            row.id, lambda r: r.status_ts is not None and r.state == S.SUBMITTED
+        )
+        root = await bot.thread_of(row.id)
+
+        await bot.imagine("forget-me", user=ALICE)
+        note = (await emu.wait_for(lambda: emu.ephemerals_for(ALICE)))[-1]
+        assert "1 version still being made: cancelled" in note.text
+        assert "gallery post" not in note.text
+        before = len(emu.calls)
+        await emu.click_ephemeral_button(note, FORGET_ME)
+        done = (await emu.wait_for(lambda: emu.ephemerals_for(ALICE)[1:]))[0]
+        assert "2 of the bot's Slack messages and files" in done.text
+        stopped = await bot.generation(row.id)
+        assert stopped.state == S.CANCELLED and stopped.result_ts is None
+        assert emu.message(CHANNEL, root) is None
+        assert emu.message(CHANNEL, running.status_ts or "") is None
+        after = [c.method for c in emu.calls[before:] if c.method in _POSTING]
+        assert after == [] and emu.messages(CHANNEL) == []
+        assert await bot.count(ImageRow) == 0
+
+        deletes = len(emu.calls_to("chat.delete"))
+        await bot.stop()  # a restart: the cancelled job stays cancelled, nothing again
+        await bot.start()
+        await bot.imagine("forget-me", user=ALICE)
+        nothing = await emu.wait_for(lambda: emu.ephemerals_for(ALICE)[2:])
+        assert "nothing of yours to forget" in nothing[0].text
+        assert len(emu.calls_to("chat.delete")) == deletes
+        assert [c.method for c in emu.calls[before:] if c.method in _POSTING] == []
     finally:
         await bot.close()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from core import db
 from core.db import views
@@ -159,3 +160,46 @@ async def test_a_cancelled_job_is_cancelled_at_its_next_step(
     assert stored is not None and stored.state == S.CANCELLED and stored.lease_owner is None
     last = publisher.of("show_status")[-1]
     assert last.force and last.view.state == S.CANCELLED
+
+
+async def test_a_version_cancelled_before_its_status_is_shown_posts_nothing(
+    sm: Maker, tmp_path: Path, publisher: RecordingPublisher
+) -> None:
+    """(forget-me cancels queued versions whose status was never posted: a Cancel click
+    always has a status message.) The cancelled job posts no status message of its own."""
+    job_id = await queue(sm)
+    async with sm.begin() as db:
+        await db.execute(update(SessionRow).values(thread_ts="1.000100"))
+    await set_row(sm, job_id, cancel_requested=True, next_attempt_at=0.0)
+    engine = make_engine(sm, tmp_path, publisher)
+    assert await engine.claim() == job_id
+    assert await steps.run_step(engine.ctx, await job(sm, job_id)) is None
+    stored = await row(sm, job_id)
+    assert stored is not None and stored.state == S.CANCELLED
+    assert publisher.calls == []
+
+
+async def test_a_completed_version_cancelled_shares_no_image_and_posts_no_result(
+    sm: Maker, tmp_path: Path, publisher: RecordingPublisher
+) -> None:
+    """Cancelled before its post step: nothing is shared. Cancelled during it (the job the
+    step started with is stale): the result message is not posted."""
+    first, second = await queue(sm), await queue(sm, "another")
+    engine = make_engine(sm, tmp_path, publisher)
+    for job_id in (first, second):
+        assert await engine.claim() == job_id
+        for _ in range(3):  # submit, then poll until the images are stored
+            if (await job(sm, job_id)).state != S.COMPLETED:
+                await steps.run_step(engine.ctx, await job(sm, job_id))
+        assert (await job(sm, job_id)).state == S.COMPLETED
+    started = await job(sm, second)
+    await set_row(sm, first, cancel_requested=True)
+    await set_row(sm, second, cancel_requested=True)
+    assert await steps.run_step(engine.ctx, await job(sm, first)) is None
+    view = await views.get_view(sm, second)
+    assert await steps.post(engine.ctx, started, view) is None  # the cancel came mid-step
+    for job_id in (first, second):
+        stored = await row(sm, job_id)
+        assert stored is not None and stored.state == S.CANCELLED and stored.result_ts is None
+    assert [c.view.generation_id for c in publisher.of("reserve_uploads")] == [second]
+    assert publisher.of("post_result") == []

@@ -3,7 +3,9 @@
 The command answers privately with what would be removed and a *Delete my data* button
 whose value is the asker's user id; a click by anyone else changes nothing. On
 confirmation `core.forget.forget` erases the person's data and records the bot's Slack
-messages and files of their sessions for deletion in the same transaction; then
+messages and files of their sessions, and the gallery posts of their images, for deletion
+in the same transaction, and cancels their running versions (the engine is woken, and
+`core.forget.settle` waits for them to stop and records what they posted meanwhile); then
 `core.forget.run_deletions` deletes them (chat.delete, files.delete through the
 publisher; the messages that share each file, read from files.info `shares`, are recorded
 first and deleted too: Slack keeps them, showing a tombstone), each claimed before the
@@ -17,9 +19,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 
-from bot import blocks, messages, uploads
+from bot import blocks, deletions, messages
 from bot.listeners.actions import actor, private
-from bot.publisher import SlackPublisher
 from bot.runtime import Runtime
 from core import forget
 
@@ -41,7 +42,7 @@ async def forget_command(
     team, user = command.get("team_id", ""), command["user_id"]
     found = await forget.preview(runtime.sessionmaker, team, user)
     if found.empty:
-        await _run_deletions(runtime, team)
+        await deletions.run(runtime, team)
         await respond(text=messages.FORGET_NOTHING, response_type="ephemeral")
         return
     text, body = blocks.forget_confirmation(messages.forget_preview(found), user)
@@ -64,27 +65,8 @@ async def confirm(
         await private(respond, messages.FORGET_NOT_YOURS)
         return
     report = await forget.forget(runtime.sessionmaker, team_id, clicker, runtime.store)
-    done = await _run_deletions(runtime, team_id)
+    if report.stopped:  # their running versions are cancelled, as by the Cancel button
+        runtime.jobs.wake()
+        await forget.settle(runtime.sessionmaker, team_id, report.stopped, runtime.store)
+    done = await deletions.run(runtime, team_id)
     await private(respond, messages.forget_done(report, done))
-
-
-async def _run_deletions(runtime: Runtime, team_id: str) -> forget.DeletionCounts:
-    """`core.forget.run_deletions` with Slack: the share messages of each file are read
-    from files.info `shares` and recorded, then chat.delete and files.delete."""
-    publisher = runtime.publisher
-
-    async def shares(file_id: str) -> list[tuple[str, str]]:
-        return uploads.share_messages(await publisher.file_info(file_id) or {})
-
-    return await forget.run_deletions(runtime.sessionmaker, team_id, _deleter(publisher), shares)
-
-
-def _deleter(publisher: SlackPublisher) -> forget.Deleter:
-    """The deleter `core.forget.run_deletions` calls: chat.delete or files.delete."""
-
-    async def delete(item: forget.Deletion) -> str:
-        if item.kind == "file":
-            return await publisher.delete_file(item.ref)
-        return await publisher.delete_message(item.channel_id, item.ref)
-
-    return delete

@@ -222,6 +222,15 @@ async def load(sm: Maker, job_id: int) -> Job | None:
     return from_row(Job, row, params=Params.from_stored(row.params, row.seed))
 
 
+async def cancel_asked(sm: Maker, job_id: int) -> bool:
+    """Whether the job's cancellation was asked for (as stored now; False when deleted)."""
+    async with sm() as db:
+        found = await db.scalar(
+            select(GenerationRow.cancel_requested).where(GenerationRow.id == job_id)
+        )
+    return bool(found)
+
+
 async def _guarded(db: AsyncSession, job_id: int, owner: str, **values: Any) -> None:
     values = values or {"lease_owner": owner}  # nothing to change: just check the lease
     result = await db.execute(

@@ -107,10 +107,16 @@ async def drop_inputs(db: AsyncSession, generation_ids: Sequence[int]) -> tuple[
     return len(paths), paths
 
 
-async def drop_attachments(db: AsyncSession, *conditions: object) -> tuple[int, list[str]]:
-    """Delete the attachments matching `conditions`; returns (count, file paths)."""
-    paths = list((await db.scalars(select(AttachmentRow.path).where(*conditions))).all())
-    await db.execute(delete(AttachmentRow).where(*conditions))
+async def drop_attachments(
+    db: AsyncSession, session_ids: Sequence[int], posted_by: str | None = None
+) -> tuple[int, list[str]]:
+    """Delete the attachments of these sessions (and, with `posted_by`, every one that
+    user posted); returns (count, file paths)."""
+    condition = AttachmentRow.session_id.in_(session_ids)
+    if posted_by is not None:
+        condition = or_(condition, AttachmentRow.posted_by == posted_by)
+    paths = list((await db.scalars(select(AttachmentRow.path).where(condition))).all())
+    await db.execute(delete(AttachmentRow).where(condition))
     return len(paths), paths
 
 

@@ -167,13 +167,15 @@ async def claim_gallery(db: AsyncSession, image_id: int, stale_seconds: float) -
     )
 
 
-async def finish_gallery(db: AsyncSession, post_id: int, state: str, ts: str | None) -> None:
-    """Mark a gallery intent posted (with the message's ts) or unreachable."""
-    await db.execute(
+async def finish_gallery(db: AsyncSession, post_id: int, state: str, ts: str | None) -> bool:
+    """Mark a gallery intent posted (with the message's ts) or unreachable; False when the
+    intent is gone (its image was deleted meanwhile: it goes with it)."""
+    result = await db.execute(
         update(GalleryPostRow)
         .where(GalleryPostRow.id == post_id)
         .values(state=state, message_ts=ts)
     )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
 def _gallery_due(stale_seconds: float) -> Any:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.refinement import StoredImage, image_at
 from core.db.views import image_label
-from core.models import ChannelStyleRow, StyleReferenceRow, StyleRow
+from core.models import ChannelStyleRow, GenerationRow, StyleReferenceRow, StyleRow
 
 
 @dataclass(frozen=True)
@@ -141,3 +141,14 @@ async def result_image(db: AsyncSession, generation_id: int, index: int) -> Stor
     image, generation = found
     label = image_label(generation.version, image.index)
     return StoredImage("reference", label, image.path, image.mime, image.width, image.height)
+
+
+async def style_generation(
+    db: AsyncSession, generation_id: int, provider_prompt: str, inputs_note: str | None
+) -> None:
+    """Give a generation the provider prompt and the stored InputsNote of its style."""
+    await db.execute(
+        update(GenerationRow)
+        .where(GenerationRow.id == generation_id)
+        .values(provider_prompt=provider_prompt, inputs_note=inputs_note)
+    )

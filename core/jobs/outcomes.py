@@ -74,12 +74,14 @@ async def fail(ctx: JobContext, job: Job, view: GenerationView, failure: Failure
 
 
 async def cancel(ctx: JobContext, job: Job, view: GenerationView) -> None:
-    """Cancel the task at the provider (where it can) and mark the job cancelled."""
+    """Cancel the task at the provider (where it can) and mark the job cancelled; its
+    status message, when it has one, says so (none is posted: a cancelled job posts
+    nothing new, e.g. after forget-me)."""
     if job.provider_task_id:
         await best_effort(ctx.provider.cancel(job.provider_task_id))
     await jobs_db.finish(ctx.sm, job.id, ctx.owner, S.CANCELLED)
     metrics.reached(S.CANCELLED)
-    if view.thread_ts:
+    if view.thread_ts and view.status_ts:
         view = replace(view, state=S.CANCELLED)
         await best_effort(ctx.publisher.show_status(view, force=True))
     return None

@@ -49,6 +49,7 @@ async def run_step(ctx: JobContext, job: Job) -> float | None:
         if job.state == S.SUBMITTED and not job.cancel_requested:
             return await poll(ctx, job, None)  # reads the view only when it shows something
         view = await views.get_view(ctx.sm, job.id)
+        job = replace(job, cancel_requested=job.cancel_requested or view.cancel_requested)
         if job.cancel_requested and job.state != S.COMPLETED:
             return await outcomes.cancel(ctx, job, view)
         if job.state == S.QUEUED:
@@ -248,10 +249,14 @@ async def handle_status(
 
 async def post(ctx: JobContext, job: Job, view: GenerationView) -> float | None:
     """Completed: share the images that are not up yet (the publisher returns once they are
-    visible in the thread), then post the result message; each exactly once."""
-    view = await upload_once(ctx, job, view)
+    visible in the thread), then post the result message; each exactly once. A job whose
+    cancellation was asked for (before the step, or during the upload: read again then) is
+    cancelled instead: its images are stored, not posted."""
     if job.cancel_requested:
         return await outcomes.cancel(ctx, job, view)  # stored, not posted
+    view = await upload_once(ctx, job, view)
+    if await jobs_db.cancel_asked(ctx.sm, job.id):
+        return await outcomes.cancel(ctx, job, view)  # shared, but no result message
     posted = view
     result_ts = await post_once(
         ctx, job, view, Effect.RESULT, lambda: ctx.publisher.post_result(posted)
