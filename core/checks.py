@@ -16,11 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from core import db
 from core.config import Settings
@@ -55,20 +51,12 @@ def _first_line(err: BaseException) -> str:
 async def check_database(settings: Settings) -> Check:
     """Connect to DATABASE_URL and compare its Alembic revision with the migrations' head."""
     name = "database reachable and migrated"
-    url = make_url(settings.database_url)
-    shown = url.render_as_string(hide_password=True)
+    shown, sqlite_file = db.describe_url(settings.database_url)
     migrate = "run `alembic upgrade head` (`imagine-bot serve` does it for SQLite at start)"
-    database = url.database or ""
-    on_disk = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-    if on_disk and not await asyncio.to_thread(Path(database).exists):
+    if sqlite_file and not await asyncio.to_thread(Path(sqlite_file).exists):
         return Check(name, False, f"{shown}: the file does not exist yet", migrate)
-    head = ScriptDirectory.from_config(db.alembic_config(settings.database_url)).get_current_head()
-    engine = create_async_engine(settings.database_url)
     try:
-        async with engine.connect() as conn:
-            current = await conn.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_revision()
-            )
+        current, head = await db.revisions(settings.database_url)
     except Exception as err:
         return Check(
             name,
@@ -76,8 +64,6 @@ async def check_database(settings: Settings) -> Check:
             f"{shown}: cannot connect ({_first_line(err)})",
             "check DATABASE_URL and that the database server is running",
         )
-    finally:
-        await engine.dispose()
     if current != head:
         where = f"{shown}: at revision {current or 'none'}, head is {head}"
         return Check(name, False, where, migrate)

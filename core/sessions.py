@@ -14,12 +14,11 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from core import moderation, styles
 from core.db import refinement as threads
+from core.db import retry_busy
 from core.db import review as review_db
 from core.db import sessions as repo
 from core.db.usage import Asked
@@ -36,15 +35,6 @@ from core.styles import StyleRefused
 # seconds is a double-click: it queues nothing (issue 8, "one click, one action").
 DOUBLE_CLICK_SECONDS = 5.0
 
-# Two approvals of one image at the same moment: SQLite may answer "database is locked"
-# to the one that read first, and a unique constraint may refuse the loser's row; the
-# whole use case runs again (it reads the winner's approval and counts on from there).
-retry_busy = retry(
-    retry=retry_if_exception_type((IntegrityError, OperationalError)),
-    stop=stop_after_attempt(6),
-    wait=wait_random(0.01, 0.1),
-    reraise=True,
-)
 
 __all__ = [
     "ActionRefused",

@@ -14,13 +14,28 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 import migrations
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
+
+retry_busy = retry(
+    retry=retry_if_exception_type((IntegrityError, OperationalError)),
+    stop=stop_after_attempt(6),
+    wait=wait_random(0.01, 0.1),
+    reraise=True,
+)
+"""Run a whole use case again (6 tries, 10-100 ms apart) when the database refuses it for
+a concurrent writer: SQLite may answer "database is locked" to the one that read first, and
+a unique constraint may refuse the loser's row (two approvals of one image at the same
+moment); the rerun reads the winner's row and goes on from there."""
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -88,3 +103,28 @@ async def ping(engine: AsyncEngine) -> bool:
         return True
     except Exception:
         return False
+
+
+def describe_url(database_url: str) -> tuple[str, str | None]:
+    """(`database_url` with its password hidden, the SQLite file's path or None when the
+    database is not a SQLite file)."""
+    url = make_url(database_url)
+    database = url.database or ""
+    on_disk = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+    return url.render_as_string(hide_password=True), database if on_disk else None
+
+
+async def revisions(database_url: str) -> tuple[str | None, str]:
+    """(the database's Alembic revision, None when never migrated; the migrations' head).
+    Raises what connecting raises (the database is down, the URL is wrong)."""
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            current = await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
+    assert head is not None
+    return current, head
