@@ -40,6 +40,7 @@ from core import db, metrics, sessions
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
 from core.db.jobs import Maker
+from core.jobs.gate import IdleGate
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
 from core.store import open_store
@@ -210,7 +211,8 @@ def web_app(
         await gallery_retries.stop()
         await runtime.aclose()
 
-    app = web.Application(middlewares=_guards(runtime), client_max_size=MAX_BODY_BYTES)
+    middlewares = [_foreground(runtime.jobs.gate), *_guards(runtime)]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     if not runtime.socket_mode:
         app.router.add_post("/slack/events", slack_events)
     flow = runtime.bolt.oauth_flow
@@ -247,6 +249,20 @@ def _healthz(
         )
 
     return healthz
+
+
+def _foreground(gate: IdleGate, path: str = "/slack/events") -> Any:
+    """An aiohttp middleware counting the Slack requests being answered in `gate`, so the job
+    engine starts no new step while a burst waits for its acks (issue 13, core.jobs.gate)."""
+
+    @web.middleware
+    async def foreground(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path != path:
+            return await handler(request)
+        with gate.busy():
+            return await handler(request)
+
+    return foreground
 
 
 def _guards(runtime: Runtime) -> list[Any]:

@@ -17,6 +17,7 @@ from core.db.jobs import LeaseLost, Maker
 from core.db.notify import QueueListener, is_postgresql
 from core.jobs.admission import Admission
 from core.jobs.context import EngineConfig, JobContext
+from core.jobs.gate import IdleGate
 from core.jobs.outcomes import PARKED
 from core.jobs.steps import run_step
 from core.models import GenerationState
@@ -86,6 +87,7 @@ class JobEngine:
         self._admit_due, self._admitted_at = True, 0.0  # admission pass due; last one (s)
         self._sweep_due = False  # look for cancellations of owned jobs at the next turn
         self.claims = 0  # jobs claimed so far (due or admitted), for tests and metrics
+        self.gate = IdleGate()  # issue 13: turns and steps wait while requests are answered
 
     @property
     def owner(self) -> str:
@@ -135,6 +137,7 @@ class JobEngine:
     async def _loop(self) -> None:
         while True:
             try:
+                await self.gate.wait()
                 await self._turn()
             except asyncio.CancelledError:
                 raise
@@ -245,6 +248,7 @@ class JobEngine:
                 track = ctx.tracks.get(job_id)
                 if track is not None:
                     track.keep = track.fresh = False
+                await self.gate.wait()
                 delay = await run_step(ctx, job)
                 if delay is None:
                     return
