@@ -169,16 +169,21 @@ class CommandWriter(Generic[T, R]):
 
 
 def _answer(group: Sequence[Waiting], answers: Sequence[Any]) -> None:
-    """Settle each caller's future on its own loop (thread-safe)."""
+    """Settle each caller's future on its own loop (thread-safe): one wake-up per loop for
+    the whole group, not one per caller."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
     for (_, future, loop), answer in zip(group, answers, strict=True):
+        by_loop.setdefault(loop, []).append((future, answer))
+    for loop, settled in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
-            loop.call_soon_threadsafe(_settle, future, answer)
+            loop.call_soon_threadsafe(_settle, settled)
 
 
-def _settle(future: asyncio.Future[Any], answer: Any) -> None:
-    if future.done():  # the caller went away
-        return
-    if isinstance(answer, BaseException):
-        future.set_exception(answer)
-    else:
-        future.set_result(answer)
+def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, answer in settled:
+        if future.done():  # the caller went away
+            continue
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
