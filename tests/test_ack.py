@@ -260,7 +260,7 @@ async def test_each_channel_of_a_group_gets_its_own_default_style_and_quota(url:
         replace(_request(i, user=user, resolve_style=True), channel_id=channel)
         for i, (channel, user) in enumerate(zip(where, users, strict=True))
     ]
-    async with write_lock(url):  # all five in one group
+    async with write_lock(url):  # all five queue while the first group waits for the lock
         pending = asyncio.gather(*(writer.submit(r) for r in requests), return_exceptions=True)
         await _until(lambda: len(writer._queue) + len(writer._in_flight) == 5)
     answers = await pending
