@@ -310,11 +310,17 @@ def _oauth_handler(flow: AsyncOAuthFlow) -> Callable[[web.Request], Awaitable[we
     return oauth
 
 
+# Connections the kernel queues before the server accepts them (listen(2)'s backlog, capped
+# by net.core.somaxconn). aiohttp's 128 overflows under a burst of Slack requests, and a
+# dropped SYN is sent again only after a second (TCP's initial retransmission timeout).
+LISTEN_BACKLOG = 1024
+
+
 async def start_server(runtime: Runtime, host: str, port: int) -> web.AppRunner:
     """Start the web app on host:port (0 = any free port); returns the runner to clean up."""
     runner = web.AppRunner(web_app(runtime), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
     return runner
 
 
