@@ -48,24 +48,26 @@ async def test_a_steady_stream_of_requests_holds_background_work_for_the_cap_onl
 
 
 async def test_the_engine_waits_for_the_requests_in_flight(tmp_path: Path) -> None:
-    """A command acked while another request is still being answered: its job is claimed
-    only once that request ends (the gate's cap set long here), then runs to the post."""
+    """A command acked while another request is still being answered: its job starts (no
+    thread posted, still queued) only once that request ends (the gate's cap set long
+    here), then runs to the post."""
     h = await Harness(tmp_path, local_render_seconds=0.05).start()
     try:
         assert h.runtime is not None
         jobs = h.runtime.jobs
         jobs.gate.cap_seconds = 60.0
-        before = jobs.claims
+        posts = len(h.emulator.calls_to("chat.postMessage"))
         with jobs.gate.busy():  # as a slow request of the same burst would
             answer = await h.imagine("a lighthouse at dusk")
             assert answer.status == 200
             [row] = await h.wait_generations(1)
             for _ in range(50):  # the engine's wake-up and several turns of the loop
                 await asyncio.sleep(0.01)
-            assert jobs.claims == before
             assert (await h.generation(row.id)).state == GenerationState.QUEUED
+            assert len(h.emulator.calls_to("chat.postMessage")) == posts
+            assert jobs.gate.deferred_seconds == 0.0  # still holding, not yet released
         await h.wait_state(row.id, GenerationState.POSTED)
-        assert jobs.claims > before
+        assert jobs.gate.deferred_seconds > 0.0
     finally:
         await h.close()
 
