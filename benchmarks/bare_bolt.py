@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 
+from aiohttp import web
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+
+# The bot's listen backlog (bot.app.LISTEN_BACKLOG; not imported: the reference stays bare).
+LISTEN_BACKLOG = 1024
 
 
 async def _imagine(ack: AsyncAck) -> None:
@@ -24,7 +28,11 @@ def main() -> None:
     client = AsyncWebClient(token=token, base_url=os.environ["SLACK_API_URL"])
     app = AsyncApp(signing_secret=os.environ["SLACK_SIGNING_SECRET"], token=token, client=client)
     app.command("/imagine")(_imagine)
-    app.start(port=int(os.environ["PORT"]), path="/slack/events")
+    # Bolt's own server (`app.start`), with the bot's listen backlog: aiohttp's default of
+    # 128 drops SYNs under a burst of 300, which then come again after 1 s.
+    port = int(os.environ["PORT"])
+    server = app.server(port=port, path="/slack/events")
+    web.run_app(server.web_app, port=port, backlog=LISTEN_BACKLOG, print=None)
 
 
 if __name__ == "__main__":

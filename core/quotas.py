@@ -286,7 +286,7 @@ class _Books:
         cls, db: AsyncSession, policy: CostPolicy, requests: Sequence[Asked], now: float
     ) -> _Books:
         pairs = sorted({(asked.team_id, asked.channel_id) for asked in requests})
-        books = cls({pair: await usage_db.channel_quota(db, *pair) for pair in pairs})
+        books = cls(await usage_db.channel_quotas(db, pairs))  # one query for all
         by_user, by_money = set(), set()
         for team_id, channel_id in pairs:
             override = books.overrides[(team_id, channel_id)] or (None, None)

@@ -21,6 +21,7 @@ from core.db import refinement as threads
 from core.db import retry_busy
 from core.db import review as review_db
 from core.db import sessions as repo
+from core.db import styles as styles_db
 from core.db.usage import Asked
 from core.db.views import GenerationGone, load_view
 from core.db.writer import CommandWriter
@@ -214,15 +215,23 @@ async def _with_styles(
     db: AsyncSession, requests: Sequence[StartRequest]
 ) -> list[StartRequest | StyleRefused]:
     """Each request with its style resolved when it asks for that (`resolve_style`: the
-    `--style` flag or the channel's default; looked up once per channel and name), or the
-    StyleRefused for an unknown style."""
+    `--style` flag or the channel's default; looked up once per channel and name, the
+    channels' defaults in one query), or the StyleRefused for an unknown style."""
     found: dict[tuple[str, str, str | None], styles.Style | StyleRefused | None] = {}
+    plain = {
+        (r.session.team_id, r.session.channel_id)
+        for r in requests
+        if r.resolve_style and not r.ask.params.style
+    }
+    defaults = await styles_db.channel_defaults(db, plain)
     out: list[StartRequest | StyleRefused] = []
     for r in requests:
         if not r.resolve_style:
             out.append(r)
             continue
         key = (r.session.team_id, r.session.channel_id, r.ask.params.style)
+        if key[2] is None and key[:2] not in defaults:
+            found[key] = None  # no flag, no channel default: no style
         if key not in found:
             try:
                 found[key] = await styles.resolve_in(db, *key)

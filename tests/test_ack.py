@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,42 @@ async def test_oauth_asks_auth_test_once_per_token(tmp_path: Path) -> None:
         assert len(emu.calls_to("auth.test")) - before <= 1
     finally:
         await h.close()
+
+
+async def test_each_channel_of_a_group_gets_its_own_default_style_and_quota(url: str) -> None:
+    """A group from several channels (their defaults and overrides read in one query each):
+    the channel with a default style styles its request, the others do not; the channel
+    with a one-image-a-day override refuses its second request, the others do not."""
+    from core.db import styles as styles_db
+    from core.db import usage as usage_db
+
+    engine = db.create_engine(url)
+    try:
+        async with db.sessionmaker(engine).begin() as s:
+            await styles_db.save(s, TEAM, "noir", "black and white film", "U0ADMIN")
+            await styles_db.set_channel_default(s, TEAM, "C0NOIR", "noir", "U0ADMIN")
+            await usage_db.set_channel_quota(s, TEAM, "C0TIGHT", 1, None, "U0ADMIN")
+    finally:
+        await engine.dispose()
+    writer = sessions.start_writer(url, CostPolicy(duplicate_window=120))
+    where = ["C0NOIR", "C0PLAIN", "C0TIGHT", "C0TIGHT", "C0PLAIN"]
+    users = ["U0A", "U0B", "U0C", "U0C", "U0D"]
+    requests = [
+        replace(_request(i, user=user, resolve_style=True), channel_id=channel)
+        for i, (channel, user) in enumerate(zip(where, users, strict=True))
+    ]
+    async with write_lock(url):  # all five queue while the first group waits for the lock
+        pending = asyncio.gather(*(writer.submit(r) for r in requests), return_exceptions=True)
+        await _until(lambda: len(writer._queue) + len(writer._in_flight) == 5)
+    answers = await pending
+    await writer.aclose()
+    assert [type(a) for a in answers] == [int, int, int, QuotaExceeded, int]
+    engine = db.create_engine(url)
+    try:
+        async with db.sessionmaker(engine)() as s:
+            rows = await s.execute(select(GenerationRow.id, GenerationRow.provider_prompt))
+            styled = {gid: prompt for gid, prompt in rows}
+    finally:
+        await engine.dispose()
+    assert "black and white film" in (styled[answers[0]] or "")  # type: ignore[index]
+    assert not any("black and white" in (styled[a] or "") for a in (answers[1], answers[2]))  # type: ignore[index]

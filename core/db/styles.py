@@ -6,6 +6,7 @@ and out.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
@@ -115,6 +116,22 @@ async def channel_default(db: AsyncSession, team_id: str, channel_id: str) -> st
             ChannelStyleRow.team_id == team_id, ChannelStyleRow.channel_id == channel_id
         )
     )
+
+
+async def channel_defaults(
+    db: AsyncSession, pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """The default style names of these (team id, channel id) pairs in one query (a burst of
+    commands from many channels, issue 13); a channel without one is absent."""
+    if not pairs:
+        return {}
+    rows = await db.execute(
+        select(ChannelStyleRow.team_id, ChannelStyleRow.channel_id, ChannelStyleRow.style_name)
+        .where(ChannelStyleRow.team_id.in_({team for team, _ in pairs}))
+        .where(ChannelStyleRow.channel_id.in_({channel for _, channel in pairs}))
+    )
+    wanted = set(pairs)
+    return {(t, c): name for t, c, name in rows if (t, c) in wanted}
 
 
 async def set_channel_default(

@@ -5,7 +5,7 @@ caller's clock (`core.quotas.CostPolicy.clock`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,25 @@ async def channel_quota(
     """A channel's overrides (user daily images, channel monthly USD), or None."""
     row = await db.get(ChannelQuotaRow, (team_id, channel_id))
     return (row.user_daily_images, row.monthly_usd) if row else None
+
+
+async def channel_quotas(
+    db: AsyncSession, pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int | None, float | None] | None]:
+    """`channel_quota` for each of these (team id, channel id) pairs, in one query (a burst
+    of commands from many channels, issue 13)."""
+    found: dict[tuple[str, str], tuple[int | None, float | None] | None] = dict.fromkeys(pairs)
+    if not found:
+        return found
+    rows = await db.scalars(
+        select(ChannelQuotaRow)
+        .where(ChannelQuotaRow.team_id.in_({team for team, _ in found}))
+        .where(ChannelQuotaRow.channel_id.in_({channel for _, channel in found}))
+    )
+    for row in rows:
+        if (row.team_id, row.channel_id) in found:
+            found[(row.team_id, row.channel_id)] = (row.user_daily_images, row.monthly_usd)
+    return found
 
 
 async def set_channel_quota(

@@ -27,6 +27,7 @@ from core.db.jobs import LeaseLost, Maker
 from core.db.notify import QueueListener, is_postgresql
 from core.jobs.admission import Admission
 from core.jobs.context import EngineConfig, JobContext
+from core.jobs.gate import IdleGate
 from core.jobs.outcomes import PARKED
 from core.jobs.steps import run_step
 from core.models import GenerationState
@@ -88,6 +89,7 @@ class JobEngine:
         self._sweep_due = False  # look for cancellations of owned jobs at the next turn
         self._stopping = asyncio.Event()  # set by `stop`: no new step, no new claim
         self.claims = 0  # jobs claimed so far (due or admitted), for tests and metrics
+        self.gate = IdleGate()  # issue 13: turns and steps wait while requests are answered
 
     @property
     def owner(self) -> str:
@@ -149,6 +151,7 @@ class JobEngine:
     async def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
+                await self.gate.wait()
                 await self._turn()
             except asyncio.CancelledError:
                 raise
@@ -258,6 +261,7 @@ class JobEngine:
                 track = ctx.tracks.get(job_id)
                 if track is not None:
                     track.keep = track.fresh = False
+                await self.gate.wait()
                 delay = await run_step(ctx, job)
                 if delay is None:
                     return

@@ -1,0 +1,111 @@
+"""Acks first under load (issue 13): the job engine starts no step while Slack requests are
+being answered (core.jobs.gate, fed by the bot's HTTP middleware), for at most the gate's
+cap; Bolt's answer leaves as soon as the listener acks (bot.ack_runner)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from bot import ack_runner
+from core.jobs.gate import IdleGate
+from core.models import GenerationState
+from tests.harness import Harness
+
+
+async def test_wait_returns_at_once_when_no_request_is_in_flight() -> None:
+    gate = IdleGate(cap_seconds=5, quiet_seconds=0.0)
+    assert await gate.wait() == 0.0
+
+
+async def test_wait_holds_until_the_requests_end_and_a_quiet_spell_passes() -> None:
+    gate = IdleGate(cap_seconds=30, quiet_seconds=0.05)
+    with gate.busy():
+        with gate.busy():
+            waiting = asyncio.create_task(gate.wait())
+            await asyncio.sleep(0)
+        assert gate.in_flight == 1
+        for _ in range(20):  # many turns of the loop: still held
+            await asyncio.sleep(0)
+        assert not waiting.done()
+    waited = await waiting
+    assert gate.in_flight == 0
+    assert 0.05 <= waited < 30
+
+
+async def test_a_steady_stream_of_requests_holds_background_work_for_the_cap_only() -> None:
+    gate = IdleGate(cap_seconds=0.2, quiet_seconds=0.05)
+    with gate.busy():
+        waited = await gate.wait()
+        assert gate.in_flight == 1
+    assert 0.2 <= waited < 5
+    assert gate.deferred_seconds >= 0.2
+
+
+async def test_the_engine_waits_for_the_requests_in_flight(tmp_path: Path) -> None:
+    """A command acked while another request is still being answered: its job starts (no
+    thread posted, still queued) only once that request ends (the gate's cap set long
+    here), then runs to the post."""
+    h = await Harness(tmp_path, local_render_seconds=0.05).start()
+    try:
+        assert h.runtime is not None
+        jobs = h.runtime.jobs
+        jobs.gate.cap_seconds = 60.0
+        posts = len(h.emulator.calls_to("chat.postMessage"))
+        with jobs.gate.busy():  # as a slow request of the same burst would
+            answer = await h.imagine("a lighthouse at dusk")
+            assert answer.status == 200
+            [row] = await h.wait_generations(1)
+            for _ in range(50):  # the engine's wake-up and several turns of the loop
+                await asyncio.sleep(0.01)
+            assert (await h.generation(row.id)).state == GenerationState.QUEUED
+            assert len(h.emulator.calls_to("chat.postMessage")) == posts
+            assert jobs.gate.deferred_seconds == 0.0  # still holding, not yet released
+        await h.wait_state(row.id, GenerationState.POSTED)
+        assert jobs.gate.deferred_seconds > 0.0
+    finally:
+        await h.close()
+
+
+def _bolt(listener: Any) -> AsyncApp:
+    async def authorize(**_: Any) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=None, team_id="T1", bot_token="xoxb-1")
+
+    app = AsyncApp(signing_secret="unused", request_verification_enabled=False, authorize=authorize)
+    app.command("/imagine")(listener)
+    ack_runner.install(app)
+    return app
+
+
+def _command() -> AsyncBoltRequest:
+    body = "command=%2Fimagine&text=x&team_id=T1&user_id=U1&channel_id=C1"
+    return AsyncBoltRequest(body=body, headers={})
+
+
+async def test_the_answer_leaves_at_the_ack_while_the_listener_goes_on() -> None:
+    release, finished = asyncio.Event(), asyncio.Event()
+
+    async def listener(ack: AsyncAck) -> None:
+        await ack(text="queued", response_type="ephemeral")
+        await release.wait()  # work after the ack
+        finished.set()
+
+    answer = await asyncio.wait_for(_bolt(listener).async_dispatch(_command()), 5)
+    assert answer.status == 200
+    assert answer.body == '{"text": "queued", "response_type": "ephemeral"}'
+    assert not finished.is_set()
+    release.set()
+    await asyncio.wait_for(finished.wait(), 5)
+
+
+async def test_a_listener_failing_before_its_ack_still_gets_bolts_500() -> None:
+    async def listener(ack: AsyncAck) -> None:
+        raise RuntimeError("broken before the ack")
+
+    answer = await asyncio.wait_for(_bolt(listener).async_dispatch(_command()), 5)
+    assert answer.status == 500
