@@ -258,7 +258,10 @@ async def test_each_channel_of_a_group_gets_its_own_default_style_and_quota(url:
     where = ["C0NOIR", "C0PLAIN", "C0TIGHT", "C0TIGHT", "C0PLAIN"]
     users = ["U0A", "U0B", "U0C", "U0C", "U0D"]
     requests = [
-        replace(_request(i, user=user, resolve_style=True), channel_id=channel)
+        replace(
+            r := _request(i, user=user, resolve_style=True),
+            session=replace(r.session, channel_id=channel),
+        )
         for i, (channel, user) in enumerate(zip(where, users, strict=True))
     ]
     async with write_lock(url):  # all five queue while the first group waits for the lock

@@ -110,8 +110,7 @@ class JobEngine:
                 self._listener.start()
 
     def wake(self) -> None:
-        """Look for due jobs (and cancellations of owned ones) now instead of at the next
-        idle tick."""
+        """Look for due jobs (and cancellations of owned ones) now, not at the next tick."""
         self._sweep_due = True
         self._wake.set()
 
@@ -142,8 +141,7 @@ class JobEngine:
             await jobs_db.release_all(self.ctx.sm, self.owner)
 
     async def claim(self) -> int | None:
-        """Take the lease on the most overdue claimable job; its id, or None when there is
-        none. The job is not run (the loop does that)."""
+        """Lease the most overdue claimable job (not run); its id, or None when none is."""
         return await jobs_db.claim(
             self.ctx.sm, self.owner, self.ctx.config.lease_seconds, self._jobs
         )
