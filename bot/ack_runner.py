@@ -14,6 +14,7 @@ Bolt's.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -21,6 +22,8 @@ from slack_bolt.listener.async_listener import AsyncListener
 from slack_bolt.listener.asyncio_runner import AsyncioListenerRunner
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+
+log = logging.getLogger(__name__)
 
 _running: set[asyncio.Future[Any]] = set()  # Bolt's tasks still finishing after an ack
 
@@ -76,8 +79,13 @@ class AckRunner(AsyncioListenerRunner):
 
 def install(app: Any) -> None:
     """Put an `AckRunner` in place of `app`'s (a slack_bolt AsyncApp) listener runner, with
-    the same handlers. Bolt has no public hook for this (`AsyncApp._async_listener_runner`)."""
-    old: AsyncioListenerRunner = app._async_listener_runner
+    the same handlers. Bolt has no public hook for this (`AsyncApp._async_listener_runner`):
+    when a Bolt release has changed it (no such runner, another class), Bolt's own runner
+    stays, and the answers leave at its next 10 ms look as before (logged once)."""
+    old = getattr(app, "_async_listener_runner", None)
+    if type(old) is not AsyncioListenerRunner:
+        log.warning("Bolt's listener runner is %s: acks are answered by Bolt's", type(old))
+        return
     app._async_listener_runner = AckRunner(
         logger=old.logger,
         process_before_response=old.process_before_response,
