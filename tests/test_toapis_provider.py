@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -397,3 +398,23 @@ def test_error_body_parsing_is_defensive() -> None:
     assert parse_error_body(500, b"\xff\xfe garbage").is_json is False
     assert parse_error_body(400, b'{"error": "bad size"}').message == "bad size"
     assert parse_error_body(400, b"[1, 2]").is_json is False
+
+
+async def test_a_submit_goes_through_while_over_a_hundred_polls_hang(fake: FakeToAPIs) -> None:
+    """A process with more jobs in flight than httpx's default pool (100 connections), each
+    poll held open by a slow provider, still submits new tasks at once."""
+    provider = make(fake, timeout=60)
+    try:
+        ids = [(await provider.submit(req())).task_id for _ in range(110)]
+        fake.polls_open.clear()
+        hanging = [asyncio.create_task(provider.poll(task_id, req())) for task_id in ids]
+        deadline = asyncio.get_running_loop().time() + 30
+        while len([r for r in fake.requests if r.method == "GET"]) < 100:  # httpx's old cap
+            assert asyncio.get_running_loop().time() < deadline, "the polls did not arrive"
+            await asyncio.sleep(0.05)
+        submission = await asyncio.wait_for(provider.submit(req()), 10)
+        assert submission.task_id
+    finally:
+        fake.polls_open.set()
+        await asyncio.gather(*hanging, return_exceptions=True)
+        await provider.aclose()

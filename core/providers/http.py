@@ -245,7 +245,8 @@ class ProviderHTTP:
 
     One `httpx.AsyncClient` per provider instance: `base_url` (a trailing "/" added, so
     relative paths append), `Authorization: Bearer <api_key>` on every call to it (never on
-    result downloads), read timeout `timeout` seconds and connect timeout at most 10 s.
+    result downloads), read timeout `timeout` seconds and connect timeout at most 10 s, no
+    cap on open connections (100 kept alive).
 
     Args:
         provider: how messages name the provider ("OpenAI", "ToAPIs").
@@ -271,6 +272,11 @@ class ProviderHTTP:
             base_url=base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            # No cap on open connections (httpx's default is 100): each job in flight makes
+            # one call at a time, and a slow provider may hold a poll open up to `timeout`;
+            # with a cap, a process with more jobs than the cap would wait for a connection
+            # before it could submit anything new. The engine bounds the jobs it holds.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
         )
 
     def redact(self, text: str) -> str:
