@@ -46,7 +46,8 @@ class Job:
     """What the engine reads of a generation job (a snapshot of its row).
 
     `state` is a GenerationState value; `waiting` a WaitReason code or None; `params` the
-    request's flags (seed included); `width` / `height` in pixels.
+    request's flags (seed included); `width` / `height` in pixels; `status_ts` the status
+    message's ts, None until the job's thread is open.
     """
 
     id: int
@@ -68,6 +69,7 @@ class Job:
     seed: int
     width: int
     height: int
+    status_ts: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -14,6 +15,9 @@ from core.pricing import PriceTable
 from core.providers.base import GenerationRequest, ImageProvider
 from core.schedule import PollSchedule, RecentDurations
 from core.store import ImageStore
+
+SUBMITS = 8
+"""Admission checks and provider submits one engine runs at once (`JobContext.submit_gate`)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,10 @@ class JobContext:
     moderator: Moderator | None = None  # MODERATION_RESULTS checks (core.jobs.policy)
     durations: RecentDurations = field(default_factory=RecentDurations)  # per provider, model
     tracks: dict[int, PollTrack] = field(default_factory=dict)  # submitted jobs, by id
+    # Jobs checking admission and submitting at once (core.jobs.steps.submit): a burst's
+    # jobs go through a few at a time instead of all reading the queue together, each
+    # read then outdated by the submits that ended meanwhile (Admission.slot checks again).
+    submit_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SUBMITS))
 
     def model(self, job_model: str | None) -> str | None:
         """The model a job uses: its own (--model, IMAGE_MODEL) or the provider's default."""
