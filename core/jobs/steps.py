@@ -95,7 +95,9 @@ async def run_step(ctx: JobContext, job: Job) -> float | None:
 async def open_thread(ctx: JobContext, job: Job, view: GenerationView) -> GenerationView | None:
     """Post the session's root message and the status message where they are missing;
     the view with both, or None when the channel cannot be reached (the requester is
-    told and the session discarded)."""
+    told and the session discarded). The status message's intent is recorded with the
+    root's ts (one commit less per thread)."""
+    recorded = False  # the STATUS intent is recorded already (with the thread)
     if view.thread_ts is None:
         try:
             thread_ts = await post_once(
@@ -107,7 +109,9 @@ async def open_thread(ctx: JobContext, job: Job, view: GenerationView) -> Genera
             await sessions_db.discard_session(ctx.sm, job.session_id)
             log.info("job %s: channel unreachable (%s); session discarded", job.id, err.reason)
             return None
-        await jobs_db.set_thread(ctx.sm, job.id, ctx.owner, job.session_id, thread_ts)
+        recorded = view.status_ts is None
+        then = Effect.STATUS if recorded else None
+        await jobs_db.set_thread(ctx.sm, job.id, ctx.owner, job.session_id, thread_ts, then)
         view = replace(view, thread_ts=thread_ts)
     if view.status_ts is None:
         shown = view
@@ -115,7 +119,10 @@ async def open_thread(ctx: JobContext, job: Job, view: GenerationView) -> Genera
         async def show() -> str:
             return str(await ctx.publisher.show_status(shown, force=True))
 
-        status_ts = await post_once(ctx, job, view, Effect.STATUS, show)
+        if recorded:
+            status_ts = await show()
+        else:
+            status_ts = await post_once(ctx, job, view, Effect.STATUS, show)
         await jobs_db.set_status_ts(ctx.sm, job.id, ctx.owner, status_ts)
         view = replace(view, status_ts=status_ts)
     return view
@@ -295,14 +302,18 @@ def _next_poll(ctx: JobContext, job: Job, track: PollTrack) -> float:
 
 async def _running(ctx: JobContext, job: Job, view: GenerationView | None, progress: int) -> float:
     """The task still runs: remember the poll; write and show the progress only when it
-    reached a new step (core.schedule.progress_bucket). Seconds to the next poll."""
+    reached a new step (core.schedule.progress_bucket) and the job's share of
+    `progress_edits_per_second` allows (counted from the submit: with 1,000 jobs running,
+    one step in 1,000 s each). Seconds to the next poll."""
     track = ctx.tracks.setdefault(job.id, PollTrack(time.monotonic()))
     track.polls += 1
     track.reported = progress
     track.last_running = track.elapsed()
-    if progress_bucket(progress) != progress_bucket(track.written):
+    gap = len(ctx.tracks) / ctx.config.progress_edits_per_second  # seconds, per job
+    new_step = progress_bucket(progress) != progress_bucket(track.written)
+    if new_step and time.monotonic() - max(track.shown_at, track.since) >= gap:
         await jobs_db.write(ctx.sm, job.id, ctx.owner, polls=track.polls, progress=progress)
-        track.written = progress
+        track.written, track.shown_at = progress, time.monotonic()
         view = view or await views.get_view(ctx.sm, job.id)
         if view.status_ts is not None:  # else the thread is being opened: shown after
             await best_effort(ctx.publisher.show_status(replace(view, progress=progress)))
