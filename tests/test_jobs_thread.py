@@ -154,3 +154,43 @@ async def test_an_unreachable_channel_after_the_submit_gives_the_task_up(
     [task_id] = _provider(engine).submitted_task_ids
     status = await _provider(engine).poll(task_id, None)  # type: ignore[arg-type]
     assert status.state == "failed"  # cancelled at the provider
+
+
+class SlowStatus(RecordingPublisher):
+    """A RecordingPublisher whose status posts (not edits) wait until `posted` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posted_ok = asyncio.Event()
+        self.waiting = 0
+
+    async def show_status(self, view: GenerationView, *, force: bool = False) -> str | None:
+        if view.status_ts is None:
+            self.waiting += 1
+            self._changed.set()
+            await self.posted_ok.wait()
+            self.waiting -= 1
+        return await super().show_status(view, force=force)
+
+
+async def test_a_restart_before_the_status_post_looks_for_it_then_posts_it_once(
+    sm: Maker, tmp_path: Path
+) -> None:
+    publisher = SlowStatus()
+    job_id = await queue(sm)
+    first = make_engine(sm, tmp_path, publisher, render_seconds=600, owner="first")
+    first.start()
+    await publisher.wait_for(lambda: publisher.waiting == 1)  # root posted, status intent kept
+    await first.stop(release=False)
+    await set_row(sm, job_id, lease_expires_at=0.0)
+    publisher.posted_ok.set()
+    second = make_engine(sm, tmp_path, publisher, render_seconds=600, owner="second")
+    second.start()
+    try:
+        shown = await wait_row(sm, job_id, lambda r: r is not None and r.status_ts is not None)
+    finally:
+        await second.stop()
+    assert shown is not None and shown.state == S.SUBMITTED
+    methods = [c.method for c in publisher.calls]
+    assert methods == ["open_thread", "find_posted", "show_status"]  # one root, one status
+    assert _provider(second).submitted_task_ids == []

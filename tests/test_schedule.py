@@ -151,3 +151,9 @@ def test_only_narrow_brackets_teach_a_duration() -> None:
 
 def test_progress_is_written_only_when_it_reaches_a_new_step() -> None:
     assert [progress_bucket(p) for p in (0, 9, 10, 55, 99, 100, 140)] == [0, 0, 1, 5, 9, 10, 10]
+
+
+def test_the_toapis_schedule_is_the_one_tested_here() -> None:
+    from core.providers.toapis import INFO
+
+    assert INFO.poll_schedule == TOAPIS
