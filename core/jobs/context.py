@@ -18,7 +18,7 @@ from core.schedule import PollSchedule, RecentDurations
 from core.store import ImageStore
 
 SUBMITS = 8
-"""Admission checks and provider submits one engine runs at once (`JobContext.submit_gate`)."""
+"""Admission checks one engine runs at once (`JobContext.submit_gate`)."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +111,9 @@ class JobContext:
     moderator: Moderator | None = None  # MODERATION_RESULTS checks (core.jobs.policy)
     durations: RecentDurations = field(default_factory=RecentDurations)  # per provider, model
     tracks: dict[int, PollTrack] = field(default_factory=dict)  # submitted jobs, by id
-    # Jobs checking admission and submitting at once (core.jobs.steps.submit): a burst's
-    # jobs go through a few at a time instead of all reading the queue together, each
-    # read then outdated by the submits that ended meanwhile (Admission.slot checks again).
+    # Jobs checking admission at once (core.jobs.steps.submit): a burst's jobs check a few
+    # at a time instead of all reading the queue together, each read then outdated by the
+    # submits that ended meanwhile (Admission.slot checks again).
     submit_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SUBMITS))
 
     def model(self, job_model: str | None) -> str | None:

@@ -16,6 +16,7 @@ reached) or nothing (the lease was lost: another worker owns the job).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import replace
@@ -132,7 +133,8 @@ async def submit(ctx: JobContext, job: Job, view: GenerationView) -> float | Non
     """Queued: wait for admission, submit the task and store its id, then open the thread
     while the task runs (`open_while_polling`). A job that must wait opens its thread (its
     status message says why it waits), looking again every `RECHECK` seconds meanwhile,
-    and parks once the thread is open (`outcomes.hold`)."""
+    and parks once the thread is open (`outcomes.hold`). A refused submit is told in the
+    thread: it is opened before the error is handled."""
     request = await _request(ctx, job)
     if await cache.reuse(ctx, job, request):  # issue 11: no provider call; post opens it
         return 0
@@ -147,6 +149,10 @@ async def submit(ctx: JobContext, job: Job, view: GenerationView) -> float | Non
                 if (opened := opener.result()) is None:
                     return None
                 view, opener = opened, None
+    except ProviderError:  # said in the thread, as when the thread went first
+        if await (opener or open_thread(ctx, job, view)) is None:
+            return None
+        raise
     except BaseException:
         await _stop(opener)
         raise
@@ -183,9 +189,13 @@ async def _submit_if_admitted(
     ctx: JobContext, job: Job, request: GenerationRequest
 ) -> Submission | Wait:
     """Submit the task when admission lets it go, storing its id (state submitted) and
-    starting its PollTrack; else why it waits. At most `SUBMITS` jobs of the engine are
-    here at once (`JobContext.submit_gate`). Raises ProviderError, LeaseLost."""
-    async with ctx.submit_gate, ctx.admission.slot(job) as wait:
+    starting its PollTrack; else why it waits. At most `SUBMITS` jobs of the engine check
+    admission at once (`JobContext.submit_gate`); the submits themselves are not limited
+    (a synchronous provider's submit lasts the whole generation). Raises ProviderError,
+    LeaseLost."""
+    async with contextlib.AsyncExitStack() as stack:
+        async with ctx.submit_gate:  # the slot, once taken, is held until the stack ends
+            wait = await stack.enter_async_context(ctx.admission.slot(job))
         if wait is not None:
             return wait
         submission = await ctx.admission.call(ctx.provider.submit(request))
