@@ -190,16 +190,19 @@ async def _submit_if_admitted(
 ) -> Submission | Wait:
     """Submit the task when admission lets it go, storing its id (state submitted) and
     starting its PollTrack; else why it waits. At most `SUBMITS` jobs of the engine check
-    admission at once (`JobContext.submit_gate`); the submits themselves are not limited
-    (a synchronous provider's submit lasts the whole generation). Raises ProviderError,
-    LeaseLost."""
+    admission, or store a submit, at once (`JobContext.submit_gate`); the provider calls
+    are not limited (a synchronous provider's submit lasts the whole generation).
+    Raises ProviderError, LeaseLost."""
     async with contextlib.AsyncExitStack() as stack:
         async with ctx.submit_gate:  # the slot, once taken, is held until the stack ends
             wait = await stack.enter_async_context(ctx.admission.slot(job))
         if wait is not None:
             return wait
         submission = await ctx.admission.call(ctx.provider.submit(request))
-        await jobs_db.mark_submitted(ctx.sm, job.id, ctx.owner, submission.task_id, request.model)
+        async with ctx.submit_gate:  # few writers at once: less waiting for SQLite's lock
+            await jobs_db.mark_submitted(
+                ctx.sm, job.id, ctx.owner, submission.task_id, request.model
+            )
         ctx.tracks[job.id] = PollTrack(time.monotonic(), request)
     return submission
 
