@@ -32,6 +32,11 @@ class PollSchedule:
     `near` (seconds, 0 = never) is the spacing of polls around a task's expected finish when
     one is known (`next_poll`): the poll that should find the task done comes `near / 2`
     after it, and a late task is polled every `near` seconds, backing off to `cap`.
+
+    `far` (seconds, 0 = `cap`) is the longest step between polls while an expected finish
+    is known and more than `2 * cap` away: a 300 s task is then polled every `far`
+    seconds at most (each poll's progress refines the estimate), and every `cap` or less
+    in the last `2 * cap` seconds before it.
     """
 
     first: float = 1.0
@@ -40,6 +45,7 @@ class PollSchedule:
     cap: float = 10.0
     jitter: float = 0.2
     near: float = 0.0
+    far: float = 0.0
 
     def first_delay(self, rng: random.Random | None = None) -> float:
         """Seconds from submit to the first poll."""
@@ -72,10 +78,15 @@ def expected_finish(durations: Sequence[float], elapsed: float, progress: int) -
     (seconds); `elapsed`: seconds since submit; `progress`: the last reported percentage.
 
     The task's own progress, extrapolated linearly (`elapsed * 100 / progress`, from 5 %
-    on), wins; without it, the median of the recent durations."""
+    on), wins; below 5 % (1-4 %, whole percents) it says only that the task cannot end
+    before `elapsed * 100 / (progress + 1)`, which is taken unless the median of the
+    recent durations is later; without progress, that median."""
     if 5 <= progress < 100 and elapsed > 0:
         return elapsed * 100 / progress
-    return statistics.median(durations) if durations else None
+    typical = statistics.median(durations) if durations else None
+    if 1 <= progress < 5 and elapsed > 0:  # too coarse to extrapolate: the earliest end
+        return max(elapsed * 100 / (progress + 1), typical or 0.0)
+    return typical
 
 
 def next_poll(
@@ -94,7 +105,8 @@ def next_poll(
     the target or after `first` seconds, whichever is sooner; the next lands on the
     target `expected + near / 2` (`expected - near / 2` for a share `PROBE` of polls when
     `probe` is True, so shorter durations are noticed too; pass False when the estimate
-    comes from the task's own progress) in equal steps of at most `cap`; past the target,
+    comes from the task's own progress) in equal steps of at most `cap` (of at most half
+    the way and `far` while farther than `cap`); past the target,
     every `near` seconds, then half the lateness, up to `cap`."""
     rng = rng or random
     if expected is None or schedule.near <= 0:
@@ -104,8 +116,9 @@ def next_poll(
     gap = target - elapsed
     if polls == 0 and gap > schedule.first:  # the first poll comes as the provider says
         return schedule.first_delay(rng)
-    if gap > schedule.cap:  # far: sparse, spread apart, landing on the target
-        return schedule.spread(gap / math.ceil(gap / schedule.cap), rng)
+    if gap > schedule.cap:  # far: sparse (halfway, at most `far`), landing on the target
+        step = max(schedule.cap, min(schedule.far or schedule.cap, gap / 2))
+        return schedule.spread(gap / math.ceil(gap / step), rng)
     if gap > 0:
         return gap
     late = elapsed - expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from core.schedule import (
     PollSchedule,
@@ -55,7 +56,7 @@ def test_gallery_backoff_doubles_up_to_the_cap_and_honours_retry_after() -> None
 
 # -- progress-aware polling (issue 13) ------------------------------------------------------
 
-TOAPIS = PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0, near=1.0)
+TOAPIS = PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0, near=1.0, far=30.0)
 
 
 class _Fixed(random.Random):
@@ -87,18 +88,38 @@ def test_a_poll_lands_just_after_the_expected_finish() -> None:
     assert next_poll(TOAPIS, elapsed=5, polls=1, expected=8.0, probe=False, rng=_Fixed(0.0)) == 3.5
 
 
+def _polls_until(schedule: PollSchedule, expected: float, rng: random.Random) -> list[float]:
+    elapsed, times = 5.0, [5.0]
+    while elapsed < expected:
+        elapsed += next_poll(
+            schedule, elapsed=elapsed, polls=len(times), expected=expected, rng=rng
+        )
+        times.append(elapsed)
+    return times
+
+
 def test_far_from_the_finish_polls_are_sparse_and_land_on_it() -> None:
     rng = _Fixed(0.99)
     # The first poll still comes after `first` (5 s), for the progress it reports.
     assert 4.0 <= next_poll(TOAPIS, elapsed=0, polls=0, expected=300.0, rng=rng) <= 6.0
-    elapsed, times = 5.0, [5.0]
-    while elapsed < 300:
-        elapsed += next_poll(TOAPIS, elapsed=elapsed, polls=len(times), expected=300.0, rng=rng)
-        times.append(elapsed)
+    times = _polls_until(TOAPIS, 300.0, rng)
     gaps = [b - a for a, b in zip([0.0, *times], times, strict=False)]
-    assert all(gap <= 10.0 * 1.2 for gap in gaps)  # never sparser than the cap (+ jitter)
+    assert all(gap <= 30.0 * 1.2 for gap in gaps)  # never sparser than `far` (+ jitter)
+    assert all(gap <= 10.0 * 1.2 for a, gap in zip(times, gaps[1:], strict=False) if a > 280)
     assert 300.0 < times[-1] <= 301.0  # one poll just after the finish
-    assert len(times) <= 32  # the plain schedule polls a 300 s task 31-32 times
+    assert len(times) <= 16  # the plain schedule polls a 300 s task 31-32 times
+    assert 300.0 / len(times) >= 5.0  # sparser than every 5 s on average (ToAPIs' guidance)
+    # Without `far`, never sparser than the cap.
+    capped = _polls_until(replace(TOAPIS, far=0.0), 300.0, rng)
+    gaps = [b - a for a, b in zip([0.0, *capped], capped, strict=False)]
+    assert all(gap <= 10.0 * 1.2 for gap in gaps) and len(capped) <= 32
+
+
+def test_little_progress_says_only_how_soon_a_task_can_end() -> None:
+    # 1 % after 5 s (whole percents): it cannot end before 250 s.
+    assert expected_finish([], 5.0, 1) == 250.0
+    assert expected_finish([400.0], 5.0, 1) == 400.0  # recent tasks took longer
+    assert next_poll(TOAPIS, elapsed=5, polls=1, expected=250.0, rng=_Fixed(0.99)) > 10.0
 
 
 def test_a_late_task_is_polled_every_near_seconds_then_backs_off() -> None:
@@ -111,7 +132,7 @@ def test_a_late_task_is_polled_every_near_seconds_then_backs_off() -> None:
 def test_the_expected_finish_comes_from_recent_durations_else_progress() -> None:
     assert expected_finish([], 5.0, 0) is None
     assert expected_finish([], 5.0, 25) == 20.0  # linear from the reported progress
-    assert expected_finish([], 5.0, 3) is None  # too little progress to extrapolate
+    assert expected_finish([], 5.0, 0) is None  # no progress reported
     assert expected_finish([7.0, 8.0, 30.0], 5.0, 0) == 8.0  # the median of recent tasks
     # The task's own progress wins over the history.
     assert expected_finish([7.0, 8.0, 9.0], 12.0, 60) == 20.0
@@ -130,3 +151,9 @@ def test_only_narrow_brackets_teach_a_duration() -> None:
 
 def test_progress_is_written_only_when_it_reaches_a_new_step() -> None:
     assert [progress_bucket(p) for p in (0, 9, 10, 55, 99, 100, 140)] == [0, 0, 1, 5, 9, 10, 10]
+
+
+def test_the_toapis_schedule_is_the_one_tested_here() -> None:
+    from core.providers.toapis import INFO
+
+    assert INFO.poll_schedule == TOAPIS

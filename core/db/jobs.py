@@ -46,7 +46,8 @@ class Job:
     """What the engine reads of a generation job (a snapshot of its row).
 
     `state` is a GenerationState value; `waiting` a WaitReason code or None; `params` the
-    request's flags (seed included); `width` / `height` in pixels.
+    request's flags (seed included); `width` / `height` in pixels; `status_ts` the status
+    message's ts, None until the job's thread is open.
     """
 
     id: int
@@ -68,6 +69,7 @@ class Job:
     seed: int
     width: int
     height: int
+    status_ts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -355,15 +357,25 @@ async def reserve_files(sm: Maker, job_id: int, owner: str, file_ids: Mapping[in
         await effects.reserve(db, job_id, Effect.UPLOAD, file_ids)
 
 
-async def set_thread(sm: Maker, job_id: int, owner: str, session_id: int, thread_ts: str) -> None:
+async def set_thread(
+    sm: Maker,
+    job_id: int,
+    owner: str,
+    session_id: int,
+    thread_ts: str,
+    then: Effect | None = None,
+) -> None:
     """Record the session's root message `thread_ts` (checking the job's lease first, in the
-    same transaction) and mark the ROOT effect done. Raises LeaseLost."""
+    same transaction) and mark the ROOT effect done; with `then`, also record (as `attempt`
+    does) that effect as about to be tried, in the same commit. Raises LeaseLost."""
     async with sm.begin() as db:
         await _guarded(db, job_id, owner)
         await db.execute(
             update(SessionRow).where(SessionRow.id == session_id).values(thread_ts=thread_ts)
         )
         await effects.done(db, job_id, Effect.ROOT, thread_ts)
+        if then is not None:
+            await effects.attempt(db, job_id, then)
 
 
 async def set_status_ts(sm: Maker, job_id: int, owner: str, status_ts: str | None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -14,6 +16,9 @@ from core.pricing import PriceTable
 from core.providers.base import GenerationRequest, ImageProvider
 from core.schedule import PollSchedule, RecentDurations
 from core.store import ImageStore
+
+SUBMITS = 8
+"""Admission checks one engine runs at once (`JobContext.submit_gate`)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class EngineConfig:
     breaker_failures, breaker_cooloff_seconds: consecutive retryable provider failures that
         open the circuit breaker, and how long new jobs then wait before a probe.
     prices: USD price table per image (core.pricing); None uses the published defaults.
+    progress_edits_per_second: how many progress steps all running jobs together show
+        (and write) per second on average: each job shows a new step at most every
+        `running jobs / progress_edits_per_second` seconds. The publisher paces edits
+        anyway (Slack: about 50 `chat.update` a minute per workspace), so more would be
+        computed and written only to be dropped there.
     """
 
     lease_seconds: float = 60.0
@@ -42,6 +52,7 @@ class EngineConfig:
     breaker_failures: int = 5
     breaker_cooloff_seconds: float = 60.0
     prices: PriceTable | None = None
+    progress_edits_per_second: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineConfig:
@@ -65,8 +76,8 @@ class PollTrack:
     """What the engine keeps in memory about a submitted job it polls, so a poll that says
     "still running" reads and writes nothing: the monotonic time of the submit (`since`,
     seconds), the polls done, the progress last reported and last written (percent), when
-    the task was last seen running and last asked about (seconds after submit), and its
-    provider request."""
+    the task was last seen running and last asked about (seconds after submit), when its
+    progress was last shown, and its provider request."""
 
     since: float
     request: GenerationRequest | None = None
@@ -75,6 +86,7 @@ class PollTrack:
     written: int = 0
     last_running: float | None = None
     asked: float = 0.0  # seconds after submit when the last poll was sent
+    shown_at: float = -math.inf  # monotonic seconds when progress was last written, shown
     keep: bool = False  # the last step submitted or polled: the next poll waits on a timer
     fresh: bool = False  # …and found the task running (the job's row is unchanged)
 
@@ -99,6 +111,10 @@ class JobContext:
     moderator: Moderator | None = None  # MODERATION_RESULTS checks (core.jobs.policy)
     durations: RecentDurations = field(default_factory=RecentDurations)  # per provider, model
     tracks: dict[int, PollTrack] = field(default_factory=dict)  # submitted jobs, by id
+    # Jobs checking admission at once (core.jobs.steps.submit): a burst's jobs check a few
+    # at a time instead of all reading the queue together, each read then outdated by the
+    # submits that ended meanwhile (Admission.slot checks again).
+    submit_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SUBMITS))
 
     def model(self, job_model: str | None) -> str | None:
         """The model a job uses: its own (--model, IMAGE_MODEL) or the provider's default."""

@@ -60,7 +60,8 @@ async def retry(
 
 async def fail(ctx: JobContext, job: Job, view: GenerationView, failure: Failure) -> None:
     """Mark the job failed and say so: in the thread, or (when it never got a thread)
-    privately to the requester, discarding the empty session. Raises LeaseLost."""
+    privately to the requester, discarding the empty session and giving up its task at
+    the provider where it can. Raises LeaseLost."""
     await jobs_db.finish(ctx.sm, job.id, ctx.owner, S.FAILED, failure=failure)
     metrics.reached(S.FAILED)
     view = replace(view, state=S.FAILED, failure=failure, error=failure.detail)
@@ -68,6 +69,8 @@ async def fail(ctx: JobContext, job: Job, view: GenerationView, failure: Failure
         await best_effort(ctx.publisher.show_status(view, force=True))
         await best_effort(ctx.publisher.report_failure(view, failure))
     else:  # it never got a thread: tell the requester privately, keep no empty session
+        if job.provider_task_id and job.state == S.SUBMITTED:  # submitted before its thread
+            await best_effort(ctx.provider.cancel(job.provider_task_id))
         await best_effort(ctx.publisher.tell_requester(view, failure))
         await sessions_db.discard_session(ctx.sm, job.session_id)
     return None

@@ -75,8 +75,10 @@ INFO = ProviderInfo(
         mask_max_bytes=4 * MB,
     ),
     # First poll about 5 s after submit, then every 5-10 s with ±20 % jitter (issue 3);
-    # once the engine expects a finish time, a poll 0.5 s after it, then every 1 s (issue 13).
-    poll_schedule=PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0, near=1.0),
+    # once the engine expects a finish time, a poll 0.5 s after it, then every 1 s, and
+    # far from it every 30 s at most, so polls stay sparser than every 5 s on average
+    # (issue 13).
+    poll_schedule=PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0, near=1.0, far=30.0),
     # No price list we can read per model (checked 2026-11-27): its models are "unpriced"
     # until IMAGE_PRICES names them (doctor warns). The task API takes no seed.
     honours_seed=False,
