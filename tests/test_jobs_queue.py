@@ -114,10 +114,11 @@ async def test_a_running_poll_with_no_news_writes_nothing_and_one_statement_rene
     engine.start()
     try:
 
-        async def all_submitted() -> bool:
-            return await _count(sm, GenerationRow.state == S.SUBMITTED) == 5
+        async def all_submitted() -> bool:  # and their threads opened (after the submit)
+            opened = GenerationRow.status_ts.is_not(None)
+            return await _count(sm, GenerationRow.state == S.SUBMITTED, opened) == 5
 
-        await _until(all_submitted, 30, "5 tasks submitted")
+        await _until(all_submitted, 30, "5 tasks submitted, their threads open")
         polls = sum(t.polls for t in engine.ctx.tracks.values())
         mark, started = len(statements.seen), time.monotonic()
 

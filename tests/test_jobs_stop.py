@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text, update
 
 from core import db
-from core.models import GenerationRow, GenerationState
+from core.models import GenerationRow, GenerationState, SessionRow
 from core.ports import GenerationView
 from tests.fakes.publisher import RecordingPublisher
 from tests.jobs_support import Maker, make_engine, queue, row, wait_row
@@ -61,6 +61,7 @@ async def test_a_step_in_progress_finishes_and_its_writes_land_before_the_releas
     # The step ran to its end: the thread it opened is recorded, the task submitted, and
     # the lease released for the next worker.
     assert stored.state == S.SUBMITTED and stored.provider_task_id
+    assert await _thread_ts(sm, stored.session_id) is not None
     assert stored.lease_owner is None
     await _write_now(sm, job_id)
 
@@ -75,7 +76,8 @@ async def test_past_the_grace_a_step_is_cancelled_and_the_lease_still_released(
     await asyncio.wait_for(publisher.entered.wait(), 20)
     await asyncio.wait_for(engine.stop(grace=0.1), 30)
     stored = await row(sm, job_id)
-    assert stored is not None and stored.state == S.QUEUED and stored.lease_owner is None
+    assert stored is not None and stored.lease_owner is None
+    assert await _thread_ts(sm, stored.session_id) is None  # cut short in the Slack call
     await _write_now(sm, job_id)
 
 
@@ -114,3 +116,10 @@ async def _write_now(sm: Maker, job_id: int) -> None:
             await s.execute(text("PRAGMA busy_timeout=1000"))
         await s.execute(update(GenerationRow).where(GenerationRow.id == job_id).values(polls=0))
         await s.commit()
+
+
+async def _thread_ts(sm: Maker, session_id: int) -> str | None:
+    """The session's thread as recorded (None until its root post is stored)."""
+    async with sm() as s:
+        found = await s.get(SessionRow, session_id)
+        return found.thread_ts if found is not None else None
