@@ -38,6 +38,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import blocks, messages, mrkdwn, pacing, uploads
+from bot.slack_client import PacedWebClient
 from bot.status_edits import StatusEdits
 from bot.workspaces import NotInstalled, Team, Workspaces
 from core.models import GenerationState
@@ -177,6 +178,8 @@ class SlackCalls:
         await self.status_edits.close(within)
         if self.home_changes is not None:
             await self.home_changes.aclose()
+        if isinstance(self.client, PacedWebClient):
+            await self.client.aclose()  # its kept-alive connections
 
     async def _client_for(self) -> AsyncWebClient:
         """The Web API client with the token of `self.team` (the one seam for tokens).

@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.publisher import SlackPublisher
+from bot.slack_client import PacedWebClient
 from bot.workspaces import Team
 from core import metrics
 from core.config import Settings
@@ -65,6 +66,8 @@ class Runtime:
             await self.writer.aclose()  # commits what is queued: those callers are waiting
         await self.jobs.stop()
         await self.publisher.aclose()  # the status edits still waiting
+        if isinstance(self.bolt.client, PacedWebClient):  # OAuth: Bolt's client is ours
+            await self.bolt.client.aclose()
         if self.moderator is not None:
             await self.moderator.aclose()
         await self.provider.aclose()

@@ -22,6 +22,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
+import aiohttp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -110,14 +111,43 @@ def _channel(args: dict[str, Any]) -> str | None:
     return None
 
 
+class Connections:
+    """One aiohttp session (a pool of kept-alive connections) shared by a client and the
+    clients it makes for other tokens; slack_sdk otherwise opens a session, and a new
+    connection, for every call. Made on first use, on the running loop; `aclose()` at
+    shutdown (made again if used after)."""
+
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+
+    def get(self) -> aiohttp.ClientSession:
+        """The open session (made now when there is none)."""
+        if self.session is None or self.session.closed:
+            self.session = aiohttp.ClientSession()
+        return self.session
+
+    async def aclose(self) -> None:
+        """Close the session and its connections."""
+        if self.session is not None and not self.session.closed:
+            await self.session.close()
+
+
 class PacedWebClient(AsyncWebClient):
     """An AsyncWebClient whose calls wait for the workspace's pacer (`pacer`; one per
-    token) and are counted by method. Everything else is slack_sdk's."""
+    token), are counted by method, and share kept-alive connections (`connections`).
+    Everything else is slack_sdk's."""
 
-    def __init__(self, *args: Any, pacer: Pacer | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        pacer: Pacer | None = None,
+        connections: Connections | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("retry_handlers", retry_handlers())
         super().__init__(*args, **kwargs)
         self.pacer = pacer or Pacer()
+        self.connections = connections or Connections()
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:  # type: ignore[override]
         """slack_sdk's api_call after the pacer lets the call go (the method's bucket, the
@@ -125,6 +155,7 @@ class PacedWebClient(AsyncWebClient):
         bucket = self.pacer.bucket(api_method, _channel(kwargs))
         if bucket is not None:
             await bucket.take()
+        self.session = self.connections.get()
         metrics.SLACK_CALLS.labels(api_method).inc()
         token = _BUCKET.set(bucket)
         try:
@@ -140,7 +171,12 @@ class PacedWebClient(AsyncWebClient):
             base_url=self.base_url,
             timeout=self.timeout,
             pacer=Pacer(self.pacer.scale),
+            connections=self.connections,
         )
+
+    async def aclose(self) -> None:
+        """Close the connections this client shares (with the clients it made)."""
+        await self.connections.aclose()
 
 
 def web_client(settings: Settings, token: str | None = None) -> PacedWebClient:

@@ -90,7 +90,8 @@ async def test_a_restart_after_slack_accepted_resumes_without_posting_twice(
     tmp_path: Path, effect: str
 ) -> None:
     provider = LocalProvider(render_seconds=0.2)
-    harness = await Harness(tmp_path, provider=provider).start()
+    # A crashed process keeps its leases: the new one takes the job when they expire.
+    harness = await Harness(tmp_path, provider=provider, job_lease_seconds=2).start()
     method, when = FAULTS[effect]
     harness.emulator.fail_after(method, when=when, lose="500")
     try:
