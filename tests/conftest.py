@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import db
 from tests import pg
@@ -64,6 +65,14 @@ async def migrated_url(database_url: str) -> str:
     """`database_url` migrated to head."""
     await db.upgrade_to_head(database_url)
     return database_url
+
+
+@pytest.fixture
+async def sm(migrated_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A session factory on `migrated_url` (SQLite, and PostgreSQL when configured)."""
+    engine = db.create_engine(migrated_url)
+    yield db.sessionmaker(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -3,12 +3,11 @@ waiting reasons it stores, on a real SQLite database with the recording publishe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from core import db, sessions
+from core import sessions
 from core.db import views
 from core.jobs import outcomes, steps
 from core.jobs.admission import Admission, Wait
@@ -21,13 +20,6 @@ from tests.jobs_support import CHANNEL, Maker, job, make_engine, queue, row, set
 
 S = GenerationState
 HERE = sessions.Conversation("T0TEAM", CHANNEL)
-
-
-@pytest.fixture
-async def sm(migrated_url: str) -> AsyncIterator[Maker]:
-    engine = db.create_engine(migrated_url)
-    yield db.sessionmaker(engine)
-    await engine.dispose()
 
 
 def _admission(sm: Maker, concurrency: int = 2, breaker_failures: int = 5) -> Admission:

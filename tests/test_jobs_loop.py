@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.emulator import SlackEmulator
 from bot.publisher import SlackPublisher
-from core import db, sessions
+from core import sessions
 from core.db import jobs as jobs_db
 from core.db import views
 from core.flags import Params
@@ -34,13 +34,6 @@ async def emulator() -> AsyncIterator[SlackEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
-
-
-@pytest.fixture
-async def sm(migrated_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = db.create_engine(migrated_url)
-    yield db.sessionmaker(engine)
-    await engine.dispose()
 
 
 def _engine(

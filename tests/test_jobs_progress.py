@@ -5,12 +5,8 @@ progress_edits_per_second` seconds, counted from its submit."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from core import db
 from core.jobs.context import PollTrack
 from core.models import GenerationState
 from core.schedule import PollSchedule
@@ -19,13 +15,6 @@ from tests.jobs_support import Maker, make_engine, queue, wait_row
 
 S = GenerationState
 FAST = PollSchedule(first=0.05, interval=0.05, factor=1.0, cap=0.1, jitter=0)
-
-
-@pytest.fixture
-async def sm(migrated_url: str) -> AsyncIterator[Maker]:
-    engine = db.create_engine(migrated_url)
-    yield db.sessionmaker(engine)
-    await engine.dispose()
 
 
 async def _progress_shown(sm: Maker, tmp_path: Path, others: int) -> list[int]:

@@ -3,13 +3,11 @@ recording publisher, the local provider and a real SQLite database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
-from core import db
 from core.db import views
 from core.jobs import steps
 from core.models import GenerationState, SessionRow
@@ -18,13 +16,6 @@ from tests.fakes.publisher import RecordingPublisher
 from tests.jobs_support import Maker, job, make_engine, queue, row, set_row, wait_row
 
 S = GenerationState
-
-
-@pytest.fixture
-async def sm(migrated_url: str) -> AsyncIterator[Maker]:
-    engine = db.create_engine(migrated_url)
-    yield db.sessionmaker(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text, update
 
-from core import db
 from core.models import GenerationRow, GenerationState, SessionRow
 from core.ports import GenerationView
 from tests.fakes.publisher import RecordingPublisher
@@ -33,13 +30,6 @@ class SlowSlack(RecordingPublisher):
         self.entered.set()
         await self.go.wait()
         return await super().open_thread(view)
-
-
-@pytest.fixture
-async def sm(migrated_url: str) -> AsyncIterator[Maker]:
-    engine = db.create_engine(migrated_url)
-    yield db.sessionmaker(engine)
-    await engine.dispose()
 
 
 async def test_a_step_in_progress_finishes_and_its_writes_land_before_the_release(

@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from core import db
 from core.jobs import EngineConfig, JobEngine
-from core.models import GenerationState
+from core.models import GenerationRow, GenerationState
 from core.ports import ChannelUnreachable, GenerationView
 from core.providers.local import LocalProvider
 from core.schedule import PollSchedule
@@ -39,13 +35,6 @@ class SlowThreads(RecordingPublisher):
         await self.opened.wait()
         self.waiting -= 1
         return await super().open_thread(view)
-
-
-@pytest.fixture
-async def sm(migrated_url: str) -> AsyncIterator[Maker]:
-    engine = db.create_engine(migrated_url)
-    yield db.sessionmaker(engine)
-    await engine.dispose()
 
 
 def _provider(engine: object) -> LocalProvider:
@@ -122,16 +111,10 @@ async def test_a_restart_while_the_thread_is_posted_neither_submits_nor_posts_tw
     submitted = await wait_row(sm, job_id, lambda r: r is not None and r.state == S.SUBMITTED)
     assert submitted is not None
     await publisher.wait_for(lambda: publisher.waiting == 1)  # the ROOT intent is recorded
-    await first.stop(release=False)  # the process dies mid-post
-    await set_row(sm, job_id, lease_expires_at=0.0)  # its lease runs out
-    publisher.opened.set()
-    second = make_engine(sm, tmp_path, publisher, render_seconds=600, owner="second")
-    second.start()
-    try:
-        shown = await wait_row(sm, job_id, lambda r: r is not None and r.status_ts is not None)
-    finally:
-        await second.stop()
-    assert shown is not None and shown.state == S.SUBMITTED
+    # The process dies mid-post; Slack answers after that.
+    shown, second = await _restart_until_status(
+        sm, tmp_path, publisher, first, job_id, publisher.opened
+    )
     assert shown.provider_task_id == submitted.provider_task_id
     assert _provider(first).submitted_task_ids == [submitted.provider_task_id]
     assert _provider(second).submitted_task_ids == []  # polled, not submitted again
@@ -181,9 +164,28 @@ async def test_a_restart_before_the_status_post_looks_for_it_then_posts_it_once(
     first = make_engine(sm, tmp_path, publisher, render_seconds=600, owner="first")
     first.start()
     await publisher.wait_for(lambda: publisher.waiting == 1)  # root posted, status intent kept
+    _, second = await _restart_until_status(
+        sm, tmp_path, publisher, first, job_id, publisher.posted_ok
+    )
+    methods = [c.method for c in publisher.calls]
+    assert methods == ["open_thread", "find_posted", "show_status"]  # one root, one status
+    assert _provider(second).submitted_task_ids == []
+
+
+async def _restart_until_status(
+    sm: Maker,
+    tmp_path: Path,
+    publisher: RecordingPublisher,
+    first: JobEngine,
+    job_id: int,
+    slack: asyncio.Event,
+) -> tuple[GenerationRow, JobEngine]:
+    """`first` dies (its leases kept, then run out), then `slack` is set (Slack answers the
+    calls held so far); a second worker takes the job on until its status message is
+    recorded. The row then, still running its task, and the second worker (stopped)."""
     await first.stop(release=False)
     await set_row(sm, job_id, lease_expires_at=0.0)
-    publisher.posted_ok.set()
+    slack.set()
     second = make_engine(sm, tmp_path, publisher, render_seconds=600, owner="second")
     second.start()
     try:
@@ -191,6 +193,4 @@ async def test_a_restart_before_the_status_post_looks_for_it_then_posts_it_once(
     finally:
         await second.stop()
     assert shown is not None and shown.state == S.SUBMITTED
-    methods = [c.method for c in publisher.calls]
-    assert methods == ["open_thread", "find_posted", "show_status"]  # one root, one status
-    assert _provider(second).submitted_task_ids == []
+    return shown, second

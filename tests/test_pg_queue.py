@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import db
 from core.db import jobs as jobs_db
 from core.db.notify import QueueListener, is_postgresql
 from core.models import db_now
 from tests.jobs_support import queue
 
 Maker = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def sm(migrated_url: str) -> AsyncIterator[Maker]:
-    engine = db.create_engine(migrated_url)
-    yield db.sessionmaker(engine)
-    await engine.dispose()
 
 
 async def test_the_database_clock_is_epoch_seconds_as_a_float(sm: Maker) -> None:
