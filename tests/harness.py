@@ -178,12 +178,19 @@ class Harness:
             await asyncio.sleep(0.05)
         return rows
 
-    async def thread_of(self, generation_id: int) -> str:
-        row = await self.generation(generation_id)
-        async with self.sm() as s:
-            session = await s.get(SessionRow, row.session_id)
-        assert session and session.thread_ts
-        return session.thread_ts
+    async def thread_of(self, generation_id: int, within: float = 20.0) -> str:
+        """The thread of the generation's session, once its root post is recorded (a job is
+        submitted before its thread opens, so a running one may not have it yet)."""
+        deadline = time.monotonic() + within
+        while True:
+            row = await self.generation(generation_id)
+            async with self.sm() as s:
+                session = await s.get(SessionRow, row.session_id)
+            if session is not None and session.thread_ts:
+                return session.thread_ts
+            if time.monotonic() > deadline:
+                raise AssertionError(f"generation {generation_id} has no thread")
+            await asyncio.sleep(0.05)
 
     def thread(self, thread_ts: str, channel: str = CHANNEL) -> list[Message]:
         return self.emulator.replies(channel, thread_ts)

@@ -249,7 +249,9 @@ async def test_cancel_during_polling_stops_at_the_provider_and_posts_nothing(
     try:
         await harness.imagine("a slow painting")
         [row] = await harness.generations()
-        row = await harness.wait_state(row.id, S.SUBMITTED)
+        # Submitted, and its status message (with Cancel) posted: the thread opens after
+        # the submit.
+        row = await harness.wait_row(row.id, lambda r: r.state == S.SUBMITTED and r.status_ts)
         thread_ts = await harness.thread_of(row.id)
         status = harness.thread(thread_ts)[1]
         assert ("cancel", str(row.id)) in buttons(status)
