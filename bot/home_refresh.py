@@ -55,8 +55,7 @@ class HomeRefresher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._fans: dict[tuple[Team, str], set[str]] = {}  # (team, channel): people to add
         self._due: set[tuple[Team, str]] = set()  # a publish is scheduled for them
-        self._last: dict[tuple[Team, str], float] = {}  # loop time of their last publish
-        self._read: dict[tuple[Team, str], float] = {}  # when their last publish read the state
+        self._last: dict[tuple[Team, str], float] = {}  # loop time their last publish began
         self._noted: dict[tuple[Team, str], float] = {}  # (team, channel): its latest change
         self._groups: dict[tuple[Team, str], tuple[float, frozenset[str]]] = {}  # listed at
 
@@ -95,8 +94,7 @@ class HomeRefresher:
 
     def published(self, team: Team, user_id: str) -> None:
         """A publish of `user_id`'s Home by hand starts now (see `HomeChanges.published`)."""
-        now = asyncio.get_running_loop().time()
-        self._read[(team, user_id)] = self._last[(team, user_id)] = now
+        self._last[(team, user_id)] = asyncio.get_running_loop().time()
 
     async def _reviewers(self, team: Team, channel_id: str, seen: set[str]) -> set[str]:
         """The channel's reviewers in person and through their user groups; the groups are
@@ -128,7 +126,7 @@ class HomeRefresher:
         """Publish `user_id`'s Home for a change noted at `noted` (loop time), unless a
         publish that read the state after it has started (by hand, after a Home click)."""
         key = (team, user_id)
-        if key in self._due or self._read.get(key, -1.0) >= noted:
+        if key in self._due or self._last.get(key, -1.0) >= noted:
             return  # the publish already scheduled or started reads the newer state
         loop = asyncio.get_running_loop()
         last = self._last.get(key)
@@ -142,14 +140,13 @@ class HomeRefresher:
             await asyncio.sleep(delay)
         finally:
             self._due.discard(key)
-        if self._read.get(key, -1.0) >= noted:
+        if self._last.get(key, -1.0) >= noted:
             return  # published by hand meanwhile, after the change
         loop = asyncio.get_running_loop()
-        self._last[key] = self._read[key] = loop.time()
+        self._last[key] = loop.time()
         if len(self._last) > REMEMBERED:
             old = loop.time() - self.window
             self._last = {k: t for k, t in self._last.items() if t > old}
-            self._read = {k: t for k, t in self._read.items() if t > old}
         if len(self._groups) > REMEMBERED:
             old = loop.time() - GROUP_SECONDS
             self._groups = {k: v for k, v in self._groups.items() if v[0] > old}

@@ -293,14 +293,17 @@ class JobEngine:
 async def _wind_down(
     loops: list[asyncio.Task[None] | None], jobs: dict[int, asyncio.Task[None]], grace: float
 ) -> None:
-    """Wait until the `loops` have ended, then the `jobs` (claimed last, so the ones the
-    loops started meanwhile are waited for too), `grace` seconds at most in all."""
+    """Wait until the `loops` have ended, then the `jobs` (read after, so the ones the loops
+    started meanwhile are waited for too), `grace` seconds at most in all."""
     deadline = time.monotonic() + grace
-    for group in (loops, jobs):
-        pending = [t for t in (group.values() if isinstance(group, dict) else group) if t]
-        pending = [t for t in pending if not t.done()]
+
+    async def settle(tasks: list[asyncio.Task[None] | None]) -> None:
+        pending = [t for t in tasks if t is not None and not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+
+    await settle(loops)
+    await settle(list(jobs.values()))
 
 
 async def _heartbeat(ctx: JobContext, job_id: int) -> None:
