@@ -123,3 +123,17 @@ async def test_the_view_names_the_version_a_thread_waits_for(sm: Maker, tmp_path
     await set_row(sm, v1, state=S.POSTED)
     view = await views.get_view(sm, v3)
     assert (view.waiting_reason, view.waiting_number) == (WaitReason.THREAD, 2)
+
+
+async def test_admit_passes_over_no_older_job_on_its_way_to_being_parked(sm: Maker) -> None:
+    """`admit` starts parked jobs in queue order: an older job whose reason is stored but
+    whose lease is not let go yet (it is parking: its status message is being edited) keeps
+    its place ahead of a newer job that parked sooner."""
+    parking, parked = await queue(sm), await queue(sm)
+    slot = WaitReason.SLOT.value
+    await set_row(sm, parked, waiting=slot)
+    await set_row(sm, parking, waiting=slot, lease_owner="me", lease_expires_at=db_now() + 60)
+    admission = _admission(sm, concurrency=2)
+    assert await admission.admit("me", 60) == []
+    await set_row(sm, parking, lease_owner=None, lease_expires_at=None)  # parked now
+    assert await admission.admit("me", 60) == [parking, parked]

@@ -177,9 +177,10 @@ async def admit(
     `concurrency` minus the tasks running (state submitted; one engine runs every job with
     its one provider, whatever provider name the job was queued with) minus `taken` (slots this
     worker holds for submits not stored yet), the oldest parked jobs whose thread has no
-    older active version, not in backoff, are leased to `owner` and un-parked (`waiting`
-    cleared); their ids, oldest first. One COUNT, one SELECT (FOR UPDATE SKIP LOCKED on
-    PostgreSQL) and one UPDATE, whatever the queue's length."""
+    older active version, not in backoff, and no older job still on its way to being parked
+    (no reason stored yet, or stored with its lease still held), are leased to `owner` and
+    un-parked (`waiting` cleared); their ids, oldest first. One COUNT, one SELECT (FOR
+    UPDATE SKIP LOCKED on PostgreSQL) and one UPDATE, whatever the queue's length."""
     older, ahead = aliased(GenerationRow), aliased(GenerationRow)
     async with sm.begin() as db:
         running = await db.scalar(select(func.count()).where(GenerationRow.state == S.SUBMITTED))
@@ -199,12 +200,19 @@ async def admit(
                         older.state.in_(S.ACTIVE),
                         older.id < GenerationRow.id,
                     ),
-                    ~exists().where(  # an older job not parked yet goes first
+                    ~exists().where(  # an older job not parked yet (or parking) goes first
                         ahead.state == S.QUEUED,
-                        ahead.waiting.is_(None),
                         ahead.cancel_requested.is_(False),
                         ahead.next_attempt_at <= db_now(),
                         ahead.id < GenerationRow.id,
+                        or_(
+                            ahead.waiting.is_(None),
+                            and_(  # parking: its reason is stored, its lease not let go yet
+                                ahead.waiting.in_((WaitReason.SLOT, WaitReason.BREAKER)),
+                                ahead.lease_owner.is_not(None),
+                                ahead.lease_expires_at >= db_now(),
+                            ),
+                        ),
                     ),
                 )
                 .order_by(GenerationRow.id)
