@@ -9,9 +9,12 @@ import pytest
 from sqlalchemy import update
 
 from core.db import views
+from core.flags import Params
 from core.jobs import steps
+from core.jobs.request import build_request
 from core.models import GenerationState, SessionRow
 from core.ports import ChannelUnreachable, Failure, FailureReason, PublishError
+from core.store import ImageStore
 from tests.fakes.publisher import RecordingPublisher
 from tests.jobs_support import Maker, job, make_engine, queue, row, set_row, wait_row
 
@@ -194,3 +197,17 @@ async def test_a_completed_version_cancelled_shares_no_image_and_posts_no_result
         assert stored is not None and stored.state == S.CANCELLED and stored.result_ts is None
     assert [c.view.generation_id for c in publisher.of("reserve_uploads")] == [second]
     assert publisher.of("post_result") == []
+
+
+async def test_a_loaded_job_carries_the_stored_ask_and_its_request_the_stored_size(
+    sm: Maker, tmp_path: Path
+) -> None:
+    job_id = await queue(sm, "a lighthouse", Params(aspect_ratio="3:2", n=2, seed=7))
+    loaded = await job(sm, job_id)
+    assert loaded.ask == (await views.get_view(sm, job_id)).ask
+    stored = await row(sm, job_id)
+    assert stored is not None
+    request = await build_request(loaded, [], ImageStore(tmp_path / "images"), "m1")
+    assert (request.width, request.height) == (stored.width, stored.height) == (1254, 836)
+    assert (request.prompt, request.typed_prompt) == ("a lighthouse", "a lighthouse")
+    assert (request.seed, request.n, request.model) == (7, 2, "m1")

@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from core.db import effects
-from core.db.rows import from_row
-from core.flags import Params
+from core.db.rows import ask_of, from_row
 from core.models import (
     EffectRow,
     GenerationRow,
@@ -30,7 +29,7 @@ from core.models import (
     SessionRow,
     db_now,
 )
-from core.ports import Effect, Failure, WaitReason
+from core.ports import Ask, Effect, Failure, WaitReason
 from core.store import StoredBlob
 
 S = GenerationState
@@ -45,30 +44,23 @@ class LeaseLost(Exception):
 class Job:
     """What the engine reads of a generation job (a snapshot of its row).
 
-    `state` is a GenerationState value; `waiting` a WaitReason code or None; `params` the
-    request's flags (seed included); `width` / `height` in pixels; `status_ts` the status
-    message's ts, None until the job's thread is open.
+    `ask` is what was asked for (`ask.params.seed` the seed used, always set; the image size
+    in pixels is `ask.params.size()`, which the row's width and height were stored from);
+    `state` is a GenerationState value; `waiting` a WaitReason code or None; `status_ts` the
+    status message's ts, None until the job's thread is open.
     """
 
     id: int
     session_id: int
     state: str
     cancel_requested: bool
-    provider: str
-    model: str | None
+    ask: Ask
     provider_task_id: str | None
     attempts: int
     polls: int
     progress: int
     waiting: str | None
     lease_owner: str | None
-    prompt: str
-    instruction: str | None  # the refining reply as typed, None for a new image
-    provider_prompt: str | None
-    params: Params
-    seed: int
-    width: int
-    height: int
     status_ts: str | None = None
 
 
@@ -229,7 +221,7 @@ async def load(sm: Maker, job_id: int) -> Job | None:
         row = await db.get(GenerationRow, job_id)
     if row is None:
         return None
-    return from_row(Job, row, params=Params.from_stored(row.params, row.seed))
+    return from_row(Job, row, ask=ask_of(row))
 
 
 async def cancel_asked(sm: Maker, job_id: int) -> bool:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.views import ask_of, image_label
+from core.db.rows import ask_of
+from core.db.views import image_label
 from core.flags import Params
 from core.models import (
     AttachmentRow,

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from core.db import notify
-from core.db.views import ask_of
+from core.db.rows import ask_of
 from core.models import (
     ApprovalRow,
     DeliveryRow,

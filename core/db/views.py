@@ -14,11 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import jobs as jobs_db
 from core.db import review as review_db
-from core.db.rows import from_row
-from core.flags import Params
+from core.db.rows import ask_of, from_row
 from core.models import ApprovalRow, GenerationRow, ImageRow, SessionRow
 from core.policy import DEFAULT_POLICY
-from core.ports import Ask, Failure, GenerationView, ImageView, InputsNote
+from core.ports import Failure, GenerationView, ImageView
 from core.providers.registry import provider_label
 
 _FROM_SESSION = ("team_id", "enterprise_id", "channel_id", "thread_ts", "owner_user_id")
@@ -27,20 +26,6 @@ _FROM_SESSION = ("team_id", "enterprise_id", "channel_id", "thread_ts", "owner_u
 
 class GenerationGone(LookupError):
     """The generation (or its image) no longer exists."""
-
-
-def ask_of(row: GenerationRow) -> Ask:
-    """What a generation row was asked for (its Params with the seed used)."""
-    return Ask(
-        row.prompt,
-        Params.from_stored(row.params, row.seed),
-        row.provider,
-        row.model,
-        row.instruction,
-        row.provider_prompt,
-        InputsNote.from_stored(row.inputs_note),
-        row.parent_image_id,
-    )
 
 
 def image_label(version: int, index: int) -> str:

@@ -89,7 +89,7 @@ class Admission:
         if ahead is not None:
             return Wait(WaitReason.THREAD, ahead, 0.5)
         running, older_first = await jobs_db.provider_load(
-            self.sm, job.provider, job.id, self.owner
+            self.sm, job.ask.provider, job.id, self.owner
         )
         # No await from here on: a slot taken by a concurrent step is already counted.
         # Older jobs keep their places: this one goes only when a slot is left after them

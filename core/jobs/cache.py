@@ -29,7 +29,7 @@ async def _digest(ctx: JobContext, image: ImageInput) -> str:
 async def cache_key(ctx: JobContext, job: Job, request: GenerationRequest) -> str:
     """sha256 of everything that decides the provider's images for this request."""
     data = {
-        "provider": job.provider,
+        "provider": job.ask.provider,
         "model": request.model,
         "prompt": request.prompt,
         "typed_prompt": request.typed_prompt,  # the local renderer's caption
@@ -51,7 +51,7 @@ async def reuse(ctx: JobContext, job: Job, request: GenerationRequest) -> bool:
     if not ctx.provider.info.honours_seed:
         return False
     key = await cache_key(ctx, job, request)
-    found = await usage_db.cache_lookup(ctx.sm, job.id, key, use=not job.params.fresh)
+    found = await usage_db.cache_lookup(ctx.sm, job.id, key, use=not job.ask.params.fresh)
     if found is None:
         return False
     await jobs_db.save_results(

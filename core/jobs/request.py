@@ -31,34 +31,35 @@ async def build_request(
         ]
     )
     mask = None
+    ask = job.ask
+    params = ask.params
+    assert params.seed is not None  # stored with every generation (a NOT NULL column)
+    own = params.size()  # what the row's width and height were stored from
     base = next((i for i in inputs if i.role == "base"), None)
     base_size = (base.width, base.height) if base else None
-    size = base_size or (job.width, job.height)
+    size = base_size or own
     for item in inputs:
         if item.role != "mask":
             continue
         path = item.path
         if (item.width, item.height) != size:
             data = await asyncio.to_thread((await _local(store, path, "mask")).read_bytes)
-            prepared = await size_mask(
-                data, item.label, base=base_size, own=(job.width, job.height)
-            )
+            prepared = await size_mask(data, item.label, base=base_size, own=own)
             path = (await store.put(prepared.data)).path
         mask = ImageInput(await _local(store, path, "mask"), "image/png")
-    params = job.params
     return GenerationRequest(
-        prompt=job.provider_prompt or job.prompt,
-        width=job.width,
-        height=job.height,
+        prompt=ask.provider_prompt or ask.prompt,
+        width=own[0],
+        height=own[1],
         aspect_ratio=params.aspect_ratio,
         n=params.n,
-        seed=job.seed,
+        seed=params.seed,
         negative_prompt=params.negative_prompt,
         quality=params.quality,
         model=model,
         references=references,
         mask=mask,
-        typed_prompt=job.instruction or job.prompt,
+        typed_prompt=ask.instruction or ask.prompt,
     )
 
 

@@ -76,7 +76,7 @@ async def run_step(ctx: JobContext, job: Job) -> float | None:
         return await outcomes.fail(ctx, job, view, failure)
     except ProviderError as err:
         log.warning("job %s: provider error %s: %s", job.id, err.kind, err.detail or err)
-        metrics.provider_error(job.provider, err.kind.value)
+        metrics.provider_error(job.ask.provider, err.kind.value)
         view = await views.get_view(ctx.sm, job.id)
         if err.kind.retryable:
             return await outcomes.retry(
@@ -165,7 +165,7 @@ async def submit(ctx: JobContext, job: Job, view: GenerationView) -> float | Non
         provider_task_id=submission.task_id,
         polls=0,
         progress=0,
-        model=request.model,
+        ask=replace(job.ask, model=request.model),
     )
     view = replace(view, state=S.SUBMITTED, progress=0, waiting_reason=None, waiting_number=None)
     if submission.status is not None:  # a synchronous provider: done already
@@ -303,7 +303,7 @@ async def _ask(ctx: JobContext, job: Job, track: PollTrack) -> TaskStatus:
 def _next_poll(ctx: JobContext, job: Job, track: PollTrack) -> float:
     """Seconds to the next poll: near the expected finish (core.schedule.next_poll)."""
     elapsed = track.elapsed()
-    durations = ctx.durations.of(job.provider, job.model)
+    durations = ctx.durations.of(job.ask.provider, job.ask.model)
     expected = expected_finish(durations, elapsed, track.reported)
     return next_poll(
         ctx.schedule,
@@ -340,11 +340,11 @@ def _learn(ctx: JobContext, job: Job) -> None:
     track = ctx.tracks.get(job.id)
     if track is None:
         return
-    known = bool(ctx.durations.of(job.provider, job.model))
+    known = bool(ctx.durations.of(job.ask.provider, job.ask.model))
     # Done when asked: the answer's own time (rendering, downloads) is not the task's.
     seconds = observed_duration(track.last_running, track.asked, ctx.schedule.near, known=known)
     if seconds is not None:
-        ctx.durations.add(job.provider, job.model, seconds)
+        ctx.durations.add(job.ask.provider, job.ask.model, seconds)
 
 
 async def handle_status(
@@ -358,7 +358,7 @@ async def handle_status(
         error = status.error
         log.warning("job %s: task failed: %s", job.id, error and (error.detail or error.message))
         kind = error.kind.value if error else "task_failed"
-        metrics.provider_error(job.provider, kind)
+        metrics.provider_error(job.ask.provider, kind)
         failure = Failure(FailureReason.PROVIDER, kind, error.message if error else None)
         return await outcomes.fail(ctx, job, view, failure)
     _learn(ctx, job)
@@ -370,9 +370,9 @@ async def handle_status(
         return None
     cost = estimate_cost(
         ctx.config.prices,
-        ctx.model(job.model) or job.provider,
+        ctx.model(job.ask.model) or job.ask.provider,
         status.size or f"{blobs[0].width}x{blobs[0].height}",
-        job.params.quality,
+        job.ask.params.quality,
         len(blobs),
     )
     await jobs_db.save_results(
@@ -384,7 +384,7 @@ async def handle_status(
         usage=status.usage or None,
         cost_usd=cost,
     )
-    await metrics.completed(ctx.sm, job.id, job.provider, cost)
+    await metrics.completed(ctx.sm, job.id, job.ask.provider, cost)
     return 0
 
 
@@ -447,4 +447,4 @@ async def call_reviewers(ctx: JobContext, job: Job, view: GenerationView) -> Non
 
 async def _request(ctx: JobContext, job: Job) -> GenerationRequest:
     inputs = await jobs_db.inputs(ctx.sm, job.id)
-    return await build_request(job, inputs, ctx.store, ctx.model(job.model))
+    return await build_request(job, inputs, ctx.store, ctx.model(job.ask.model))
