@@ -98,9 +98,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None  # xoxb-…: one workspace, without OAuth
+    slack_signing_secret: SecretStr | None = None  # checks that HTTP requests come from Slack
+    slack_app_token: SecretStr | None = None  # xapp-…: for Socket Mode
     # OAuth (one deployment, many workspaces): all three or none.
     slack_client_id: str | None = None
     slack_client_secret: SecretStr | None = None

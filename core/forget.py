@@ -205,12 +205,12 @@ the platform's refusal code; raises core.ports.PublishError when a later try may
 
 @dataclass(frozen=True)
 class DeletionCounts:
-    """What one `run_deletions` did: deleted, already gone, refused, left for a later try."""
+    """What one `run_deletions` did (counts of deletions)."""
 
-    deleted: int = 0
-    gone: int = 0
-    refused: int = 0
-    retry: int = 0
+    deleted: int = 0  # deleted on the platform now
+    gone: int = 0  # already deleted there
+    refused: int = 0  # refused (or the channel is unreachable): not tried again
+    retry: int = 0  # failed for now (or a file whose shares were unreadable): a later try
 
 
 Sharer = Callable[[str], Awaitable[list[tuple[str, str]]]]

@@ -269,12 +269,12 @@ class StyleReferenceRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     style_id: Mapped[int] = mapped_column(ForeignKey("styles.id", ondelete="CASCADE"))
-    position: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # 0-based, in the order they were added
     label: Mapped[str] = mapped_column(Text)
     path: Mapped[str] = mapped_column(Text)
     mime: Mapped[str] = mapped_column(String(32))
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)  # pixels
+    height: Mapped[int] = mapped_column(Integer)  # pixels
 
 
 class ChannelStyleRow(Base):
@@ -332,8 +332,8 @@ class ChangeRequestRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
-    image_index: Mapped[int] = mapped_column(Integer)
-    user_id: Mapped[str] = mapped_column(String(32))
+    image_index: Mapped[int] = mapped_column(Integer)  # 0-based, as ImageRow.index
+    user_id: Mapped[str] = mapped_column(String(32))  # the reviewer
     comment: Mapped[str] = mapped_column(Text)
     new_generation_id: Mapped[int | None] = mapped_column(
         ForeignKey("generations.id", ondelete="SET NULL"), default=None

@@ -31,13 +31,13 @@ DELIVERY_KEEP_SECONDS = DAY  # Slack retries within minutes; a day is plenty
 class SweepReport:
     """What one sweep deleted (counts)."""
 
-    sessions: int = 0
-    images: int = 0
-    inputs: int = 0
-    attachments: int = 0
-    prompts: int = 0
-    files: int = 0
-    deliveries: int = 0
+    sessions: int = 0  # stale sessions swept
+    images: int = 0  # image rows deleted (approved ones are kept)
+    inputs: int = 0  # input snapshots deleted
+    attachments: int = 0  # images posted in threads, deleted
+    prompts: int = 0  # generations whose prompt was blanked
+    files: int = 0  # files deleted from the image store (no row uses them any more)
+    deliveries: int = 0  # processed Slack deliveries pruned (older than a day)
 
 
 async def sweep(

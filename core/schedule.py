@@ -39,13 +39,13 @@ class PollSchedule:
     in the last `2 * cap` seconds before it.
     """
 
-    first: float = 1.0
-    interval: float = 1.0
-    factor: float = 1.5
-    cap: float = 10.0
-    jitter: float = 0.2
-    near: float = 0.0
-    far: float = 0.0
+    first: float = 1.0  # seconds from submit to the first poll
+    interval: float = 1.0  # seconds: the base step, before it grows by `factor`
+    factor: float = 1.5  # ratio: each step is this many times the one before
+    cap: float = 10.0  # seconds: the longest step
+    jitter: float = 0.2  # ± fraction of each delay
+    near: float = 0.0  # seconds between polls near the expected finish; 0 = never
+    far: float = 0.0  # seconds: the longest step far from the expected finish; 0 = `cap`
 
     def first_delay(self, rng: random.Random | None = None) -> float:
         """Seconds from submit to the first poll."""

@@ -69,10 +69,10 @@ class Channel:
 
     id: str
     name: str
-    members: set[str] = field(default_factory=set)
+    members: set[str] = field(default_factory=set)  # user ids
     is_private: bool = False
     is_im: bool = False
-    created: int = field(default_factory=lambda: int(time.time()))
+    created: int = field(default_factory=lambda: int(time.time()))  # UTC epoch seconds
 
     @property
     def channel_type(self) -> str:
@@ -414,11 +414,11 @@ def truthy(value: Any) -> bool:
 
 @dataclass
 class UserGroup:
-    """A user group (``S…``), mentioned as ``<!subteam^S…|@handle>``; ``users`` in order."""
+    """A user group (``S…``), mentioned as ``<!subteam^S…|@handle>``."""
 
     id: str
     handle: str
-    users: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)  # user ids, in order
     disabled: bool = False
 
 

@@ -35,19 +35,15 @@ class SessionRef:
 
 @dataclass(frozen=True)
 class StoredImage:
-    """An image file in the image store given to a generation, or waiting for one.
+    """An image file in the image store given to a generation, or waiting for one."""
 
-    `role` is base | reference | mask; `label` how it is named ("v2 image 1", a file
-    name); sizes in pixels. `attachment_id` is set for images posted in the thread.
-    """
-
-    role: str
-    label: str
-    path: str
+    role: str  # base | reference | mask
+    label: str  # how it is named: "v2 image 1", a file name
+    path: str  # the file in the image store (`ImageStore.read`)
     mime: str
-    width: int
-    height: int
-    attachment_id: int | None = None
+    width: int  # pixels
+    height: int  # pixels
+    attachment_id: int | None = None  # set for images posted in the thread
 
 
 @dataclass(frozen=True)

@@ -220,8 +220,8 @@ class ToAPIsProvider(HTTPProvider):
         if len(data) > limit:
             raise self._http.error(
                 ErrorKind.INVALID_REQUEST,
-                f"The {role} image is {len(data) / 1048576:.1f} MB; ToAPIs accepts at most "
-                f"{limit // 1048576} MB. Post a smaller image.",
+                f"The {role} image is {len(data) / MB:.1f} MB; ToAPIs accepts at most "
+                f"{limit // MB} MB. Post a smaller image.",
                 detail=f"{image.path}: {len(data)} bytes > {limit}",
             )
         payload = await self._call(
