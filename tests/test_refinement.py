@@ -12,6 +12,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from core.db import jobs as jobs_db
+from core.db import refinement as refinement_db
 from core.db.sessions import discard_session
 from core.jobs.request import build_request
 from core.models import AttachmentRow, GenerationRow, GenerationState, ImageRow
@@ -272,7 +273,7 @@ async def test_cancel_during_polling_stops_at_the_provider_and_posts_nothing(
         assert [m for m in harness.thread(thread_ts) if m.files] == []
         job = await jobs_db.load(harness.sm, done.id)
         assert job is not None and harness.runtime is not None
-        inputs = await jobs_db.inputs(harness.sm, done.id)
+        inputs = await refinement_db.generation_inputs(harness.sm, done.id)
         request = await build_request(job, inputs, harness.runtime.store, None)
         late = await provider.poll(done.provider_task_id, request)
         assert late.state == "failed"  # the provider was told to cancel

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, case, exists, func, or_, select, update
@@ -25,7 +24,6 @@ from core.models import (
     GenerationRow,
     GenerationState,
     ImageRow,
-    InputRow,
     SessionRow,
     db_now,
 )
@@ -62,18 +60,6 @@ class Job:
     waiting: str | None
     lease_owner: str | None
     status_ts: str | None = None
-
-
-@dataclass(frozen=True)
-class JobInput:
-    """An input image of a job: `role` base | reference | mask, in `position` order."""
-
-    role: str
-    label: str
-    path: Path
-    mime: str
-    width: int
-    height: int
 
 
 def _claimable() -> Any:
@@ -497,17 +483,6 @@ async def seconds_since_submit(sm: Maker, job_id: int) -> float | None:
         return await db.scalar(
             select(db_now() - GenerationRow.submitted_at).where(GenerationRow.id == job_id)
         )
-
-
-async def inputs(sm: Maker, job_id: int) -> list[JobInput]:
-    """The job's input images in position order."""
-    async with sm() as db:
-        rows = (
-            await db.scalars(
-                select(InputRow).where(InputRow.generation_id == job_id).order_by(InputRow.position)
-            )
-        ).all()
-    return [JobInput(r.role, r.label, Path(r.path), r.mime, r.width, r.height) for r in rows]
 
 
 async def version_ahead(db: AsyncSession, session_id: int, job_id: int) -> int | None:

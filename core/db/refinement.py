@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.jobs import Maker
 from core.db.rows import ask_of
 from core.db.views import image_label
 from core.flags import Params
@@ -256,3 +257,9 @@ async def inputs(db: AsyncSession, generation_id: int) -> list[StoredImage]:
         )
     ).all()
     return [StoredImage(i.role, i.label, i.path, i.mime, i.width, i.height) for i in rows]
+
+
+async def generation_inputs(sm: Maker, generation_id: int) -> list[StoredImage]:
+    """`inputs` in its own transaction (the engine's provider request reads them)."""
+    async with sm() as db:
+        return await inputs(db, generation_id)

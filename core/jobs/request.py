@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.db.jobs import Job, JobInput
+from core.db.jobs import Job
+from core.db.refinement import StoredImage
 from core.providers.base import GenerationRequest, ImageInput
 from core.providers.results import missing_input
 from core.refinement import size_mask
@@ -14,7 +15,7 @@ from core.store import ImageStore
 
 
 async def build_request(
-    job: Job, inputs: Sequence[JobInput], store: ImageStore, model: str | None
+    job: Job, inputs: Sequence[StoredImage], store: ImageStore, model: str | None
 ) -> GenerationRequest:
     """The GenerationRequest of `job`: its prompt (with the refinement chain), what the
     person typed (the refining reply, else the prompt), parameters,
@@ -63,7 +64,7 @@ async def build_request(
     )
 
 
-async def _local(store: ImageStore, path: Path, role: str) -> Path:
+async def _local(store: ImageStore, path: Path | str, role: str) -> Path:
     """The input file at `path` on this machine. Raises ProviderError (INVALID_REQUEST)."""
     try:
         return await store.local_path(path)

@@ -24,6 +24,7 @@ from dataclasses import replace
 from core import logs, metrics
 from core.db import effects, views
 from core.db import jobs as jobs_db
+from core.db import refinement as refinement_db
 from core.db import sessions as sessions_db
 from core.db.jobs import Job, LeaseLost
 from core.jobs import cache, outcomes, policy
@@ -446,5 +447,5 @@ async def call_reviewers(ctx: JobContext, job: Job, view: GenerationView) -> Non
 
 
 async def _request(ctx: JobContext, job: Job) -> GenerationRequest:
-    inputs = await jobs_db.inputs(ctx.sm, job.id)
+    inputs = await refinement_db.generation_inputs(ctx.sm, job.id)
     return await build_request(job, inputs, ctx.store, ctx.model(job.ask.model))
