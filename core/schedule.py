@@ -169,20 +169,33 @@ def observed_duration(
 
 
 class RecentDurations:
-    """The last `keep` observed task durations (seconds) per provider and model, in memory."""
+    """The last `keep` observed task durations (seconds) per provider and model, in memory.
 
-    def __init__(self, keep: int = 16) -> None:
+    `keep` is large enough that a burst's short tasks are still remembered once its long
+    ones (which end last) are done: the first poll aims at one of the shortest."""
+
+    def __init__(self, keep: int = 64) -> None:
         self._keep = keep
         self._by_key: dict[tuple[str, str | None], deque[float]] = {}
+        self._reported: dict[tuple[str, str | None], bool] = {}
 
     def of(self, provider: str, model: str | None) -> Sequence[float]:
         """The durations remembered for `provider` and `model`, oldest first."""
         return self._by_key.get((provider, model), ())
 
-    def add(self, provider: str, model: str | None, seconds: float) -> None:
-        """Remember one duration (seconds), forgetting the oldest beyond `keep`."""
+    def reported(self, provider: str, model: str | None) -> bool:
+        """Whether the last duration added came from the provider's own figure: then
+        durations are learned however late a task is seen done (no probes needed)."""
+        return self._reported.get((provider, model), False)
+
+    def add(
+        self, provider: str, model: str | None, seconds: float, *, reported: bool = False
+    ) -> None:
+        """Remember one duration (seconds), forgetting the oldest beyond `keep`; `reported`:
+        it is the provider's own figure."""
         key = (provider, model)
         self._by_key.setdefault(key, deque(maxlen=self._keep)).append(seconds)
+        self._reported[key] = reported
 
 
 # Exponential backoff with jitter for failed attempts: 1 s, 2 s, 4 s … capped at 60 s,

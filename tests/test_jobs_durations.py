@@ -81,3 +81,4 @@ async def test_the_duration_learned_is_the_one_the_provider_reports(
         await provider.aclose()
     assert done is not None and fake.tasks[done.provider_task_id].polls == 2
     assert list(engine.ctx.durations.of("toapis", done.model)) == [1.0]
+    assert engine.ctx.durations.reported("toapis", done.model)  # so no probes are needed

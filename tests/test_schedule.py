@@ -201,6 +201,9 @@ def test_recent_durations_keep_the_last_few_per_provider_and_model() -> None:
         durations.add("toapis", "m", seconds)
     assert list(durations.of("toapis", "m")) == [2.0, 3.0, 4.0]
     assert list(durations.of("toapis", "other")) == []
+    assert not durations.reported("toapis", "m")
+    durations.add("toapis", "m", 5.0, reported=True)
+    assert durations.reported("toapis", "m") and not durations.reported("toapis", "other")
 
 
 def test_progress_is_written_only_when_it_reaches_a_new_step() -> None:

@@ -311,7 +311,8 @@ def _next_poll(ctx: JobContext, job: Job, track: PollTrack) -> float:
         elapsed=elapsed,
         polls=track.polls,
         expected=expected,
-        probe=track.reported < 5,  # probes teach durations; progress needs none
+        # probes teach durations; progress needs none, nor a provider saying how long
+        probe=track.reported < 5 and not ctx.durations.reported(job.provider, job.model),
     )
 
 
@@ -348,7 +349,7 @@ def _learn(ctx: JobContext, job: Job, took: float | None) -> None:
         track.last_running, track.asked, ctx.schedule.near, known=known, reported=took
     )
     if seconds is not None:
-        ctx.durations.add(job.provider, job.model, seconds)
+        ctx.durations.add(job.provider, job.model, seconds, reported=took is not None)
 
 
 async def handle_status(
