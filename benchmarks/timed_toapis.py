@@ -2,8 +2,9 @@
 
 A task submitted at monotonic time `t` with duration `d` (chosen from its prompt) answers
 polls with `in_progress` and `progress` = elapsed / d (in %) until `t + d`, and
-`completed` from then on: like a provider whose tasks take `d` seconds, whenever and
-however often they are polled. Everything else is :class:`FakeToAPIs` (wire protocol,
+`completed` from then on, with `completed_at` = `created_at` + `d` (Unix seconds, whole as
+ToAPIs sends them): like a provider whose tasks take `d` seconds, whenever and however often
+they are polled. Everything else is :class:`FakeToAPIs` (wire protocol,
 auth, recorded requests).
 """
 
@@ -53,6 +54,8 @@ class TimedToAPIs(FakeToAPIs):
             self.submitted_at[task_id] = time.monotonic()
             self.durations[task_id] = self.duration(prompt)
             self.prompts[task_id] = prompt
+            # created_at was read (and truncated) a moment ago, as ToAPIs would
+            self.tasks[task_id].completed_at = int(time.time() + self.durations[task_id])
         return response
 
     async def _poll(self, recorded: RecordedRequest, request: web.Request) -> web.Response:

@@ -56,7 +56,7 @@ def test_gallery_backoff_doubles_up_to_the_cap_and_honours_retry_after() -> None
 
 # -- progress-aware polling (issue 13) ------------------------------------------------------
 
-TOAPIS = PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0, near=1.0, far=30.0)
+TOAPIS = PollSchedule(first=5.0, interval=5.0, factor=1.25, cap=10.0, near=1.0, far=30.0, early=3.0)
 
 
 class _Fixed(random.Random):
@@ -72,7 +72,9 @@ class _Fixed(random.Random):
 
 def test_without_an_estimate_the_plain_schedule_is_kept() -> None:
     rng = random.Random(3)
-    assert 4.0 <= next_poll(TOAPIS, elapsed=0, polls=0, expected=None, rng=rng) <= 6.0
+    no_early = replace(TOAPIS, early=0.0)
+    assert 4.0 <= next_poll(no_early, elapsed=0, polls=0, expected=None, rng=rng) <= 6.0
+    assert 4.0 <= next_poll(TOAPIS, elapsed=3, polls=1, expected=None, rng=rng) <= 12.0
     plain = PollSchedule(first=1, interval=1, factor=2, cap=8, jitter=0)
     assert next_poll(plain, elapsed=3, polls=2, expected=9.0) == 4  # near 0: never aimed
 
@@ -86,6 +88,34 @@ def test_a_poll_lands_just_after_the_expected_finish() -> None:
     # A probe lands half a `near` before it instead.
     assert next_poll(TOAPIS, elapsed=5, polls=1, expected=8.0, rng=_Fixed(0.0)) == 2.5
     assert next_poll(TOAPIS, elapsed=5, polls=1, expected=8.0, probe=False, rng=_Fixed(0.0)) == 3.5
+
+
+def test_with_nothing_known_the_first_poll_comes_after_early_seconds_never_sooner() -> None:
+    rng = random.Random(5)
+    firsts = [next_poll(TOAPIS, elapsed=0, polls=0, expected=None, rng=rng) for _ in range(200)]
+    assert all(3.0 <= delay <= 3.6 for delay in firsts)  # a 3 s task is found done
+    assert max(firsts) - min(firsts) > 0.3  # still spread apart
+    # A known estimate, not `early`, places the first poll.
+    assert next_poll(TOAPIS, elapsed=0, polls=0, expected=8.0, rng=_Fixed(0.99)) >= 4.0
+
+
+def test_a_cold_3_8_20_s_burst_is_polled_no_more_than_on_the_plain_schedule() -> None:
+    """Tasks reporting linear progress, nothing known: the early first poll's progress aims
+    the next polls, so each task is found done within `near` of its end with as many polls
+    as the plain schedule (5, 11, 19 s: 1, 2 and 3 polls) or fewer."""
+    rng = random.Random(11)
+    for length, most in ((3.0, 1), (8.0, 2), (20.0, 3)):
+        for _ in range(50):
+            elapsed = next_poll(TOAPIS, elapsed=0, polls=0, expected=None, rng=rng)
+            polls = 1
+            while elapsed < length:
+                progress = int(100 * elapsed / length)
+                expected = expected_finish([], elapsed, progress)
+                elapsed += next_poll(
+                    TOAPIS, elapsed=elapsed, polls=polls, expected=expected, probe=False, rng=rng
+                )
+                polls += 1
+            assert polls <= most and elapsed - length <= 1.0 + 0.6, (length, polls, elapsed)
 
 
 def _polls_until(schedule: PollSchedule, expected: float, rng: random.Random) -> list[float]:
@@ -109,6 +139,12 @@ def test_far_from_the_finish_polls_are_sparse_and_land_on_it() -> None:
     assert 300.0 < times[-1] <= 301.0  # one poll just after the finish
     assert len(times) <= 16  # the plain schedule polls a 300 s task 31-32 times
     assert 300.0 / len(times) >= 5.0  # sparser than every 5 s on average (ToAPIs' guidance)
+    # Far steps are spread later only: a sooner one would leave a gap needing an extra step.
+    jittered = [
+        next_poll(TOAPIS, elapsed=3, polls=1, expected=20.0, probe=False, rng=random.Random(i))
+        for i in range(50)
+    ]
+    assert all(8.75 <= delay <= 8.75 * 1.2 for delay in jittered)
     # Without `far`, never sparser than the cap.
     capped = _polls_until(replace(TOAPIS, far=0.0), 300.0, rng)
     gaps = [b - a for a, b in zip([0.0, *capped], capped, strict=False)]
@@ -134,6 +170,12 @@ def test_the_expected_finish_comes_from_recent_durations_else_progress() -> None
     assert expected_finish([], 5.0, 25) == 20.0  # linear from the reported progress
     assert expected_finish([], 5.0, 0) is None  # no progress reported
     assert expected_finish([7.0, 8.0, 30.0], 5.0, 0) == 8.0  # the median of recent tasks
+    # Before the first poll: one of the shortest (1/8 quantile), so short tasks among
+    # longer ones are found done by it.
+    mixed = [20.0, 3.0, 8.0, 3.0, 20.0, 8.0, 3.0, 8.0, 20.0]
+    assert expected_finish(mixed, 0.0, 0, first=True) == 3.0
+    assert expected_finish([1.0, *mixed[:7]], 0.0, 0, first=True) == 3.0  # one outlier
+    assert expected_finish(mixed, 0.0, 0) == 8.0
     # The task's own progress wins over the history.
     assert expected_finish([7.0, 8.0, 9.0], 12.0, 60) == 20.0
 
@@ -142,11 +184,26 @@ def test_only_narrow_brackets_teach_a_duration() -> None:
     assert observed_duration(7.5, 8.5, 1.0, known=True) == 8.0
     assert observed_duration(5.0, 8.5, 1.0, known=True) is None  # only "less than 8.5 s"
     assert observed_duration(None, 16.0, 1.0, known=False) == 8.0  # a first, coarse guess
+
+
+def test_the_providers_own_duration_is_learned_within_the_polls_bracket() -> None:
+    # Seen done at 3.4 s, first poll: the provider says 3 s (whole seconds), not 1.7 s.
+    assert observed_duration(None, 3.4, 1.0, known=False, reported=3.0) == 3.0
+    assert observed_duration(5.0, 8.5, 1.0, known=True, reported=8.0) == 8.0  # wide: still
+    # Kept within what the polls saw (clocks and whole seconds differ).
+    assert observed_duration(5.0, 8.5, 1.0, known=True, reported=9.0) == 8.5
+    assert observed_duration(5.0, 8.5, 1.0, known=True, reported=4.0) == 5.0
+
+
+def test_recent_durations_keep_the_last_few_per_provider_and_model() -> None:
     durations = RecentDurations(keep=3)
     for seconds in (1.0, 2.0, 3.0, 4.0):
         durations.add("toapis", "m", seconds)
     assert list(durations.of("toapis", "m")) == [2.0, 3.0, 4.0]
     assert list(durations.of("toapis", "other")) == []
+    assert not durations.reported("toapis", "m")
+    durations.add("toapis", "m", 5.0, reported=True)
+    assert durations.reported("toapis", "m") and not durations.reported("toapis", "other")
 
 
 def test_progress_is_written_only_when_it_reaches_a_new_step() -> None:

@@ -167,6 +167,24 @@ async def test_task_runs_to_completion_and_images_are_downloaded(
     assert all("Authorization" not in c.headers for c in downloads)
 
 
+async def test_a_completed_task_says_how_long_it_took_by_its_own_timestamps(
+    fake: FakeToAPIs, provider: ToAPIsProvider
+) -> None:
+    fake.task_script = (TaskStep("in_progress", 40), TaskStep("completed", 100))
+    task_id = (await provider.submit(req())).task_id
+    task = fake.tasks[task_id]
+    task.created_at, task.completed_at = 1_700_000_000, 1_700_000_007
+    running = await provider.poll(task_id, req())
+    assert running.state == "running" and running.took is None
+    done = await provider.poll(task_id, req())
+    assert done.state == "completed" and done.took == 7.0  # completed_at - created_at
+    # Without completed_at (or with nonsense), nothing is claimed.
+    fake.task_script = (TaskStep("completed", 100),)
+    other = (await provider.submit(req())).task_id
+    fake.tasks[other].completed_at = fake.tasks[other].created_at - 5
+    assert (await provider.poll(other, req())).took is None
+
+
 async def test_exact_ratio_has_no_note(fake: FakeToAPIs, provider: ToAPIsProvider) -> None:
     fake.task_script = (TaskStep("completed", 100),)
     request = req(width=800, height=1200, aspect_ratio="2:3")

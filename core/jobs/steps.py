@@ -201,11 +201,12 @@ async def _submit_if_admitted(
         if wait is not None:
             return wait
         submission = await ctx.admission.call(ctx.provider.submit(request))
+        answered = time.monotonic()  # the task runs by now: not after the waits below
         async with ctx.submit_gate:  # few writers at once: less waiting for SQLite's lock
             await jobs_db.mark_submitted(
                 ctx.sm, job.id, ctx.owner, submission.task_id, request.model
             )
-        ctx.tracks[job.id] = PollTrack(time.monotonic(), request)
+        ctx.tracks[job.id] = PollTrack(answered, request)
     return submission
 
 
@@ -305,13 +306,14 @@ def _next_poll(ctx: JobContext, job: Job, track: PollTrack) -> float:
     """Seconds to the next poll: near the expected finish (core.schedule.next_poll)."""
     elapsed = track.elapsed()
     durations = ctx.durations.of(job.ask.provider, job.ask.model)
-    expected = expected_finish(durations, elapsed, track.reported)
+    expected = expected_finish(durations, elapsed, track.reported, first=track.polls == 0)
     return next_poll(
         ctx.schedule,
         elapsed=elapsed,
         polls=track.polls,
         expected=expected,
-        probe=track.reported < 5,  # probes teach durations; progress needs none
+        # probes teach durations; progress needs none, nor a provider saying how long
+        probe=track.reported < 5 and not ctx.durations.reported(job.ask.provider, job.ask.model),
     )
 
 
@@ -336,16 +338,19 @@ async def _running(ctx: JobContext, job: Job, view: GenerationView | None, progr
     return _next_poll(ctx, job, track)
 
 
-def _learn(ctx: JobContext, job: Job) -> None:
-    """Remember how long the completed task took, when the polls say it precisely."""
+def _learn(ctx: JobContext, job: Job, took: float | None) -> None:
+    """Remember how long the completed task took: as the provider says (`took`, seconds)
+    when it does, else when the polls say it precisely."""
     track = ctx.tracks.get(job.id)
     if track is None:
         return
     known = bool(ctx.durations.of(job.ask.provider, job.ask.model))
     # Done when asked: the answer's own time (rendering, downloads) is not the task's.
-    seconds = observed_duration(track.last_running, track.asked, ctx.schedule.near, known=known)
+    seconds = observed_duration(
+        track.last_running, track.asked, ctx.schedule.near, known=known, reported=took
+    )
     if seconds is not None:
-        ctx.durations.add(job.ask.provider, job.ask.model, seconds)
+        ctx.durations.add(job.ask.provider, job.ask.model, seconds, reported=took is not None)
 
 
 async def handle_status(
@@ -362,7 +367,7 @@ async def handle_status(
         metrics.provider_error(job.ask.provider, kind)
         failure = Failure(FailureReason.PROVIDER, kind, error.message if error else None)
         return await outcomes.fail(ctx, job, view, failure)
-    _learn(ctx, job)
+    _learn(ctx, job, status.took)
     if not status.images:
         failure = Failure(FailureReason.NO_IMAGE, "task_failed")
         return await outcomes.fail(ctx, job, view, failure)

@@ -141,6 +141,8 @@ class TaskStatus:
         note: a line for the result message, e.g. that the size was approximated.
         size: the size the provider made, as it names it ("1536x1024", "3:2"), for pricing.
         usage: provider-reported usage numbers (tokens, …), recorded as-is.
+        took: seconds the task took by the provider's own timestamps (creation to
+            completion, e.g. whole seconds), when it reports them; None otherwise.
     """
 
     state: Literal["running", "completed", "failed"]
@@ -150,6 +152,7 @@ class TaskStatus:
     note: str | None = None
     size: str | None = None
     usage: dict[str, object] = field(default_factory=dict)
+    took: float | None = None
 
 
 @dataclass(frozen=True)

@@ -157,10 +157,15 @@ def closest_size(width: int, height: int, choices: Mapping[str, tuple[int, int]]
 
 
 def completed(
-    images: Sequence[GeneratedImage], size: SizeChoice, note: str | None, usage: object
+    images: Sequence[GeneratedImage],
+    size: SizeChoice,
+    note: str | None,
+    usage: object,
+    took: float | None = None,
 ) -> TaskStatus:
     """A completed task: `images`, the provider's `size` value (for pricing), the `note` for
-    the result message, and the provider-reported `usage` when it is an object."""
+    the result message, the provider-reported `usage` when it is an object, and the
+    seconds the task `took` by the provider's timestamps when known."""
     return TaskStatus(
         state="completed",
         progress=100,
@@ -168,4 +173,5 @@ def completed(
         note=note,
         size=size.value,
         usage=dict(usage) if isinstance(usage, dict) else {},
+        took=took,
     )

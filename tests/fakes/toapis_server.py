@@ -9,8 +9,9 @@ Routes (base URL returned by `start()` is the root, like `TOAPIS_BASE_URL`):
   otherwise 400 `invalid_request`) → `{"id", "object": "generation.task", "model",
   "status": "queued", "progress": 0, "created_at"}`.
 - `GET /v1/images/generations/{id}` (route "poll"): each poll moves the task one step along
-  `task_script` (then stays on the last step). A completed task carries `expires_at` and the
-  image URLs in the shape chosen by `result_shape`; a failed one carries `error`.
+  `task_script` (then stays on the last step). A completed task carries `completed_at` (when
+  a poll first found it completed, unless set on the task), `expires_at` and the image URLs
+  in the shape chosen by `result_shape`; a failed one carries `error`.
   An unknown id → 404 `{"error": {"code": "task_not_found", …}}`.
 - `GET /v1/models` (route "models"): the key's models, `{"success": true, "object": "list",
   "data": [{"id", "object": "model"}]}`.
@@ -57,6 +58,7 @@ class _Task:
     created_at: int
     script: tuple[TaskStep, ...]
     polls: int = 0
+    completed_at: int | None = None  # Unix seconds, set when a poll first finds it completed
 
 
 class FakeToAPIs(FakeServer):
@@ -167,7 +169,9 @@ class FakeToAPIs(FakeServer):
             payload["error"] = {"code": step.error_code, "message": step.error_message}
         elif step.status == "completed":
             now = int(time.time())
-            payload["completed_at"] = now
+            if task.completed_at is None:
+                task.completed_at = now
+            payload["completed_at"] = task.completed_at
             payload["expires_at"] = now + 86400
             urls = [f"{self.root_url}/files/{task.id}-{index}.png" for index in range(task.n)]
             if self.result_shape == "result":
