@@ -78,7 +78,8 @@ INFO = ProviderInfo(
     # once the engine expects a finish time, a poll 0.5 s after it, then every 1 s, and
     # far from it every 30 s at most, so polls stay sparser than every 5 s on average
     # (issue 13). While nothing is known of the model's durations, the first poll comes
-    # after 3-3.6 s instead (ToAPIs documents "wait 2-3 seconds" for a submitted task), and
+    # after 3-3.6 s instead (ToAPIs documents "wait 2-3 seconds" for a submitted task:
+    # https://docs.toapis.com/docs/en/api-reference/tasks/image-status), and
     # the progress it reports aims the next ones.
     poll_schedule=PollSchedule(
         first=5.0, interval=5.0, factor=1.25, cap=10.0, near=1.0, far=30.0, early=3.0
