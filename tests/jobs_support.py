@@ -32,12 +32,14 @@ def make_engine(
     *,
     render_seconds: float = 0,
     owner: str = "w",
+    provider: LocalProvider | None = None,
     **cfg: float,
 ) -> JobEngine:
-    """A JobEngine (not started) over the local provider and `publisher`."""
+    """A JobEngine (not started) over the local provider (`provider`, else a new one
+    rendering for `render_seconds`) and `publisher`."""
     return JobEngine(
         sm,
-        LocalProvider(render_seconds=render_seconds),
+        provider or LocalProvider(render_seconds=render_seconds),
         publisher=publisher,
         store=ImageStore(tmp_path / "images"),
         config=EngineConfig(idle_seconds=0.05, **cfg),  # type: ignore[arg-type]

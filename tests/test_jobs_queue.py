@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import db
 from core.models import GenerationRow, GenerationState
+from core.providers.base import GenerationRequest, Submission, TaskStatus
+from core.providers.local import LocalProvider
 from tests.fakes.publisher import RecordingPublisher
 from tests.jobs_support import Maker, make_engine, queue
 
@@ -59,13 +61,43 @@ async def _count(sm: Maker, *where: object) -> int:
         return int(await s.scalar(select(func.count()).select_from(GenerationRow).where(*where)))
 
 
+class OrderedProvider(LocalProvider):
+    """The local provider, noting at each submit how many of the burst's older jobs (their
+    prompts are "job <index>") were not submitted yet and how many tasks were running."""
+
+    def __init__(self) -> None:
+        super().__init__(render_seconds=0)
+        self.order: list[int] = []  # queue indexes, in the order they were submitted
+        self.running: set[str] = set()  # tasks submitted and not yet polled done
+        self.passed: list[tuple[int, int, int]] = []  # (index, older not submitted, running)
+
+    async def submit(self, request: GenerationRequest) -> Submission:
+        index = int(request.prompt.removeprefix("job "))
+        older = sum(1 for i in range(index) if i not in self.order)
+        self.passed.append((index, older, len(self.running)))
+        self.order.append(index)
+        submission = await super().submit(request)
+        self.running.add(submission.task_id)
+        return submission
+
+    async def poll(self, task_id: str, request: GenerationRequest) -> TaskStatus:
+        status = await super().poll(task_id, request)
+        if status.state != "running":
+            self.running.discard(task_id)
+        return status
+
+
 @pytest.mark.timeout(240)
 async def test_a_burst_starts_in_queue_order_and_no_waiting_job_is_claimed_again(
     database: tuple[Maker, Statements], tmp_path: Path
 ) -> None:
     sm, statements = database
-    ids = [await queue(sm, f"job {i}") for i in range(JOBS)]
-    engine = make_engine(sm, tmp_path, RecordingPublisher(), concurrency=CONCURRENCY)
+    for i in range(JOBS):
+        await queue(sm, f"job {i}")
+    provider = OrderedProvider()
+    engine = make_engine(
+        sm, tmp_path, RecordingPublisher(), provider=provider, concurrency=CONCURRENCY
+    )
     most_running = 0
     mark = len(statements.seen)
     engine.start()
@@ -80,15 +112,13 @@ async def test_a_burst_starts_in_queue_order_and_no_waiting_job_is_claimed_again
     finally:
         await engine.stop()
     assert most_running <= CONCURRENCY
-    # Submitted in the order they were queued.
-    async with sm() as s:
-        by_task = dict(
-            (await s.execute(select(GenerationRow.provider_task_id, GenerationRow.id))).all()
-        )
-    submitted = [by_task[t] for t in engine.ctx.provider.submitted_task_ids]  # type: ignore[attr-defined]
-    assert sorted(submitted) == ids
-    # In queue order: jobs admitted together (one per free slot) start at the same moment.
-    assert all(abs(pos - ids.index(job_id)) < CONCURRENCY for pos, job_id in enumerate(submitted))
+    assert sorted(provider.order) == list(range(JOBS))  # each submitted once
+    # In queue order: a job went only when a slot was left after the older jobs not
+    # submitted yet (a burst starts at once; an older job slow to come keeps its place, its
+    # slot unused meanwhile, while the other slots go on). Submitting in any other order
+    # breaks this: the 50th job first would see 49 older ones waiting.
+    out_of_order = [p for p in provider.passed if p[1] + p[2] >= CONCURRENCY]
+    assert not out_of_order, f"(queue index, older not submitted, running): {out_of_order}"
     # Each job is claimed at most twice: once to open its thread (then parked), once when
     # admitted. Looking again and again at waiting jobs would be hundreds of claims each.
     assert engine.claims <= 2 * JOBS
