@@ -17,6 +17,7 @@ from core.db.jobs import Job
 from core.flags import Params
 from core.jobs import EngineConfig, JobEngine
 from core.models import GenerationRow
+from core.providers.base import ImageProvider
 from core.providers.local import LocalProvider
 from core.store import ImageStore
 from tests.fakes.publisher import RecordingPublisher
@@ -32,7 +33,7 @@ def make_engine(
     *,
     render_seconds: float = 0,
     owner: str = "w",
-    provider: LocalProvider | None = None,
+    provider: ImageProvider | None = None,
     **cfg: float,
 ) -> JobEngine:
     """A JobEngine (not started) over the local provider (`provider`, else a new one
@@ -47,8 +48,10 @@ def make_engine(
     )
 
 
-async def queue(sm: Maker, prompt: str = "a test", params: Params | None = None) -> int:
-    """Start a session with one queued generation; its id."""
+async def queue(
+    sm: Maker, prompt: str = "a test", params: Params | None = None, provider: str = "local"
+) -> int:
+    """Start a session with one queued generation for `provider`; its id."""
     return await sessions.start(
         sm,
         team_id="T0TEAM",
@@ -56,7 +59,7 @@ async def queue(sm: Maker, prompt: str = "a test", params: Params | None = None)
         user_id=ALICE,
         prompt=prompt,
         params=params or Params(),
-        provider="local",
+        provider=provider,
         model=None,
         response_url=None,
     )

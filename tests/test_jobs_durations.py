@@ -10,19 +10,14 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from core import sessions
-from core.flags import Params
-from core.jobs import EngineConfig, JobEngine
 from core.models import GenerationState
 from core.providers.toapis import ToAPIsProvider
 from core.schedule import PollSchedule
-from core.store import ImageStore
 from tests.conftest import TOAPIS_KEY
 from tests.fakes import RecordedRequest
 from tests.fakes.publisher import RecordingPublisher
 from tests.fakes.toapis_server import FakeToAPIs, TaskStep
-from tests.harness import ALICE, CHANNEL
-from tests.jobs_support import Maker, wait_row
+from tests.jobs_support import Maker, make_engine, queue, wait_row
 
 S = GenerationState
 # Polls 0.6 s apart: the task is seen running at 0.6 s and done at 1.2 s, a bracket too
@@ -53,26 +48,9 @@ async def test_the_duration_learned_is_the_one_the_provider_reports(
     sm: Maker, tmp_path: Path, fake: FakeToAPIs
 ) -> None:
     provider = ToAPIsProvider(TOAPIS_KEY, fake.root_url, None, timeout=5)
-    engine = JobEngine(
-        sm,
-        provider,
-        publisher=RecordingPublisher(),
-        store=ImageStore(tmp_path / "images"),
-        config=EngineConfig(idle_seconds=0.05),
-        owner="w",
-    )
+    engine = make_engine(sm, tmp_path, RecordingPublisher(), provider=provider)
     engine.ctx.schedule = SLOW
-    job_id = await sessions.start(
-        sm,
-        team_id="T0TEAM",
-        channel_id=CHANNEL,
-        user_id=ALICE,
-        prompt="a lighthouse",
-        params=Params(),
-        provider="toapis",
-        model=None,
-        response_url=None,
-    )
+    job_id = await queue(sm, "a lighthouse", provider="toapis")
     engine.start()
     try:
         done = await wait_row(sm, job_id, lambda r: r is not None and r.state == S.POSTED)
