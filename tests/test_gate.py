@@ -109,3 +109,40 @@ async def test_a_listener_failing_before_its_ack_still_gets_bolts_500() -> None:
 
     answer = await asyncio.wait_for(_bolt(listener).async_dispatch(_command()), 5)
     assert answer.status == 500
+
+
+async def test_requests_waiting_for_their_ack_do_not_wake_the_loop(monkeypatch: Any) -> None:
+    """Bolt's own runner looks at `ack.response` every 10 ms (`asyncio.sleep(0.01)`) for
+    each request until its listener acks: a burst whose acks wait for their group commit
+    would wake the loop (waiting requests) x (looks) times. The AckRunner waits on the ack."""
+    looks = 0
+    sleep = asyncio.sleep
+
+    async def counting_sleep(delay: float, *args: Any, **kwargs: Any) -> Any:
+        nonlocal looks
+        looks += delay == 0.01
+        return await sleep(delay, *args, **kwargs)
+
+    release = asyncio.Event()
+
+    async def listener(ack: AsyncAck) -> None:
+        await release.wait()  # as a command waiting for its group commit
+        await ack()
+
+    app = _bolt(listener)
+    monkeypatch.setattr(asyncio, "sleep", counting_sleep)
+    answers = asyncio.gather(*(app.async_dispatch(_command()) for _ in range(50)))
+    await sleep(0.2)  # 20 of Bolt's looks for each of the 50
+    release.set()
+    assert [a.status for a in await asyncio.wait_for(answers, 5)] == [200] * 50
+    assert looks == 0
+
+
+async def test_a_listener_that_ends_without_acking_gets_no_answer_at_once() -> None:
+    async def listener(ack: AsyncAck) -> None:
+        return None  # never acks: Bolt logs its warning and answers 404
+
+    started = asyncio.get_running_loop().time()
+    answer = await asyncio.wait_for(_bolt(listener).async_dispatch(_command()), 5)
+    assert answer.status == 404
+    assert asyncio.get_running_loop().time() - started < 2.0  # not Bolt's 3 s of looks
