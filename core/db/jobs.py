@@ -69,6 +69,9 @@ def _claimable() -> Any:
 # Reasons a queued job is parked for: it is not claimed when due but admitted (`admit`)
 # when a slot frees, its thread's older version ends or the breaker lets calls through.
 PARKED = (WaitReason.SLOT.value, WaitReason.THREAD.value, WaitReason.BREAKER.value)
+# Of those, the reasons of a job waiting for the provider (a slot, the breaker): it goes in
+# queue order with the provider's other jobs, before any newer one.
+FOR_PROVIDER = (WaitReason.SLOT.value, WaitReason.BREAKER.value)
 
 
 def _not_parked() -> Any:
@@ -186,7 +189,7 @@ async def admit(
                         or_(
                             ahead.waiting.is_(None),
                             and_(  # parking: its reason is stored, its lease not let go yet
-                                ahead.waiting.in_((WaitReason.SLOT, WaitReason.BREAKER)),
+                                ahead.waiting.in_(FOR_PROVIDER),
                                 ahead.lease_owner.is_not(None),
                                 ahead.lease_expires_at >= db_now(),
                             ),
@@ -529,7 +532,7 @@ async def provider_load(
                     GenerationRow.lease_owner == owner,
                 ),
                 or_(
-                    GenerationRow.waiting.in_((WaitReason.SLOT, WaitReason.BREAKER)),
+                    GenerationRow.waiting.in_(FOR_PROVIDER),
                     and_(
                         GenerationRow.waiting.is_(None),
                         GenerationRow.next_attempt_at <= db_now(),
