@@ -19,7 +19,6 @@ stay Bolt's own code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -46,8 +45,7 @@ class SignallingAck(AsyncAck):
     async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
         """Bolt's ack (same arguments, same answer), then the signal."""
         answer = await super().__call__(*args, **kwargs)
-        if not self._acked.done():
-            self._acked.set_result(None)
+        _resolve(self._acked)
         return answer
 
 
@@ -68,21 +66,25 @@ class AckRunner(AsyncioListenerRunner):
         if self.process_before_response or request.lazy_only:
             return await super().run(request, response, listener_name, listener, starting_time)
         starting_time = starting_time if starting_time is not None else time.time()
-        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
         request.context["ack"] = SignallingAck(acked)  # Bolt's context.ack reads this key
         ack = request.context.ack
         if listener.auto_acknowledgement:  # Events API: acknowledged at once (as Bolt does)
             await ack()
-        task = asyncio.ensure_future(self._listen(ack, request, response, listener))
+        task = loop.create_task(self._listen(ack, request, response, listener))
         _running.add(task)
         task.add_done_callback(_running.discard)
-        task.add_done_callback(lambda _: acked.done() or acked.set_result(None))
+        task.add_done_callback(lambda _: _resolve(acked))  # ended without acking
         for lazy_func in listener.lazy_functions:  # as Bolt: start each, no lazy-only here
             self._start_lazy_function(lazy_func, request)
         left = listener.ack_timeout - (time.time() - starting_time)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, left)):
-                await asyncio.shield(acked)
+        # One timer instead of asyncio.timeout + shield: this runs once per Slack request.
+        timer = loop.call_later(max(0.0, left), _resolve, acked)
+        try:
+            await acked
+        finally:
+            timer.cancel()
         if ack.response is None:
             self.logger.warning(warning_did_not_call_ack(listener_name))
             return None
@@ -115,6 +117,12 @@ class AckRunner(AsyncioListenerRunner):
             ack.response = response
         finally:
             await self.listener_completion_handler.handle(request=request, response=response)
+
+
+def _resolve(acked: asyncio.Future[None]) -> None:
+    """Stop the wait for the ack (the ack came, the listener ended, or the time is up)."""
+    if not acked.done():
+        acked.set_result(None)
 
 
 def install(app: Any) -> None:

@@ -91,7 +91,8 @@ def check_parses(text: str, content_type: str) -> None:
 
     Mirrors `slack_bolt.request.internals.parse_body`: JSON when the content type says so
     or the body starts with ``{``; else a form, whose ``payload`` field (interactivity)
-    must be a JSON object.
+    must be a JSON object. A form without ``payload`` (a slash command) is not parsed
+    here: Bolt's `parse_qsl` (lenient, blank values kept) turns any text into a dict.
     """
     if not text:
         return
@@ -102,8 +103,7 @@ def check_parses(text: str, content_type: str) -> None:
             payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
             parsed = {} if payload is None else json.loads(payload)
         else:
-            parse_qsl(text, keep_blank_values=True, strict_parsing=False)
-            parsed = {}
+            return
     except ValueError:
         raise Rejected(400, "body does not parse") from None
     if not isinstance(parsed, dict):

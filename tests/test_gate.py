@@ -146,3 +146,43 @@ async def test_a_listener_that_ends_without_acking_gets_no_answer_at_once() -> N
     answer = await asyncio.wait_for(_bolt(listener).async_dispatch(_command()), 5)
     assert answer.status == 404
     assert asyncio.get_running_loop().time() - started < 2.0  # not Bolt's 3 s of looks
+
+
+async def test_a_listener_that_never_acks_is_answered_when_slacks_3_seconds_are_up(
+    caplog: Any,
+) -> None:
+    """The wait for the ack ends at the listener's `ack_timeout` (3 s for commands), with
+    Bolt's warning and no answer (Bolt's 404), while the listener itself goes on."""
+    release = asyncio.Event()
+
+    async def listener(ack: AsyncAck) -> None:
+        await release.wait()  # far longer than Slack waits
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answer = await asyncio.wait_for(_bolt(listener).async_dispatch(_command()), 10)
+    waited = loop.time() - started
+    assert answer.status == 404
+    assert 2.9 <= waited < 6.0
+    assert "ack()" in caplog.text  # Bolt's "did not call ack()" warning
+    assert ack_runner._running  # still running
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*ack_runner._running), 5)
+
+
+async def test_the_bots_bolt_app_checks_no_signature_twice_and_builds_no_middleware_kwargs(
+    tmp_path: Path,
+) -> None:
+    """Per request, the bot's Bolt app does only what the guard in front has not done:
+    no second signature check (bot/http_guard.py verified it) and no function middleware
+    (Bolt builds every function middleware's keyword arguments for each request)."""
+    h = await Harness(tmp_path).start()
+    try:
+        assert h.runtime is not None
+        chain = h.runtime.bolt._async_middleware_list
+        names = {type(m).__name__ for m in chain}
+        assert "AsyncRequestVerification" not in names
+        assert "AsyncCustomMiddleware" not in names
+        assert {"DropRetriedDeliveries", "ProvideRuntime"} <= names
+    finally:
+        await h.close()

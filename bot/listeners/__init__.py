@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from bot import blocks
 from bot.home import HOME_APPROVE, HOME_REQUEST_CHANGES
@@ -20,14 +23,25 @@ from bot.runtime import Runtime
 from bot.style_views import SAVE_STYLE_VIEW
 
 
-def register(app: AsyncApp, runtime: Runtime) -> None:
-    """Install the runtime middleware and every listener on `app`."""
+class ProvideRuntime(AsyncMiddleware):
+    """A Bolt middleware putting the request's `Runtime` (`Runtime.for_request`) in Bolt's
+    context as `context["runtime"]`. (A class, not a function: Bolt builds a function
+    middleware's keyword arguments for every request; issue 13.)"""
 
-    async def provide_runtime(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
-        context["runtime"] = runtime.for_request(context)
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[Any]]
+    ) -> BoltResponse | None:
+        """Set `context["runtime"]`, then go on."""
+        req.context["runtime"] = self._runtime.for_request(req.context)
         return await next()
 
-    app.use(provide_runtime)
+
+def register(app: AsyncApp, runtime: Runtime) -> None:
+    """Install the runtime middleware and every listener on `app`."""
+    app.use(ProvideRuntime(runtime))
     app.command("/imagine")(commands.imagine)
     app.action(blocks.APPROVE)(review.approve)
     app.action(blocks.REQUEST_CHANGES)(review.request_changes)
