@@ -35,14 +35,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import ack_runner, cost, gallery, listeners
 from bot.http_guard import MAX_BODY_BYTES, slack_request_guard
 from bot.publisher import SlackPublisher
+from bot.replay import replay_stored
 from bot.runtime import Runtime
 from bot.slack_client import retry_handlers, web_client
 from bot.worker import job_engine, metrics_page, retention_task
 from bot.workspaces import Workspaces, oauth_flow
-from core import db, metrics, sessions
+from core import db, metrics
 from core.config import Settings, SettingsError
 from core.db import sessions as sessions_db
 from core.db.jobs import Maker
+from core.intake import Intake
 from core.jobs.gate import IdleGate
 from core.providers.base import ImageProvider
 from core.providers.factory import build_provider
@@ -118,8 +120,8 @@ def build_runtime(
         settings, engine, sm, store, provider, publisher, jobs, bolt, socket_mode, run_jobs=run_jobs
     )
     runtime.moderator = jobs.ctx.moderator
-    if engine.dialect.name == "sqlite":  # one write lock: commit concurrent commands together
-        runtime.writer = sessions.start_writer(settings.database_url, cost.policy(settings))
+    if engine.dialect.name == "sqlite":  # one write lock: store first, start after the ack
+        runtime.intake = Intake(settings.database_url, cost.policy(settings), jobs.gate)
     runtime.retention = retention_task(settings, sm, store)
 
     bolt.use(DropRetriedDeliveries(sm))
@@ -203,6 +205,7 @@ def web_app(
         return await to_aiohttp_response(bolt_response)
 
     gallery_retries = gallery.GalleryRetries(runtime)
+    replaying: set[asyncio.Task[None]] = set()
 
     async def on_startup(_app: web.Application) -> None:
         _freeze_startup_heap()
@@ -211,6 +214,8 @@ def web_app(
         if runtime.retention is not None:
             runtime.retention.start()
         gallery_retries.start()  # issue 10: gallery posts a crash interrupted or Slack refused
+        # issue 13: requests a stopped process acknowledged and did not start
+        replaying.add(asyncio.create_task(replay_stored(runtime), name="replay-stored"))
         runtime.sampler = runtime.sampler or metrics.Sampler(runtime.sessionmaker)
         runtime.sampler.start()
         if socket_mode is not None:
@@ -221,6 +226,8 @@ def web_app(
             await socket_mode.close_async()
 
     async def on_cleanup(_app: web.Application) -> None:
+        for task in replaying:
+            task.cancel()
         await gallery_retries.stop()
         await runtime.aclose()
 

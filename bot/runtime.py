@@ -17,12 +17,11 @@ from bot.slack_client import PacedWebClient
 from bot.workspaces import Team
 from core import metrics
 from core.config import Settings
-from core.db.writer import CommandWriter
+from core.intake import Intake
 from core.jobs import JobEngine
 from core.moderation import Moderator
 from core.privacy import RetentionTask
 from core.providers.base import ImageProvider
-from core.sessions import StartRequest
 from core.store import ImageStore
 
 
@@ -42,8 +41,9 @@ class Runtime:
     socket_mode: bool = False
     moderator: Moderator | None = None  # the content policy (None: MODERATION=off)
     retention: RetentionTask | None = None  # the daily retention sweep (bot.worker)
-    # Group commit of new sessions (issue 13; SQLite only): None = one transaction each.
-    writer: CommandWriter[StartRequest, int] | None = None
+    # New sessions stored before their ack, started after (issue 13; SQLite only): None =
+    # one transaction each, before the ack.
+    intake: Intake | None = None
 
     def for_request(self, context: Any) -> Runtime:
         """This runtime with its publisher speaking for the workspace of a request (Bolt's
@@ -62,8 +62,8 @@ class Runtime:
             await self.retention.stop()
         if self.sampler is not None:
             await self.sampler.stop()
-        if self.writer is not None:
-            await self.writer.aclose()  # commits what is queued: those callers are waiting
+        if self.intake is not None:
+            await self.intake.aclose()  # stores and starts what is queued: callers wait
         await self.jobs.stop()
         await self.publisher.aclose()  # the status edits still waiting
         if isinstance(self.bolt.client, PacedWebClient):  # OAuth: Bolt's client is ours

@@ -503,3 +503,23 @@ class HomeSeenRow(Base):
     team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     seen_at: Mapped[float] = mapped_column(Float)  # written with db_now()
+
+
+# ---------------------------------------------------------------------------------------
+# Intake (issue 13): new-session requests stored before their ack, started right after.
+# ---------------------------------------------------------------------------------------
+
+
+class InboxRow(Base):
+    """A new-session request (`/imagine`, a mention) acknowledged to Slack and not started
+    yet (core.intake): stored in one group commit before the ack, removed in the
+    transaction that records its session (or its refusal). Rows left by a stopped process
+    are started when the next one starts. `seq` is the arrival order; `token` names the
+    request to the process waiting for its outcome; `request` is `StartRequest.to_stored`."""
+
+    __tablename__ = "command_inbox"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[float] = mapped_column(Float)  # UTC epoch seconds

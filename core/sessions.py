@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -24,7 +24,6 @@ from core.db import sessions as repo
 from core.db import styles as styles_db
 from core.db.usage import Asked
 from core.db.views import GenerationGone, load_view
-from core.db.writer import CommandWriter
 from core.flags import MAX_SEED, Params
 from core.models import GenerationState
 from core.policy import ApprovalRefusal, Policy, judge
@@ -48,11 +47,12 @@ __all__ = [
     "approve",
     "cancel",
     "check_target",
+    "new_request",
     "new_seed",
     "regenerate",
+    "screen",
     "start",
     "start_all",
-    "start_writer",
 ]
 
 
@@ -122,13 +122,40 @@ class StartRequest:
     style: styles.Style | None = None
     resolve_style: bool = False
 
+    def to_stored(self) -> dict[str, Any]:
+        """This request as a JSON object (the intake's inbox, core.intake). Only a request
+        as a person typed it can be stored: raises ValueError for one with a resolved
+        `style` or a refinement's fields."""
+        ask = self.ask
+        if self.style is not None or replace(ask, prompt="", params=Params()) != Ask(
+            "", Params(), ask.provider, ask.model
+        ):
+            raise ValueError("only a new request as typed can be stored")
+        return {
+            "session": asdict(self.session),
+            "prompt": ask.prompt,
+            "params": ask.params.to_stored(),
+            "seed": ask.params.seed,
+            "provider": ask.provider,
+            "model": ask.model,
+            "response_url": self.response_url,
+            "resolve_style": self.resolve_style,
+        }
 
-async def start(
-    sm: async_sessionmaker[AsyncSession],
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> StartRequest:
+        """The request `to_stored` gave `data` for."""
+        params = Params.from_stored(data["params"], data["seed"])
+        return cls(
+            repo.NewSession(**data["session"]),
+            Ask(data["prompt"], params, data["provider"], data["model"]),
+            response_url=data["response_url"],
+            resolve_style=data["resolve_style"],
+        )
+
+
+def new_request(
     *,
-    moderator: moderation.Moderator | None = None,
-    cost: CostPolicy | None = None,
-    writer: CommandWriter[StartRequest, int] | None = None,
     team_id: str,
     channel_id: str,
     user_id: str,
@@ -139,42 +166,55 @@ async def start(
     enterprise_id: str | None = None,
     thread_ts: str | None = None,
     **request: Any,
-) -> int:
-    """Record a new session and its first generation (queued) in one transaction. The
-    keyword arguments make a `StartRequest`: its session (`team_id`, `channel_id`, the
-    owner `user_id`, `enterprise_id`: the team's Grid org or None, `thread_ts`), its ask
+) -> StartRequest:
+    """A `StartRequest` from its fields: its session (`team_id`, `channel_id`, the owner
+    `user_id`, `enterprise_id`: the team's Grid org or None, `thread_ts`), its ask
     (`prompt`, `params`, `provider`, `model`) and the other fields (`response_url`,
-    `style`, `resolve_style`). Returns the generation id once it is committed.
-
-    With a `writer` (`start_writer`) the request is committed in a group with the
-    concurrent ones, checked against the writer's cost policy instead of `cost`.
-    Raises moderation.ModerationRefused (nothing recorded but the audit row) when
-    `moderator`'s content policy flags the prompt; core.quotas.QuotaExceeded /
-    DuplicateRequest (nothing is stored then); core.db.writer.WriterClosed when the writer
-    stopped first.
-    """
+    `style`, `resolve_style`)."""
     session = repo.NewSession(team_id, channel_id, user_id, enterprise_id, thread_ts)
-    asked = StartRequest(session, Ask(prompt, params, provider, model), **request)
+    return StartRequest(session, Ask(prompt, params, provider, model), **request)
+
+
+async def screen(
+    moderator: moderation.Moderator | None,
+    sm: async_sessionmaker[AsyncSession],
+    request: StartRequest,
+) -> None:
+    """The content policy's check of a new request's prompt. Raises
+    moderation.ModerationRefused (nothing recorded but the audit row)."""
+    where = request.session
     await moderation.check_request(
-        moderator, sm, team_id=team_id, channel_id=channel_id, user_id=user_id, text=prompt
+        moderator,
+        sm,
+        team_id=where.team_id,
+        channel_id=where.channel_id,
+        user_id=where.owner,
+        text=request.ask.prompt,
     )
-    if writer is not None:
-        return await writer.submit(asked)
+
+
+async def start(
+    sm: async_sessionmaker[AsyncSession],
+    *,
+    moderator: moderation.Moderator | None = None,
+    cost: CostPolicy | None = None,
+    **fields: Any,
+) -> int:
+    """Record a new session and its first generation (queued) in one transaction; the
+    `fields` make a `StartRequest` (`new_request`). Returns the generation id once it is
+    committed. (On SQLite the listeners go through core.intake instead.)
+
+    Raises moderation.ModerationRefused (nothing recorded but the audit row) when
+    `moderator`'s content policy flags the prompt; core.styles.StyleRefused,
+    core.quotas.QuotaExceeded or DuplicateRequest (nothing is stored then).
+    """
+    asked = new_request(**fields)
+    await screen(moderator, sm, asked)
     async with sm.begin() as db:
         [answer] = await start_all(db, [asked], cost)
     if isinstance(answer, Exception):
         raise answer
     return answer
-
-
-def start_writer(database_url: str, cost: CostPolicy | None) -> CommandWriter[StartRequest, int]:
-    """A group-commit writer of `start` requests into `database_url`, checked against
-    `cost` (core.db.writer)."""
-
-    async def apply(db: AsyncSession, requests: Sequence[StartRequest]) -> list[int | Exception]:
-        return await start_all(db, requests, cost)
-
-    return CommandWriter(database_url, apply)
 
 
 async def start_all(

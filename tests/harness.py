@@ -20,6 +20,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot import ack_runner
 from bot.app import Runtime, bound_port, build_runtime, start_server, start_socket_mode
 from bot.emulator import Message, SlackEmulator
 from core import db
@@ -119,8 +120,36 @@ class Harness:
         return self._sm
 
     async def imagine(self, text: str, user: str = ALICE, channel: str = CHANNEL):  # type: ignore[no-untyped-def]
-        """Deliver a signed `/imagine text`; returns the bot's HTTP answer."""
-        return await self.emulator.send_slash_command(user, channel, text)
+        """Deliver a signed `/imagine text`; returns the bot's HTTP answer (the ack) once
+        the listener has also finished what it does after the ack (on SQLite the request
+        is stored before the ack and its session started after it, core.intake)."""
+        answer = await self.emulator.send_slash_command(user, channel, text)
+        await self.listeners_done()
+        return answer
+
+    async def listeners_done(self, within: float = 20.0) -> None:
+        """Wait until no listener of this process is still running after its ack."""
+        deadline = time.monotonic() + within
+        while ack_runner._running:
+            assert time.monotonic() < deadline, "a listener is still running"
+            await asyncio.sleep(0.01)
+
+    async def ask(self, text: str, user: str = ALICE, channel: str = CHANNEL) -> str:
+        """What `/imagine text` tells `user` privately: the ack's text, or the message the
+        bot sent through the command's response_url after an empty ack ("" when queued).
+        Fails the test when the ack is not a 200."""
+        before = len(self.emulator.ephemerals)
+        answer = await self.imagine(text, user=user, channel=channel)
+        assert answer.status == 200, answer
+        body = answer.json()
+        if body:
+            return str(body.get("text", ""))
+        later = [
+            e.text
+            for e in self.emulator.ephemerals[before:]
+            if e.user == user and e.source == "response_url"
+        ]
+        return "\n".join(later)
 
     async def generation(self, generation_id: int) -> GenerationRow:
         async with self.sm() as s:

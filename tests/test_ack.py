@@ -1,19 +1,21 @@
-"""Fast acks, durable first (issue 13): concurrent `/imagine` commands are committed in
-groups by one writer before they are acknowledged; quota, duplicate and style rules hold
-inside a group as if each request came alone; a writer killed mid-burst leaves every
-acknowledged command stored and tells the others to retry; no `auth.test` per request."""
+"""Fast acks, durable first (issue 13): concurrent `/imagine` commands are stored in groups
+by one writer before they are acknowledged (core.intake) and their sessions started in
+groups after; quota, duplicate and style rules hold inside a group as if each request came
+alone; a writer killed mid-burst leaves every acknowledged command stored and tells the
+others to retry; no `auth.test` per request."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import messages
 from core import db, sessions
@@ -46,6 +48,15 @@ def _request(
         ask=Ask(prompt or f"a lighthouse, take {i}", extra.pop("params", Params()), "local", None),
         **extra,
     )
+
+
+def _start_writer(url: str, cost: CostPolicy) -> CommandWriter[StartRequest, int]:
+    """A writer starting sessions in groups, as the intake's second queue does."""
+
+    async def apply(db: AsyncSession, requests: Sequence[StartRequest]) -> list[int | Exception]:
+        return await sessions.start_all(db, requests, cost)
+
+    return CommandWriter(url, apply)
 
 
 async def _answers(writer: CommandWriter, requests: list[StartRequest]) -> list[object]:  # type: ignore[type-arg]
@@ -93,7 +104,7 @@ async def _until(condition, within: float = 20.0) -> None:  # type: ignore[no-un
 
 
 async def test_a_burst_is_committed_in_groups_each_caller_getting_its_own_id(url: str) -> None:
-    writer = sessions.start_writer(url, CostPolicy(duplicate_window=120))
+    writer = _start_writer(url, CostPolicy(duplicate_window=120))
     requests = [_request(i) for i in range(60)]
     try:
         answers = await _answers(writer, requests)
@@ -111,7 +122,7 @@ async def test_quota_duplicate_and_style_refusals_reach_the_right_caller(url: st
     """Judged in order, within and across groups, as if each came alone: of five requests by
     one person with a quota of 3 images a day, the first three pass; the same prompt twice is a
     duplicate of the first (its id); an unknown style refuses only its own request."""
-    writer = sessions.start_writer(url, CostPolicy(user_daily_images=3, duplicate_window=120))
+    writer = _start_writer(url, CostPolicy(user_daily_images=3, duplicate_window=120))
     mine = [_request(i, user="U0ME") for i in range(5)]
     twice = [_request(10, prompt="a cat"), _request(10, prompt="a cat")]
     styled = _request(20, params=Params(style="nosuch"), resolve_style=True)
@@ -135,7 +146,7 @@ async def test_quota_duplicate_and_style_refusals_reach_the_right_caller(url: st
 
 
 async def test_a_writer_killed_mid_burst_stored_everything_it_answered(url: str) -> None:
-    writer = sessions.start_writer(url, CostPolicy())
+    writer = _start_writer(url, CostPolicy())
     done = await _answers(writer, [_request(i) for i in range(10)])
     assert all(isinstance(a, int) for a in done)
     async with write_lock(url):  # the next group cannot commit
@@ -164,8 +175,9 @@ async def test_acked_commands_are_stored_and_the_rest_asked_to_retry(tmp_path: P
             h.emulator.add_user(user, user.lower())
         first = await asyncio.gather(*(h.imagine(f"early {u}", user=u) for u in users[:4]))
         assert [(r.status, r.text) for r in first] == [(200, "")] * 4
-        assert h.runtime and h.runtime.writer
-        writer = h.runtime.writer
+        await h.wait_generations(4)  # started after their acks
+        assert h.runtime and h.runtime.intake
+        writer = h.runtime.intake.writer
         async with write_lock(h.settings.database_url):  # type: ignore[union-attr]
             late = asyncio.gather(*(h.imagine(f"late {u}", user=u) for u in users[4:]))
             await _until(lambda: writer._in_flight)
@@ -254,7 +266,7 @@ async def test_each_channel_of_a_group_gets_its_own_default_style_and_quota(url:
             await usage_db.set_channel_quota(s, TEAM, "C0TIGHT", 1, None, "U0ADMIN")
     finally:
         await engine.dispose()
-    writer = sessions.start_writer(url, CostPolicy(duplicate_window=120))
+    writer = _start_writer(url, CostPolicy(duplicate_window=120))
     where = ["C0NOIR", "C0PLAIN", "C0TIGHT", "C0TIGHT", "C0PLAIN"]
     users = ["U0A", "U0B", "U0C", "U0C", "U0D"]
     requests = [

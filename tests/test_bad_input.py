@@ -111,6 +111,7 @@ async def test_correctly_signed_raw_command_is_accepted(harness: Harness) -> Non
     # The same body, signed now, is taken: the 401s above are about the signature alone.
     answer = await harness.emulator.send_raw(_command_body(), "application/x-www-form-urlencoded")
     assert answer.status == 200
+    await harness.listeners_done()  # the session starts right after the ack (core.intake)
     assert await harness.count(GenerationRow) == 1
 
 

@@ -46,10 +46,7 @@ def _dms(bot: Harness, user: str) -> list[str]:
 
 
 async def _ask(bot: Harness, text: str, user: str = ALICE, channel: str = CHANNEL) -> str:
-    answer = await bot.imagine(text, user=user, channel=channel)
-    assert answer.status == 200
-    body = answer.json()
-    return body["text"] if body else ""
+    return await bot.ask(text, user=user, channel=channel)
 
 
 async def test_quota_refusals_queue_nothing_and_admins_hear_of_80_percent_once(
@@ -117,7 +114,8 @@ async def test_a_duplicate_offers_generate_anyway(tmp_path: Path) -> None:
         assert await _ask(bot, "a lighthouse --ar 3:2") == ""
         first = (await bot.wait_generations(1))[0]
         await bot.wait_state(first.id, S.POSTED)
-        assert await _ask(bot, "a lighthouse --ar 3:2") == ""  # acked; the note follows
+        said = await _ask(bot, "a lighthouse --ar 3:2")  # acked; the note follows
+        assert "You asked for this" in said
         notes = await bot.emulator.wait_for(lambda: bot.emulator.ephemerals_for(ALICE))
         note = notes[-1]
         assert "You asked for this" in note.text and "s ago" in note.text

@@ -67,7 +67,7 @@ async def test_save_list_show_apply_and_delete(local: Harness) -> None:
     result = local.thread(await local.thread_of(v1.id))[-1]
     assert "Style brand applied" in block_text(result)
 
-    unknown = await _say(local, "a lighthouse --style brnad")
+    unknown = await local.ask("a lighthouse --style brnad")  # told after the ack
     assert "no style `brnad`" in unknown and "`brand`" in unknown
     assert "Nothing was queued" in unknown
     assert await local.count(GenerationRow) == 1

@@ -6,6 +6,7 @@ No provider call and no Slack upload happens before the ack (Slack's budget is
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
@@ -53,22 +54,44 @@ async def imagine(
     except FlagError as err:
         await ack(text=messages.flag_error(err), response_type="ephemeral")
         return
-    try:
-        refused = await start_session(
-            runtime,
-            team=(command.get("team_id", ""), command.get("enterprise_id") or None),
-            channel_id=command["channel_id"],
-            user_id=command["user_id"],
-            parsed=parsed,
-            response_url=command.get("response_url"),
-        )
-    except DuplicateRequest as dup:
+    started = await start_session(
+        runtime,
+        team=(command.get("team_id", ""), command.get("enterprise_id") or None),
+        channel_id=command["channel_id"],
+        user_id=command["user_id"],
+        parsed=parsed,
+        response_url=command.get("response_url"),
+    )
+    await finish_start(runtime, started, ack, respond)
+
+
+async def finish_start(
+    runtime: Runtime, started: asyncio.Future[int | str], ack: AsyncAck, respond: AsyncRespond
+) -> None:
+    """Ack a `/imagine` whose request `start_session` took, and tell its outcome: in the
+    ack when it is known already, else (SQLite's intake: the request is stored, its
+    session starts right after) in a private message through the command's
+    `response_url`, the same text the ack would have carried. Queued: wakes the engine
+    and sends the budget alerts."""
+    acked = not started.done()
+    if acked:  # stored: Slack hears now, the person hears the outcome in a moment
         await ack()
+    try:
+        outcome = await started
+    except DuplicateRequest as dup:
+        if not acked:
+            await ack()
         return await cost_listeners.duplicate(runtime, dup, respond)
-    if refused is not None:
-        await ack(text=refused, response_type="ephemeral")
+    if isinstance(outcome, str):  # refused
+        if acked:
+            await respond(text=outcome, response_type="ephemeral", replace_original=False)
+        else:
+            await ack(text=outcome, response_type="ephemeral")
         return
-    await ack()
+    if not acked:
+        await ack()
+    if outcome:  # 0: stored, and starts with the next process
+        logs.bind(generation_id=outcome)  # issue 13: on every log line from here
     runtime.jobs.wake()
     if runtime.settings.quota_team_monthly_usd is not None:  # only that budget alerts
         await cost.send_budget_alerts(runtime)
@@ -83,44 +106,77 @@ async def start_session(
     parsed: ParsedCommand,
     response_url: str | None,
     thread_ts: str | None = None,
-) -> str | None:
-    """Queue a new session for `/imagine` or an `@imagine` mention of `team` (team id, Grid
-    org id or None): its prompt moderated first, its style resolved where it is recorded.
-    Returns the private refusal (mrkdwn) when the style, the content policy or a quota
-    refuses it, else None (queued; the caller wakes the engine and sends budget alerts).
-    `thread_ts` names an existing message as the thread's root. Raises
-    core.quotas.DuplicateRequest (nothing queued) for the same request within
-    DUPLICATE_WINDOW_SECONDS. Returns only once the request is committed (on SQLite in a
-    group with concurrent ones, `runtime.writer`), so the caller's ack follows a durable
-    write."""
+) -> asyncio.Future[int | str]:
+    """Take a new session for `/imagine` or an `@imagine` mention of `team` (team id, Grid
+    org id or None): its prompt moderated first, then recorded (PostgreSQL) or stored
+    (SQLite: `runtime.intake`, durable once this returns; the session starts right
+    after). Returns once the request is durable, so the caller may acknowledge it, with
+    the future of its outcome: the private refusal (mrkdwn) when the style, the content
+    policy or a quota refuses it, else the generation id (queued; the caller wakes the
+    engine and sends budget alerts; 0 when the process stopped after storing it: it
+    starts with the next one). The future raises core.quotas.DuplicateRequest (nothing queued)
+    for the same request within DUPLICATE_WINDOW_SECONDS. `thread_ts` names an existing
+    message as the thread's root."""
+    fields: dict[str, Any] = {
+        "team_id": team[0],
+        "enterprise_id": team[1],
+        "channel_id": channel_id,
+        "user_id": user_id,
+        "prompt": parsed.prompt,
+        "params": parsed.params,
+        "provider": runtime.settings.image_provider,
+        "model": runtime.settings.image_model,
+        "response_url": response_url,
+        "thread_ts": thread_ts,
+        "resolve_style": True,
+    }
+    outcome: asyncio.Future[int | str] = asyncio.get_running_loop().create_future()
+    intake = runtime.intake
     try:
-        generation_id = await sessions.start(
-            runtime.sessionmaker,
-            team_id=team[0],
-            enterprise_id=team[1],
-            channel_id=channel_id,
-            user_id=user_id,
-            prompt=parsed.prompt,
-            params=parsed.params,
-            provider=runtime.settings.image_provider,
-            model=runtime.settings.image_model,
-            response_url=response_url,
-            thread_ts=thread_ts,
-            moderator=runtime.moderator,
-            resolve_style=True,
-            cost=cost.policy(runtime.settings),
-            writer=runtime.writer,
-        )
+        if intake is None:
+            generation_id = await sessions.start(
+                runtime.sessionmaker,
+                moderator=runtime.moderator,
+                cost=cost.policy(runtime.settings),
+                **fields,
+            )
+            outcome.set_result(generation_id)
+            return outcome
+        asked = sessions.new_request(**fields)
+        await sessions.screen(runtime.moderator, runtime.sessionmaker, asked)
+        task = await intake.receive(asked)
     except WriterClosed:
-        return messages.START_STOPPED
-    except QuotaExceeded as err:
+        outcome.set_result(messages.START_STOPPED)
+        return outcome
+    except DuplicateRequest as dup:
+        outcome.set_exception(dup)
+        return outcome
+    except StartRefused as err:
+        outcome.set_result(refusal_text(err))
+        return outcome
+    return asyncio.ensure_future(told(task))
+
+
+StartRefused = (QuotaExceeded, StyleRefused, ModerationRefused)
+
+
+async def told(task: asyncio.Task[int]) -> int | str:
+    """The outcome of a stored request once its session is started (`start_session`)."""
+    try:
+        return await task
+    except StartRefused as err:
+        return refusal_text(err)
+    except WriterClosed:  # stopping: it stays stored and starts with the next process
+        return 0
+
+
+def refusal_text(err: QuotaExceeded | StyleRefused | ModerationRefused) -> str:
+    """The private message (mrkdwn) telling the person why their request was refused."""
+    if isinstance(err, QuotaExceeded):
         return messages.quota_refused(err)
-    except StyleRefused as err:
+    if isinstance(err, StyleRefused):
         return messages.style_refused(err.problem, err.name, err.known, request=True)
-    except ModerationRefused as no:
-        return messages.moderation_refused(no.categories, no.terms, no.unavailable, no.retry_after)
-    logs.bind(generation_id=generation_id)  # issue 13: on every log line from here
-    return None
+    return messages.moderation_refused(err.categories, err.terms, err.unavailable, err.retry_after)
 
 
 async def _recent_sessions(runtime: Runtime, command: dict[str, Any]) -> str:

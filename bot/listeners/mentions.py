@@ -11,6 +11,7 @@ so each is handled once.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -79,20 +80,33 @@ async def _start(
     except FlagError as err:
         await publisher.tell_user(channel_id, user_id, messages.flag_error(err), in_thread)
         return
+    started = await start_session(
+        runtime,
+        team=(team[0], team[1] or None),
+        channel_id=channel_id,
+        user_id=user_id,
+        parsed=parsed,
+        response_url=None,
+        thread_ts=root,
+    )
+    await tell_outcome(runtime, started, channel_id, user_id, in_thread)
+
+
+async def tell_outcome(
+    runtime: Runtime,
+    started: asyncio.Future[int | str],
+    channel_id: str,
+    user_id: str,
+    thread_ts: str | None,
+) -> None:
+    """A mention's new session once it is taken (`start_session`): a refusal or a
+    duplicate told to the person privately (in `thread_ts`), else the engine woken."""
     try:
-        refused = await start_session(
-            runtime,
-            team=(team[0], team[1] or None),
-            channel_id=channel_id,
-            user_id=user_id,
-            parsed=parsed,
-            response_url=None,
-            thread_ts=root,
-        )
+        outcome = await started
     except DuplicateRequest as dup:
         link = await cost.thread_link(runtime, dup.previous_id)
-        refused = messages.duplicate_text(dup.seconds_ago, link)
-    if refused is not None:
-        await publisher.tell_user(channel_id, user_id, refused, in_thread)
+        outcome = messages.duplicate_text(dup.seconds_ago, link)
+    if isinstance(outcome, str):
+        await runtime.publisher.tell_user(channel_id, user_id, outcome, thread_ts)
         return
     runtime.jobs.wake()

@@ -16,6 +16,13 @@ statement had to wait for a turn of that loop would take as long as the whole bu
 *instance* for an item it refused (a refusal is an answer; the transaction still commits the
 others). When the whole transaction fails (an error raised by `apply`, a failed commit)
 each item of the group is tried again alone, so one bad item fails only its own caller.
+
+Work that may wait goes in a second queue (`submit(item, later=True)`, applied in groups by
+`apply_later`): the writer takes it only when the first queue is empty and `ready()` says
+the web side is idle (the seconds until it is, 0.0 now), or once its oldest item has waited
+`cap_seconds`. The intake (core.intake) stores commands before their ack in the first
+queue and starts their sessions in the second, so a burst's acks never wait behind the
+sessions of its first commands.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -54,11 +62,24 @@ class CommandWriter(Generic[T, R]):
     most requests per transaction (the rest wait for the next one).
     """
 
-    def __init__(self, database_url: str, apply: Apply, max_group: int = 500) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        apply: Apply,
+        max_group: int = 500,
+        *,
+        apply_later: Apply | None = None,
+        ready: Callable[[], float] | None = None,
+        cap_seconds: float = 0.5,
+    ) -> None:
         self._url = database_url
         self._apply = apply
+        self._apply_later = apply_later or apply
+        self._ready = ready or (lambda: 0.0)
+        self._cap_seconds = cap_seconds
         self._max_group = max_group
         self._queue: deque[Waiting] = deque()
+        self._later: deque[tuple[Waiting, float]] = deque()  # with time.monotonic() queued
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -69,16 +90,20 @@ class CommandWriter(Generic[T, R]):
         self._sleeping = False  # the writer waits for a poke (guarded by _lock)
         self.groups = 0  # transactions committed (for tests and metrics)
 
-    async def submit(self, item: T) -> R:
-        """Queue `item` and wait until its group is committed; returns `apply`'s answer for
-        it, or raises the exception `apply` answered with (or raised, when it was tried
-        alone). Raises WriterClosed when the writer stopped first."""
+    async def submit(self, item: T, *, later: bool = False) -> R:
+        """Queue `item` and wait until its group is committed; returns `apply`'s (with
+        `later`: `apply_later`'s) answer for it, or raises the exception it answered with
+        (or raised, when the item was tried alone). Raises WriterClosed when the writer
+        stopped first."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         with self._lock:
             if self._closed:
                 raise WriterClosed("the writer is stopped")
-            self._queue.append((item, future, loop))
+            if later:
+                self._later.append(((item, future, loop), time.monotonic()))
+            else:
+                self._queue.append((item, future, loop))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name="command-writer")
                 self._thread.start()
@@ -103,12 +128,21 @@ class CommandWriter(Generic[T, R]):
         had already begun)."""
         with self._lock:
             self._closed = self._killed = True
-            left = [*self._in_flight, *self._queue]
+            left = [*self._in_flight, *self._queue, *(waiting for waiting, _ in self._later)]
             self._queue.clear()
+            self._later.clear()
         _answer(left, [WriterClosed("the writer stopped before this was stored")] * len(left))
         self._poke()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
+
+    def nudge(self) -> None:
+        """Have a writer waiting with later work look again whether it may run it now
+        (thread-safe; nothing to do otherwise)."""
+        with self._lock:
+            waiting = self._sleeping and bool(self._later)
+        if waiting:
+            self._poke()
 
     def _poke(self) -> None:
         """Wake the writer (one that is still starting looks at the queue first anyway)."""
@@ -134,28 +168,53 @@ class CommandWriter(Generic[T, R]):
             with self._lock:
                 if self._killed:
                     return
-                size = min(len(self._queue), self._max_group)
-                group = [self._queue.popleft() for _ in range(size)]
+                group, apply = self._take()
                 self._in_flight = group
                 closed = self._closed
+                later = bool(self._later)
             if group:
-                await self._commit(sm, group)
+                await self._commit(sm, group, apply)
                 with self._lock:
                     self._in_flight = []
                 continue
-            if closed:
+            if closed and not later:
                 return
             self._wake.clear()
             with self._lock:
                 idle = self._sleeping = not self._queue and not self._closed
-            if idle:
-                await self._wake.wait()
+            if idle:  # woken by a new request, or (later work waiting) when it may run
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._later_wait() if later else None):
+                        await self._wake.wait()
+                with self._lock:
+                    self._sleeping = False
 
-    async def _commit(self, sm: async_sessionmaker[AsyncSession], group: list[Waiting]) -> None:
+    def _take(self) -> tuple[list[Waiting], Apply]:
+        """The next group and its apply (caller holds `_lock`): the first queue first; the
+        later queue when the web side is idle, its oldest item waited `cap_seconds`, or
+        the writer is closing."""
+        if self._queue:
+            size = min(len(self._queue), self._max_group)
+            return [self._queue.popleft() for _ in range(size)], self._apply
+        if self._later and (self._closed or self._later_wait() == 0.0):
+            size = min(len(self._later), self._max_group)
+            return [self._later.popleft()[0] for _ in range(size)], self._apply_later
+        return [], self._apply
+
+    def _later_wait(self) -> float:
+        """Seconds until the later queue may be taken (0.0: now)."""
+        if not self._later:
+            return 0.0
+        capped = self._later[0][1] + self._cap_seconds - time.monotonic()
+        return max(0.0, min(self._ready(), capped))
+
+    async def _commit(
+        self, sm: async_sessionmaker[AsyncSession], group: list[Waiting], apply: Apply
+    ) -> None:
         """Commit a group, then answer its callers; alone, one by one, when it fails."""
         try:
             async with sm.begin() as session:
-                answers = await self._apply(session, [item for item, _, _ in group])
+                answers = await apply(session, [item for item, _, _ in group])
                 if len(answers) != len(group):  # before the commit: nothing is stored then
                     raise RuntimeError(f"apply answered {len(answers)} of {len(group)} items")
                 if self._killed:  # a crash here would lose the transaction: roll it back
@@ -167,7 +226,7 @@ class CommandWriter(Generic[T, R]):
                 return _answer(group, [err])
             log.warning("a group of %d writes failed (%r); trying each alone", len(group), err)
             for one in group:
-                await self._commit(sm, [one])
+                await self._commit(sm, [one], apply)
             return None
         self.groups += 1
         _answer(group, answers)

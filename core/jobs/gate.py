@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 CAP_SECONDS = 0.5  # longest one wait() holds background work back
 QUIET_SECONDS = 0.05  # idle means no request in flight for this long
@@ -34,6 +34,7 @@ class IdleGate:
         self._idle = asyncio.Event()
         self._idle.set()
         self.deferred_seconds = 0.0  # total time wait() held callers back (metrics, tests)
+        self._watchers: list[Callable[[], None]] = []
 
     @property
     def in_flight(self) -> int:
@@ -48,10 +49,24 @@ class IdleGate:
         try:
             yield
         finally:
-            self._in_flight -= 1
+            # This order, for another thread reading `quiet_left`: it sees the request in
+            # flight or the new time it left, never "none in flight" with an old time.
             self._last_left = time.monotonic()
+            self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+                for watcher in self._watchers:
+                    watcher()
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` (on this loop; it must be quick) each time the last request in
+        flight ends: e.g. to wake a thread waiting for the gate to be idle."""
+        self._watchers.append(callback)
+
+    def quiet_left(self) -> float:
+        """Seconds until the gate counts as idle: 0.0 idle now, inf while a request is in
+        flight. Only reads, so another thread may ask (the command writer, core.intake)."""
+        return self._quiet_left(time.monotonic())
 
     def _quiet_left(self, now: float) -> float:
         """Seconds until the gate counts as idle (0: idle now; inf: a request is in flight)."""

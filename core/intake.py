@@ -1,0 +1,148 @@
+"""New sessions on SQLite: stored before the ack, started right after it (issue 13).
+
+Slack wants every slash command acknowledged within 3 s, and an acknowledged command must
+survive a crash. Recording a session is a transaction of several statements (styles,
+quotas, duplicates: `core.sessions.start_all`, ~0.15 ms of CPU per command); under a burst,
+acks that each waited for that transaction came ×2 later than a bare Bolt app's. So the
+intake splits it:
+
+1. `receive` stores the request as it was typed in the inbox (`command_inbox`, one
+   multi-row INSERT per group of concurrent requests, committed by the command writer,
+   core.db.writer) and returns once that commit is done: the caller may ack now, and a
+   process that dies after this point leaves the request in the inbox.
+2. The writer then starts the stored requests in groups (`start_all` and the inbox rows'
+   removal, one transaction) once the web side is idle (core.jobs.gate: no Slack request
+   in flight) or a request has waited the gate's cap. The outcome (the generation id, or
+   the StyleRefused / QuotaExceeded / DuplicateRequest that refused it) resolves the task
+   `receive` returned; the listener tells the person through the command's `response_url`
+   (the same private message the ack would have carried) and wakes the job engine.
+3. At start, `replay` starts what a stopped process left in the inbox.
+
+PostgreSQL takes concurrent transactions without one database-wide write lock; there the
+listeners record sessions directly (core.sessions.start) and no intake exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db import create_engine, sessionmaker
+from core.db import inbox as inbox_db
+from core.db.writer import CommandWriter, WriterClosed
+from core.jobs.gate import IdleGate
+from core.quotas import CostPolicy, DuplicateRequest, QuotaExceeded
+from core.sessions import StartRequest, start_all
+from core.styles import StyleRefused
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A request in the inbox, named by `token` (a random hex string)."""
+
+    token: str
+    request: StartRequest
+
+
+class Intake:
+    """The inbox and its writer (module doc).
+
+    `database_url`: the SQLite database; `cost`: the quota and duplicate rules the
+    sessions are started under; `gate`: the web side's requests in flight (the sessions
+    start once it is idle, or after its `cap_seconds`); None: at once.
+    """
+
+    def __init__(
+        self, database_url: str, cost: CostPolicy | None, gate: IdleGate | None = None
+    ) -> None:
+        self._url = database_url
+        self._cost = cost
+        self._mine: set[str] = set()  # tokens this process stored and has not started yet
+
+        async def store(db: AsyncSession, items: Sequence[Stored | str]) -> list[None]:
+            # A Stored goes in; a token (a request that failed alone) comes out.
+            await inbox_db.add_all(
+                db, [(i.token, i.request.to_stored()) for i in items if isinstance(i, Stored)]
+            )
+            await inbox_db.remove(db, [i for i in items if isinstance(i, str)])
+            return [None] * len(items)
+
+        async def start(db: AsyncSession, items: Sequence[Stored]) -> list[int | Exception]:
+            answers = await start_all(db, [item.request for item in items], self._cost)
+            await inbox_db.remove(db, [item.token for item in items])
+            return answers
+
+        self.writer: CommandWriter[Stored | str, object] = CommandWriter(
+            database_url,
+            store,
+            apply_later=start,
+            ready=gate.quiet_left if gate else None,
+            cap_seconds=gate.cap_seconds if gate else 0.0,
+        )
+        if gate is not None:
+            gate.watch(self.writer.nudge)
+
+    async def receive(self, request: StartRequest) -> asyncio.Task[int]:
+        """Store `request` (a new session as typed: `StartRequest.to_stored`) and return
+        once it is committed, with the task that starts it.
+
+        The task's result is the generation id (queued); it raises the refusal
+        (core.styles.StyleRefused, core.quotas.QuotaExceeded, DuplicateRequest: nothing of
+        the request stays stored) or WriterClosed when the process stops first (the request
+        stays in the inbox and starts with the next process). Raises WriterClosed itself
+        when the writer is stopped (nothing stored).
+        """
+        stored = Stored(secrets.token_hex(16), request)
+        self._mine.add(stored.token)
+        try:
+            await self.writer.submit(stored)
+        except BaseException:
+            self._mine.discard(stored.token)
+            raise
+        return asyncio.create_task(self._start(stored), name=f"start-{stored.token[:8]}")
+
+    async def replay(self) -> list[tuple[StartRequest, asyncio.Task[int]]]:
+        """The requests a stopped process stored and did not start, in arrival order, each
+        with the task starting it (as `receive`'s)."""
+        engine = create_engine(self._url)
+        try:
+            async with sessionmaker(engine)() as db:
+                rows = await inbox_db.pending(db)
+        finally:
+            await engine.dispose()
+        started = []
+        for token, data in rows:
+            if token in self._mine:  # stored by this process since it started: started
+                continue
+            stored = Stored(token, StartRequest.from_stored(data))
+            started.append((stored.request, asyncio.create_task(self._start(stored))))
+        if started:
+            log.info("starting %d requests a stopped process had acknowledged", len(started))
+        return started
+
+    async def _start(self, stored: Stored) -> int:
+        try:
+            answer = await self.writer.submit(stored, later=True)
+        except (WriterClosed, StyleRefused, QuotaExceeded, DuplicateRequest):
+            raise  # stays stored for the next process / refused (removed with the others)
+        except Exception:  # failed even alone: its transaction rolled back, so drop it
+            log.exception("a stored request failed to start; it is dropped")
+            with contextlib.suppress(WriterClosed):
+                await self.writer.submit(stored.token)
+            raise
+        finally:
+            self._mine.discard(stored.token)
+        assert isinstance(answer, int)
+        return answer
+
+    async def aclose(self) -> None:
+        """Commit what is stored and start what waits, then stop the writer."""
+        await self.writer.aclose()

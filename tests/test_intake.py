@@ -1,0 +1,173 @@
+"""The intake (issue 13, core.intake): a new session's request is stored before its ack and
+started after it, once no Slack request is in flight; a refusal then reaches the person
+through the command's response_url; what a stopped process stored starts with the next."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import db
+from core.db.sessions import NewSession
+from core.db.writer import CommandWriter, WriterClosed
+from core.flags import Params
+from core.intake import Intake
+from core.jobs.gate import IdleGate
+from core.models import GenerationState, InboxRow, SessionRow
+from core.ports import Ask
+from core.quotas import CostPolicy, QuotaExceeded
+from core.sessions import StartRequest
+from tests.harness import ALICE, CHANNEL, Harness
+
+
+@pytest.fixture
+async def url(tmp_path: Path) -> str:
+    address = f"sqlite+aiosqlite:///{tmp_path}/intake.db"
+    await db.upgrade_to_head(address)
+    return address
+
+
+def _request(i: int, user: str = "U0ME") -> StartRequest:
+    return StartRequest(
+        NewSession("T0TEAM", "C0HERE", user),
+        Ask(f"a lighthouse, take {i}", Params(aspect_ratio="3:2"), "local", None),
+        response_url="https://hooks.slack.com/commands/T0TEAM/1/x",
+        resolve_style=True,
+    )
+
+
+async def _counts(url: str) -> tuple[int, int]:
+    """(requests in the inbox, sessions)."""
+    engine = db.create_engine(url)
+    try:
+        async with db.sessionmaker(engine)() as s:
+            stored = await s.scalar(select(func.count()).select_from(InboxRow))
+            started = await s.scalar(select(func.count()).select_from(SessionRow))
+    finally:
+        await engine.dispose()
+    return stored or 0, started or 0
+
+
+async def test_stored_before_the_ack_started_once_no_request_is_in_flight(url: str) -> None:
+    gate = IdleGate(cap_seconds=30.0)
+    intake = Intake(url, CostPolicy(), gate)
+    try:
+        with gate.busy():  # a Slack request of the same burst still being answered
+            started = await intake.receive(_request(1))
+            assert await _counts(url) == (1, 0)  # durable: the caller may ack now
+            await asyncio.sleep(0.2)
+            assert not started.done()
+        generation_id = await asyncio.wait_for(started, 5)  # the gate's quiet spell after
+        assert generation_id > 0
+        assert await _counts(url) == (0, 1)
+    finally:
+        await intake.aclose()
+
+
+async def test_a_refused_request_leaves_nothing_stored(url: str) -> None:
+    intake = Intake(url, CostPolicy(user_daily_images=1))
+    try:
+        first = await intake.receive(_request(1))
+        second = await intake.receive(_request(2))
+        assert await asyncio.wait_for(first, 5) > 0
+        with pytest.raises(QuotaExceeded):
+            await asyncio.wait_for(second, 5)
+        assert await _counts(url) == (0, 1)
+    finally:
+        await intake.aclose()
+
+
+async def test_what_a_stopped_process_stored_starts_with_the_next(url: str) -> None:
+    gate = IdleGate(cap_seconds=30.0)
+    stopped = Intake(url, CostPolicy(), gate)
+    with gate.busy():  # the sessions cannot start before the process dies
+        tasks = [await stopped.receive(_request(i)) for i in range(3)]
+        await stopped.writer.kill()
+    for task in tasks:
+        with pytest.raises(WriterClosed):
+            await task
+    assert await _counts(url) == (3, 0)
+    following = Intake(url, CostPolicy())
+    try:
+        replayed = await following.replay()
+        assert [r.ask.prompt for r, _ in replayed] == [f"a lighthouse, take {i}" for i in range(3)]
+        ids = [await asyncio.wait_for(task, 5) for _, task in replayed]
+        assert ids == sorted(ids) and len(set(ids)) == 3  # in arrival order
+        assert await _counts(url) == (0, 3)
+        assert await following.replay() == []
+    finally:
+        await following.aclose()
+
+
+async def test_later_work_waits_for_idle_but_never_holds_up_the_first_queue(url: str) -> None:
+    """The writer's second queue: taken only when `ready()` says 0 or after the cap, and a
+    request of the first queue that arrives meanwhile is committed at once."""
+    idle_in = [float("inf")]
+
+    async def apply(_db: AsyncSession, items: Sequence[str]) -> list[str]:
+        return [f"done {item}" for item in items]
+
+    writer: CommandWriter[str, str] = CommandWriter(
+        url, apply, ready=lambda: idle_in[0], cap_seconds=30.0
+    )
+    try:
+        later = asyncio.ensure_future(writer.submit("later", later=True))
+        assert await asyncio.wait_for(writer.submit("now"), 5) == "done now"
+        await asyncio.sleep(0.2)
+        assert not later.done()
+        idle_in[0] = 0.0
+        writer.nudge()  # as the gate does when its last request ends
+        assert await asyncio.wait_for(later, 5) == "done later"
+    finally:
+        await writer.aclose()
+
+
+async def test_over_http_a_quota_refusal_follows_an_empty_ack(tmp_path: Path) -> None:
+    h = Harness(tmp_path, local_render_seconds=0.05, quota_user_daily_images=1)
+    await h.start()
+    try:
+        assert await h.ask("a red fox") == ""
+        before = len(h.emulator.ephemerals)
+        answer = await h.imagine("a blue fox")
+        assert (answer.status, answer.text) == (200, "")  # the ack: stored
+        told = [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]
+        assert len(told) == 1 and told[0].source == "response_url"
+        assert "You've used 1 of 1 images today" in told[0].text
+        assert "Nothing was queued" in told[0].text
+        [row] = await h.generations()
+        await h.wait_state(row.id, GenerationState.POSTED)
+    finally:
+        await h.close()
+
+
+async def test_over_http_a_request_stored_before_a_crash_is_posted_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    h = await Harness(tmp_path, local_render_seconds=0.05).start()
+    try:
+        assert h.settings is not None
+        gate = IdleGate(cap_seconds=30.0)
+        crashed = Intake(h.settings.database_url, CostPolicy(), gate)
+        request = StartRequest(
+            NewSession("T0TEAM", CHANNEL, ALICE),
+            Ask("a harbour at night", Params(), "local", None),
+            resolve_style=True,
+        )
+        with gate.busy():
+            task = await crashed.receive(request)
+            await crashed.writer.kill()
+        with pytest.raises(WriterClosed):
+            await task
+        await h.stop()
+        await h.start()  # the new process starts what the inbox holds
+        [row] = await h.wait_generations(1)
+        posted = await h.wait_state(row.id, GenerationState.POSTED)
+        assert posted.prompt == "a harbour at night"
+        assert (await _counts(h.settings.database_url))[0] == 0
+    finally:
+        await h.close()
