@@ -3,13 +3,12 @@ started now, and each person told the outcome the way the listener would have.""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.listeners.commands import finish_start, told
+from bot.listeners.commands import Taken, finish_start
 from bot.listeners.mentions import tell_outcome
 from bot.runtime import Runtime
 
@@ -22,16 +21,16 @@ async def replay_stored(runtime: Runtime) -> None:
     handling-user-interaction#message_responses), a mention in its thread."""
     if runtime.intake is None:
         return
-    for request, task in await runtime.intake.replay():
+    for request, start in await runtime.intake.replay():
         where = request.session
         here = runtime.for_request({"team_id": where.team_id, "enterprise_id": where.enterprise_id})
-        started = asyncio.ensure_future(told(task))
+        taken = Taken(later=start)
         try:
             if request.response_url:
                 respond = AsyncRespond(response_url=request.response_url)
-                await finish_start(here, started, _acked_before, respond)
+                await finish_start(here, taken, _acked_before, respond)
             else:
-                await tell_outcome(here, started, where.channel_id, where.owner, where.thread_ts)
+                await tell_outcome(here, taken, where.channel_id, where.owner, where.thread_ts)
         except Exception:  # one person not told must not stop the others' sessions
             log.exception("could not tell the outcome of a stored request")
 

@@ -24,12 +24,12 @@ listeners record sessions directly (core.sessions.start) and no intake exists.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,11 +90,12 @@ class Intake:
         if gate is not None:
             gate.watch(self.writer.nudge)
 
-    async def receive(self, request: StartRequest) -> asyncio.Task[int]:
+    async def receive(self, request: StartRequest) -> Coroutine[Any, Any, int]:
         """Store `request` (a new session as typed: `StartRequest.to_stored`) and return
-        once it is committed, with the task that starts it.
+        once it is committed, with the coroutine that starts it: to be awaited after the
+        ack (nothing of it runs before; until it is awaited the request stays stored).
 
-        The task's result is the generation id (queued); it raises the refusal
+        Its result is the generation id (queued); it raises the refusal
         (core.styles.StyleRefused, core.quotas.QuotaExceeded, DuplicateRequest: nothing of
         the request stays stored) or WriterClosed when the process stops first (the request
         stays in the inbox and starts with the next process). Raises WriterClosed itself
@@ -107,11 +108,11 @@ class Intake:
         except BaseException:
             self._mine.discard(stored.token)
             raise
-        return asyncio.create_task(self._start(stored), name=f"start-{stored.token[:8]}")
+        return self._start(stored)
 
-    async def replay(self) -> list[tuple[StartRequest, asyncio.Task[int]]]:
+    async def replay(self) -> list[tuple[StartRequest, Coroutine[Any, Any, int]]]:
         """The requests a stopped process stored and did not start, in arrival order, each
-        with the task starting it (as `receive`'s)."""
+        with the coroutine that starts it (as `receive`'s)."""
         engine = create_engine(self._url)
         try:
             async with sessionmaker(engine)() as db:
@@ -123,7 +124,8 @@ class Intake:
             if token in self._mine:  # stored by this process since it started: started
                 continue
             stored = Stored(token, StartRequest.from_stored(data))
-            started.append((stored.request, asyncio.create_task(self._start(stored))))
+            self._mine.add(token)
+            started.append((stored.request, self._start(stored)))
         if started:
             log.info("starting %d requests a stopped process had acknowledged", len(started))
         return started

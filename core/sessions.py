@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -127,12 +127,17 @@ class StartRequest:
         as a person typed it can be stored: raises ValueError for one with a resolved
         `style` or a refinement's fields."""
         ask = self.ask
-        if self.style is not None or replace(ask, prompt="", params=Params()) != Ask(
-            "", Params(), ask.provider, ask.model
-        ):
+        refinement = (ask.instruction, ask.provider_prompt, ask.inputs_note, ask.parent_image_id)
+        if self.style is not None or any(field is not None for field in refinement):
             raise ValueError("only a new request as typed can be stored")
         return {
-            "session": asdict(self.session),
+            "session": {
+                "team_id": self.session.team_id,
+                "channel_id": self.session.channel_id,
+                "owner": self.session.owner,
+                "enterprise_id": self.session.enterprise_id,
+                "thread_ts": self.session.thread_ts,
+            },
             "prompt": ask.prompt,
             "params": ask.params.to_stored(),
             "seed": ask.params.seed,

@@ -58,7 +58,7 @@ async def test_stored_before_the_ack_started_once_no_request_is_in_flight(url: s
     intake = Intake(url, CostPolicy(), gate)
     try:
         with gate.busy():  # a Slack request of the same burst still being answered
-            started = await intake.receive(_request(1))
+            started = asyncio.ensure_future(await intake.receive(_request(1)))
             assert await _counts(url) == (1, 0)  # durable: the caller may ack now
             await asyncio.sleep(0.2)
             assert not started.done()
@@ -72,8 +72,8 @@ async def test_stored_before_the_ack_started_once_no_request_is_in_flight(url: s
 async def test_a_refused_request_leaves_nothing_stored(url: str) -> None:
     intake = Intake(url, CostPolicy(user_daily_images=1))
     try:
-        first = await intake.receive(_request(1))
-        second = await intake.receive(_request(2))
+        first = asyncio.ensure_future(await intake.receive(_request(1)))
+        second = asyncio.ensure_future(await intake.receive(_request(2)))
         assert await asyncio.wait_for(first, 5) > 0
         with pytest.raises(QuotaExceeded):
             await asyncio.wait_for(second, 5)
@@ -86,7 +86,8 @@ async def test_what_a_stopped_process_stored_starts_with_the_next(url: str) -> N
     gate = IdleGate(cap_seconds=30.0)
     stopped = Intake(url, CostPolicy(), gate)
     with gate.busy():  # the sessions cannot start before the process dies
-        tasks = [await stopped.receive(_request(i)) for i in range(3)]
+        tasks = [asyncio.ensure_future(await stopped.receive(_request(i))) for i in range(3)]
+        await asyncio.sleep(0.05)  # each waiting for the gate
         await stopped.writer.kill()
     for task in tasks:
         with pytest.raises(WriterClosed):
@@ -159,7 +160,8 @@ async def test_over_http_a_request_stored_before_a_crash_is_posted_after_the_res
             resolve_style=True,
         )
         with gate.busy():
-            task = await crashed.receive(request)
+            task = asyncio.ensure_future(await crashed.receive(request))
+            await asyncio.sleep(0.05)
             await crashed.writer.kill()
         with pytest.raises(WriterClosed):
             await task

@@ -6,7 +6,8 @@ No provider call and no Slack upload happens before the ack (Slack's budget is
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
@@ -54,7 +55,7 @@ async def imagine(
     except FlagError as err:
         await ack(text=messages.flag_error(err), response_type="ephemeral")
         return
-    started = await start_session(
+    taken = await start_session(
         runtime,
         team=(command.get("team_id", ""), command.get("enterprise_id") or None),
         channel_id=command["channel_id"],
@@ -62,22 +63,50 @@ async def imagine(
         parsed=parsed,
         response_url=command.get("response_url"),
     )
-    await finish_start(runtime, started, ack, respond)
+    await finish_start(runtime, taken, ack, respond)
+
+
+StartRefused = (QuotaExceeded, StyleRefused, ModerationRefused)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A new session's request once it is durable (`start_session`): its outcome `now`
+    when it is known before the ack (recorded on PostgreSQL, refused before being stored,
+    not stored), else the coroutine that starts it, to await `later`, after the ack."""
+
+    now: int | str | DuplicateRequest = 0
+    later: Coroutine[Any, Any, int] | None = None
+
+    async def outcome(self) -> int | str:
+        """The generation id (queued; 0 when the process stopped after storing it: it
+        starts with the next one) or the private refusal (mrkdwn). Raises
+        core.quotas.DuplicateRequest (nothing queued)."""
+        if self.later is None:
+            if isinstance(self.now, DuplicateRequest):
+                raise self.now
+            return self.now
+        try:
+            return await self.later
+        except StartRefused as err:
+            return refusal_text(err)
+        except WriterClosed:  # stopping: it stays stored and starts with the next process
+            return 0
 
 
 async def finish_start(
-    runtime: Runtime, started: asyncio.Future[int | str], ack: AsyncAck, respond: AsyncRespond
+    runtime: Runtime, taken: Taken, ack: AsyncAck, respond: AsyncRespond
 ) -> None:
     """Ack a `/imagine` whose request `start_session` took, and tell its outcome: in the
     ack when it is known already, else (SQLite's intake: the request is stored, its
     session starts right after) in a private message through the command's
     `response_url`, the same text the ack would have carried. Queued: wakes the engine
     and sends the budget alerts."""
-    acked = not started.done()
+    acked = taken.later is not None
     if acked:  # stored: Slack hears now, the person hears the outcome in a moment
         await ack()
     try:
-        outcome = await started
+        outcome = await taken.outcome()
     except DuplicateRequest as dup:
         if not acked:
             await ack()
@@ -106,17 +135,12 @@ async def start_session(
     parsed: ParsedCommand,
     response_url: str | None,
     thread_ts: str | None = None,
-) -> asyncio.Future[int | str]:
+) -> Taken:
     """Take a new session for `/imagine` or an `@imagine` mention of `team` (team id, Grid
     org id or None): its prompt moderated first, then recorded (PostgreSQL) or stored
-    (SQLite: `runtime.intake`, durable once this returns; the session starts right
-    after). Returns once the request is durable, so the caller may acknowledge it, with
-    the future of its outcome: the private refusal (mrkdwn) when the style, the content
-    policy or a quota refuses it, else the generation id (queued; the caller wakes the
-    engine and sends budget alerts; 0 when the process stopped after storing it: it
-    starts with the next one). The future raises core.quotas.DuplicateRequest (nothing queued)
-    for the same request within DUPLICATE_WINDOW_SECONDS. `thread_ts` names an existing
-    message as the thread's root."""
+    (SQLite: `runtime.intake`; the session starts once `Taken.outcome` is awaited).
+    Returns once the request is durable, so the caller may acknowledge it. `thread_ts`
+    names an existing message as the thread's root."""
     fields: dict[str, Any] = {
         "team_id": team[0],
         "enterprise_id": team[1],
@@ -130,44 +154,26 @@ async def start_session(
         "thread_ts": thread_ts,
         "resolve_style": True,
     }
-    outcome: asyncio.Future[int | str] = asyncio.get_running_loop().create_future()
     intake = runtime.intake
     try:
         if intake is None:
-            generation_id = await sessions.start(
-                runtime.sessionmaker,
-                moderator=runtime.moderator,
-                cost=cost.policy(runtime.settings),
-                **fields,
+            return Taken(
+                await sessions.start(
+                    runtime.sessionmaker,
+                    moderator=runtime.moderator,
+                    cost=cost.policy(runtime.settings),
+                    **fields,
+                )
             )
-            outcome.set_result(generation_id)
-            return outcome
         asked = sessions.new_request(**fields)
         await sessions.screen(runtime.moderator, runtime.sessionmaker, asked)
-        task = await intake.receive(asked)
+        return Taken(later=await intake.receive(asked))
     except WriterClosed:
-        outcome.set_result(messages.START_STOPPED)
-        return outcome
+        return Taken(messages.START_STOPPED)
     except DuplicateRequest as dup:
-        outcome.set_exception(dup)
-        return outcome
+        return Taken(dup)
     except StartRefused as err:
-        outcome.set_result(refusal_text(err))
-        return outcome
-    return asyncio.ensure_future(told(task))
-
-
-StartRefused = (QuotaExceeded, StyleRefused, ModerationRefused)
-
-
-async def told(task: asyncio.Task[int]) -> int | str:
-    """The outcome of a stored request once its session is started (`start_session`)."""
-    try:
-        return await task
-    except StartRefused as err:
-        return refusal_text(err)
-    except WriterClosed:  # stopping: it stays stored and starts with the next process
-        return 0
+        return Taken(refusal_text(err))
 
 
 def refusal_text(err: QuotaExceeded | StyleRefused | ModerationRefused) -> str:

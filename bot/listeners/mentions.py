@@ -11,12 +11,11 @@ so each is handled once.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
 from bot import cost, messages
-from bot.listeners.commands import start_session
+from bot.listeners.commands import Taken, start_session
 from bot.listeners.events import handle_reply
 from bot.runtime import Runtime
 from core import refinement
@@ -80,7 +79,7 @@ async def _start(
     except FlagError as err:
         await publisher.tell_user(channel_id, user_id, messages.flag_error(err), in_thread)
         return
-    started = await start_session(
+    taken = await start_session(
         runtime,
         team=(team[0], team[1] or None),
         channel_id=channel_id,
@@ -89,12 +88,12 @@ async def _start(
         response_url=None,
         thread_ts=root,
     )
-    await tell_outcome(runtime, started, channel_id, user_id, in_thread)
+    await tell_outcome(runtime, taken, channel_id, user_id, in_thread)
 
 
 async def tell_outcome(
     runtime: Runtime,
-    started: asyncio.Future[int | str],
+    taken: Taken,
     channel_id: str,
     user_id: str,
     thread_ts: str | None,
@@ -102,7 +101,7 @@ async def tell_outcome(
     """A mention's new session once it is taken (`start_session`): a refusal or a
     duplicate told to the person privately (in `thread_ts`), else the engine woken."""
     try:
-        outcome = await started
+        outcome = await taken.outcome()
     except DuplicateRequest as dup:
         link = await cost.thread_link(runtime, dup.previous_id)
         outcome = messages.duplicate_text(dup.seconds_ago, link)

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import InboxRow
 
 
 async def add_all(db: AsyncSession, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Store requests as (token, request JSON), in this order (one INSERT)."""
+    """Store requests as (token, request JSON), in this order. SQLite only (the intake's
+    database): one INSERT with a VALUES row per request, in the driver's own SQL.
+
+    Not an executemany, which the driver runs one row at a time, handing Python's GIL
+    back for each, the writer (core.db.writer) then waiting a turn of the busy web thread
+    every time it wants it back; and not SQLAlchemy's multi-row `values()`, which compiles
+    the statement anew for each size (~65 µs a row, measured)."""
+    if not rows:
+        return
     now = time.time()
-    values = [{"token": token, "request": request, "received_at": now} for token, request in rows]
-    await db.execute(insert(InboxRow), values)
+    values = ", ".join(["(?, ?, ?)"] * len(rows))
+    params = tuple(
+        value
+        for token, request in rows
+        for value in (token, json.dumps(request, separators=(",", ":")), now)
+    )
+    sql = f"INSERT INTO {InboxRow.__tablename__} (token, request, received_at) VALUES {values}"
+    await (await db.connection()).exec_driver_sql(sql, params)
 
 
 async def pending(db: AsyncSession) -> list[tuple[str, dict[str, Any]]]:

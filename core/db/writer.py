@@ -88,6 +88,7 @@ class CommandWriter(Generic[T, R]):
         self._killed = False
         self._in_flight: list[Waiting] = []
         self._sleeping = False  # the writer waits for a poke (guarded by _lock)
+        self._timed = False  # ... and wakes by itself for later work (guarded by _lock)
         self.groups = 0  # transactions committed (for tests and metrics)
 
     async def submit(self, item: T, *, later: bool = False) -> R:
@@ -108,8 +109,12 @@ class CommandWriter(Generic[T, R]):
                 self._thread = threading.Thread(target=self._main, name="command-writer")
                 self._thread.start()
             # Only a sleeping writer needs a wake-up; a busy one takes the queue next. (Under
-            # a burst a wake-up per request costs the web thread a GIL hand-over each.)
-            sleeping, self._sleeping = self._sleeping, False
+            # a burst a wake-up per request costs the web thread a GIL hand-over each.) A
+            # writer asleep with later work already has a time to wake (`_later_wait`) and
+            # is nudged when the web side goes idle: it needs no wake-up for more of it.
+            sleeping = self._sleeping and not (later and self._timed)
+            if sleeping:
+                self._sleeping = False
         if sleeping:
             self._poke()
         return await future
@@ -182,12 +187,14 @@ class CommandWriter(Generic[T, R]):
             self._wake.clear()
             with self._lock:
                 idle = self._sleeping = not self._queue and not self._closed
+                self._timed = idle and bool(self._later)
+                timeout = self._later_wait() if self._timed else None
             if idle:  # woken by a new request, or (later work waiting) when it may run
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._later_wait() if later else None):
+                    async with asyncio.timeout(timeout):
                         await self._wake.wait()
                 with self._lock:
-                    self._sleeping = False
+                    self._sleeping = self._timed = False
 
     def _take(self) -> tuple[list[Waiting], Apply]:
         """The next group and its apply (caller holds `_lock`): the first queue first; the
