@@ -1113,6 +1113,9 @@ CHANGES_NOT_OPENED = (
 
 # -- Speed under load (issue 13) ---------------------------------------------------------
 
+START_FAILED = (
+    "Something went wrong while queueing this request, so nothing was queued. Please send it again."
+)
 START_STOPPED = (
     "The bot is restarting, so this request was not queued. Please send it again in a moment."
 )

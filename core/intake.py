@@ -44,6 +44,11 @@ from core.styles import StyleRefused
 log = logging.getLogger(__name__)
 
 
+class StartedElsewhere(Exception):
+    """The request had left the inbox already: another start took it (and tells its
+    outcome), e.g. the start of what a stopped process left racing a live request."""
+
+
 @dataclass(frozen=True)
 class Stored:
     """A request in the inbox, named by `token` (a random hex string)."""
@@ -76,9 +81,12 @@ class Intake:
             return [None] * len(items)
 
         async def start(db: AsyncSession, items: Sequence[Stored]) -> list[int | Exception]:
-            answers = await start_all(db, [item.request for item in items], self._cost)
-            await inbox_db.remove(db, [item.token for item in items])
-            return answers
+            # Taken out of the inbox first: only what is still there is started here.
+            here = await inbox_db.take(db, [item.token for item in items])
+            chosen = [item for item in items if item.token in here]
+            answers = await start_all(db, [item.request for item in chosen], self._cost)
+            by_token = dict(zip((item.token for item in chosen), answers, strict=True))
+            return [by_token.get(item.token, StartedElsewhere()) for item in items]
 
         self.writer: CommandWriter[Stored | str, object] = CommandWriter(
             database_url,
@@ -95,7 +103,8 @@ class Intake:
         once it is committed, with the coroutine that starts it: to be awaited after the
         ack (nothing of it runs before; until it is awaited the request stays stored).
 
-        Its result is the generation id (queued); it raises the refusal
+        Its result is the generation id (queued); it raises StartedElsewhere (another start
+        took it and tells its outcome), the refusal
         (core.styles.StyleRefused, core.quotas.QuotaExceeded, DuplicateRequest: nothing of
         the request stays stored) or WriterClosed when the process stops first (the request
         stays in the inbox and starts with the next process). Raises WriterClosed itself
@@ -133,8 +142,8 @@ class Intake:
     async def _start(self, stored: Stored) -> int:
         try:
             answer = await self.writer.submit(stored, later=True)
-        except (WriterClosed, StyleRefused, QuotaExceeded, DuplicateRequest):
-            raise  # stays stored for the next process / refused (removed with the others)
+        except (WriterClosed, StyleRefused, QuotaExceeded, DuplicateRequest, StartedElsewhere):
+            raise  # stays stored for the next process / refused / taken by another start
         except Exception:  # failed even alone: its transaction rolled back, so drop it
             log.exception("a stored request failed to start; it is dropped")
             with contextlib.suppress(WriterClosed):

@@ -173,3 +173,66 @@ async def test_over_http_a_request_stored_before_a_crash_is_posted_after_the_res
         assert (await _counts(h.settings.database_url))[0] == 0
     finally:
         await h.close()
+
+
+async def test_a_request_two_starts_race_for_is_started_once(url: str) -> None:
+    """Two processes starting what a stopped one left (or a replay racing the live start):
+    the first to take the row starts it, the other hears StartedElsewhere."""
+    gate = IdleGate(cap_seconds=30.0)
+    stopped = Intake(url, CostPolicy(), gate)
+    with gate.busy():
+        await stopped.receive(_request(1))
+        await stopped.writer.kill()
+    first, second = Intake(url, CostPolicy()), Intake(url, CostPolicy())
+    try:
+        [(_, a)] = await first.replay()
+        [(_, b)] = await second.replay()
+        outcomes = await asyncio.gather(a, b, return_exceptions=True)
+        assert sorted(type(o).__name__ for o in outcomes) == ["StartedElsewhere", "int"]
+        assert await _counts(url) == (0, 1)
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_failed_group_is_tried_one_by_one(url: str) -> None:
+    """One bad item fails only its own caller; the others of its group are committed."""
+
+    async def apply(_db: AsyncSession, items: Sequence[str]) -> list[str]:
+        if "bad" in items:
+            raise RuntimeError("a broken item")
+        return [f"done {item}" for item in items]
+
+    idle_in = [float("inf")]
+    writer: CommandWriter[str, str] = CommandWriter(
+        url, apply, ready=lambda: idle_in[0], cap_seconds=30.0
+    )
+    try:
+        pending = [asyncio.ensure_future(writer.submit(i, later=True)) for i in ("a", "bad", "b")]
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(writer._later) < 3:  # all three queued: they go as one group
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        idle_in[0] = 0.0
+        writer.nudge()
+        outcomes = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 5)
+        assert outcomes[0] == "done a" and outcomes[2] == "done b"
+        assert isinstance(outcomes[1], RuntimeError)
+        assert writer.groups == 2  # the group failed; then "a" and "b" alone ("bad" failed)
+    finally:
+        await writer.aclose()
+
+
+async def test_later_work_starts_after_the_cap_even_if_never_idle(url: str) -> None:
+    async def apply(_db: AsyncSession, items: Sequence[str]) -> list[str]:
+        return [f"done {item}" for item in items]
+
+    writer: CommandWriter[str, str] = CommandWriter(
+        url, apply, ready=lambda: float("inf"), cap_seconds=0.3
+    )
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(writer.submit("later", later=True), 5) == "done later"
+        assert asyncio.get_running_loop().time() - started >= 0.25
+    finally:
+        await writer.aclose()

@@ -21,6 +21,7 @@ from bot.runtime import Runtime
 from core import history, logs, sessions
 from core.db.writer import WriterClosed
 from core.flags import FlagError, ParsedCommand, check_supported, parse_command
+from core.intake import StartedElsewhere
 from core.moderation import ModerationRefused
 from core.quotas import DuplicateRequest, QuotaExceeded
 from core.styles import StyleRefused
@@ -90,8 +91,10 @@ class Taken:
             return await self.later
         except StartRefused as err:
             return refusal_text(err)
-        except WriterClosed:  # stopping: it stays stored and starts with the next process
+        except (WriterClosed, StartedElsewhere):  # starts with the next process / elsewhere
             return 0
+        except Exception:  # failed even alone (logged by the intake); nothing is queued
+            return messages.START_FAILED
 
 
 async def finish_start(

@@ -40,6 +40,17 @@ async def pending(db: AsyncSession) -> list[tuple[str, dict[str, Any]]]:
     return [(token, request) for token, request in rows]
 
 
+async def take(db: AsyncSession, tokens: Sequence[str]) -> set[str]:
+    """Remove these requests; returns the tokens of those that were still there (another
+    transaction may have taken the others: a process starting what an earlier one left)."""
+    if not tokens:
+        return set()
+    rows = await db.execute(
+        delete(InboxRow).where(InboxRow.token.in_(tokens)).returning(InboxRow.token)
+    )
+    return {token for (token,) in rows}
+
+
 async def remove(db: AsyncSession, tokens: Sequence[str]) -> None:
     """Remove these requests (started, refused, or failed)."""
     if tokens:

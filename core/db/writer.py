@@ -89,6 +89,8 @@ class CommandWriter(Generic[T, R]):
         self._in_flight: list[Waiting] = []
         self._sleeping = False  # the writer waits for a poke (guarded by _lock)
         self._timed = False  # ... and wakes by itself for later work (guarded by _lock)
+        # Items of a failed group put back, to be tried one by one (guarded by _lock).
+        self._alone = {False: 0, True: 0}  # by queue: later?
         self.groups = 0  # transactions committed (for tests and metrics)
 
     async def submit(self, item: T, *, later: bool = False) -> R:
@@ -173,12 +175,12 @@ class CommandWriter(Generic[T, R]):
             with self._lock:
                 if self._killed:
                     return
-                group, apply = self._take()
+                group, later_group = self._take()
                 self._in_flight = group
                 closed = self._closed
                 later = bool(self._later)
             if group:
-                await self._commit(sm, group, apply)
+                await self._commit(sm, group, later_group)
                 with self._lock:
                     self._in_flight = []
                 continue
@@ -196,17 +198,22 @@ class CommandWriter(Generic[T, R]):
                 with self._lock:
                     self._sleeping = self._timed = False
 
-    def _take(self) -> tuple[list[Waiting], Apply]:
-        """The next group and its apply (caller holds `_lock`): the first queue first; the
-        later queue when the web side is idle, its oldest item waited `cap_seconds`, or
-        the writer is closing."""
-        if self._queue:
-            size = min(len(self._queue), self._max_group)
-            return [self._queue.popleft() for _ in range(size)], self._apply
-        if self._later and (self._closed or self._later_wait() == 0.0):
-            size = min(len(self._later), self._max_group)
-            return [self._later.popleft()[0] for _ in range(size)], self._apply_later
-        return [], self._apply
+    def _take(self) -> tuple[list[Waiting], bool]:
+        """The next group, and whether it is later work (caller holds `_lock`): the first
+        queue first; the later queue when the web side is idle or the writer is closing,
+        and before the first once its oldest item has waited `cap_seconds`."""
+        overdue = bool(self._later) and self._later[0][1] + self._cap_seconds <= time.monotonic()
+        if self._queue and not overdue:
+            return self._pop(self._queue, False), False
+        if self._later and (overdue or self._closed or self._later_wait() == 0.0):
+            return [waiting for waiting, _ in self._pop(self._later, True)], True
+        return [], False
+
+    def _pop(self, queue: deque[Any], later: bool) -> list[Any]:
+        """The next group from `queue`: one item while a failed group is tried alone."""
+        size = 1 if self._alone[later] else min(len(queue), self._max_group)
+        self._alone[later] = max(0, self._alone[later] - size)
+        return [queue.popleft() for _ in range(size)]
 
     def _later_wait(self) -> float:
         """Seconds until the later queue may be taken (0.0: now)."""
@@ -216,9 +223,11 @@ class CommandWriter(Generic[T, R]):
         return max(0.0, min(self._ready(), capped))
 
     async def _commit(
-        self, sm: async_sessionmaker[AsyncSession], group: list[Waiting], apply: Apply
+        self, sm: async_sessionmaker[AsyncSession], group: list[Waiting], later: bool
     ) -> None:
-        """Commit a group, then answer its callers; alone, one by one, when it fails."""
+        """Commit a group, then answer its callers. A failed group goes back to the front
+        of its queue, to be tried one item at a time (the first queue still going first)."""
+        apply = self._apply_later if later else self._apply
         try:
             async with sm.begin() as session:
                 answers = await apply(session, [item for item, _, _ in group])
@@ -232,8 +241,13 @@ class CommandWriter(Generic[T, R]):
             if len(group) == 1:
                 return _answer(group, [err])
             log.warning("a group of %d writes failed (%r); trying each alone", len(group), err)
-            for one in group:
-                await self._commit(sm, [one], apply)
+            with self._lock:
+                if later:  # due at once: they were taken already
+                    due = time.monotonic() - self._cap_seconds
+                    self._later.extendleft((waiting, due) for waiting in reversed(group))
+                else:
+                    self._queue.extendleft(reversed(group))
+                self._alone[later] += len(group)
             return None
         self.groups += 1
         _answer(group, answers)
