@@ -91,6 +91,8 @@ class Taken:
             return await self.later
         except StartRefused as err:
             return refusal_text(err)
+        except DuplicateRequest:
+            raise  # the caller offers *Generate anyway*
         except (WriterClosed, StartedElsewhere):  # starts with the next process / elsewhere
             return 0
         except Exception:  # failed even alone (logged by the intake); nothing is queued
