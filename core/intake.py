@@ -77,7 +77,7 @@ class Intake:
             await inbox_db.add_all(
                 db, [(i.token, i.request.to_stored()) for i in items if isinstance(i, Stored)]
             )
-            await inbox_db.remove(db, [i for i in items if isinstance(i, str)])
+            await inbox_db.take(db, [i for i in items if isinstance(i, str)])
             return [None] * len(items)
 
         async def start(db: AsyncSession, items: Sequence[Stored]) -> list[int | Exception]:

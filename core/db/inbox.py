@@ -15,12 +15,9 @@ from core.models import InboxRow
 
 async def add_all(db: AsyncSession, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
     """Store requests as (token, request JSON), in this order. SQLite only (the intake's
-    database): one INSERT with a VALUES row per request, in the driver's own SQL.
-
-    Not an executemany, which the driver runs one row at a time, handing Python's GIL
-    back for each, the writer (core.db.writer) then waiting a turn of the busy web thread
-    every time it wants it back; and not SQLAlchemy's multi-row `values()`, which compiles
-    the statement anew for each size (~65 µs a row, measured)."""
+    database): one INSERT with a VALUES row per request, in the driver's own SQL, because
+    SQLAlchemy's multi-row `values()` compiles the statement anew for each size (measured:
+    20 ms for 300 rows against 5 ms this way), and this runs before the acks of a burst."""
     if not rows:
         return
     now = time.time()
@@ -49,9 +46,3 @@ async def take(db: AsyncSession, tokens: Sequence[str]) -> set[str]:
         delete(InboxRow).where(InboxRow.token.in_(tokens)).returning(InboxRow.token)
     )
     return {token for (token,) in rows}
-
-
-async def remove(db: AsyncSession, tokens: Sequence[str]) -> None:
-    """Remove these requests (started, refused, or failed)."""
-    if tokens:
-        await db.execute(delete(InboxRow).where(InboxRow.token.in_(tokens)))
