@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -246,6 +248,24 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def _until_posted(db_file: Path, count: int, within: float = 120.0) -> None:
+    """Wait until `count` generations of the bot's database are in a final state (posted,
+    failed or cancelled): their Slack posts, paced at Slack's per-channel rate, are done."""
+
+    def finished() -> int:
+        with contextlib.closing(sqlite3.connect(db_file, timeout=30)) as conn:
+            (n,) = conn.execute(
+                "SELECT count(*) FROM generations WHERE state IN ('posted', 'failed', 'cancelled')"
+            ).fetchone()
+        return int(n)
+
+    deadline = time.monotonic() + within
+    while await asyncio.to_thread(finished) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {count} warm-up generations were not posted in {within} s")
+        await asyncio.sleep(0.25)
+
+
 async def measure(servers: Servers, size: int, label: str, *, engine: bool) -> dict[str, Figures]:
     """One burst of `size` against a fresh bare app and a fresh bot: figures of each."""
     out: dict[str, Figures] = {}
@@ -261,7 +281,9 @@ async def measure(servers: Servers, size: int, label: str, *, engine: bool) -> d
             for i in range(WARM_UP):
                 body = _form(USERS - 1 - i, f"{label}-{size}-warm", servers.api_url)
                 await run_burst(url, servers.secret, [body])
-            await asyncio.sleep(1.0)  # let the warm-up jobs leave the engine
+            if name == "bot" and engine:  # the warm-up generations posted: engine idle again
+                await _until_posted(db_file, WARM_UP)
+            await asyncio.sleep(1.0)
             bodies = [_form(i, f"{label}-{size}", servers.api_url) for i in range(size)]
             cpu = _cpu_seconds(pid)
             seconds, failed = await run_burst(url, servers.secret, bodies)

@@ -143,6 +143,18 @@ class Stage:
         the stand-in's calls from index `since` on."""
         return [c for c in self.emulator.calls[since:] if c.method == UPLOAD_DONE and c.ok]
 
+    async def quiet(self, seconds: float, within: float) -> None:
+        """Wait until the stand-in has had no Web API call for `seconds`; raises
+        RuntimeError when that takes longer than `within` seconds."""
+        count, since = len(self.emulator.calls), time.monotonic()
+        deadline = since + within
+        while time.monotonic() - since < seconds:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Slack stand-in was not quiet for {seconds} s")
+            await asyncio.sleep(0.1)
+            if len(self.emulator.calls) != count:
+                count, since = len(self.emulator.calls), time.monotonic()
+
     async def until(self, condition: Callable[[], bool], within: float) -> bool:
         """Wait (checking every 0.2 s) until `condition()`; False after `within` seconds."""
         deadline = time.monotonic() + within

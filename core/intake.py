@@ -25,6 +25,7 @@ listeners record sessions directly (core.sessions.start) and no intake exists.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import secrets
 from collections.abc import Coroutine, Sequence
@@ -51,7 +52,8 @@ class StartedElsewhere(Exception):
 
 @dataclass(frozen=True)
 class Stored:
-    """A request in the inbox, named by `token` (a random hex string)."""
+    """A request in the inbox, named by `token` (hex: this process's random prefix and a
+    counter, so unique across processes and restarts)."""
 
     token: str
     request: StartRequest
@@ -71,6 +73,10 @@ class Intake:
         self._url = database_url
         self._cost = cost
         self._mine: set[str] = set()  # tokens this process stored and has not started yet
+        # Tokens: 64 random bits drawn once, then a counter (a draw per request costs an
+        # os.urandom call on the loop that parses a burst).
+        self._prefix = secrets.token_hex(8)
+        self._count = itertools.count(1)
 
         async def store(db: AsyncSession, items: Sequence[Stored | str]) -> list[None]:
             # A Stored goes in; a token (a request that failed alone) comes out.
@@ -110,7 +116,7 @@ class Intake:
         stays in the inbox and starts with the next process). Raises WriterClosed itself
         when the writer is stopped (nothing stored).
         """
-        stored = Stored(secrets.token_hex(16), request)
+        stored = Stored(f"{self._prefix}{next(self._count):x}", request)
         self._mine.add(stored.token)
         try:
             await self.writer.submit(stored)

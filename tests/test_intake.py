@@ -69,6 +69,23 @@ async def test_stored_before_the_ack_started_once_no_request_is_in_flight(url: s
         await intake.aclose()
 
 
+async def test_two_processes_storing_on_one_database_name_their_requests_apart(
+    url: str,
+) -> None:
+    """Inbox tokens are a per-process random prefix and a counter: the first request of
+    one process and of another (e.g. a web process and its restart) never collide."""
+    gate = IdleGate(cap_seconds=30.0)
+    one, other = Intake(url, CostPolicy(), gate), Intake(url, CostPolicy(), gate)
+    try:
+        with gate.busy():  # both stay in the inbox
+            for intake, i in ((one, 1), (other, 2)):
+                (await intake.receive(_request(i))).close()  # stored; not started here
+            assert await _counts(url) == (2, 0)
+    finally:
+        await one.writer.kill()
+        await other.writer.kill()
+
+
 async def test_a_refused_request_leaves_nothing_stored(url: str) -> None:
     intake = Intake(url, CostPolicy(user_daily_images=1))
     try:
