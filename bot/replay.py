@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+import time
 from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -13,30 +13,34 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.listeners.commands import Taken, finish_start
 from bot.listeners.mentions import tell_outcome
 from bot.runtime import Runtime
-from core.sessions import StartRequest
+from core.intake import Replayed
 
 log = logging.getLogger(__name__)
 
 
+# A response_url takes messages for 30 minutes after the command
+# (https://docs.slack.dev/interactivity/handling-user-interaction#message_responses); past
+# this age (a minute's margin) a replayed /imagine is told in its channel instead.
+RESPONSE_URL_SECONDS = 29 * 60
+
+
 async def replay_stored(runtime: Runtime) -> None:
     """Start every request left in the inbox (in arrival order, as one group when they
-    fit) and tell each outcome: a `/imagine` through its `response_url` (valid for 30
-    minutes, https://docs.slack.dev/interactivity/handling-user-interaction#message_responses),
-    a mention in its thread."""
+    fit) and tell each outcome: a `/imagine` through its `response_url` while Slack still
+    takes it (`RESPONSE_URL_SECONDS`), after that and for a mention privately in its
+    channel or thread (`chat.postEphemeral`)."""
     if runtime.intake is None:
         return
-    await asyncio.gather(
-        *(_tell(runtime, request, start) for request, start in await runtime.intake.replay())
-    )
+    await asyncio.gather(*(_tell(runtime, left) for left in await runtime.intake.replay()))
 
 
-async def _tell(runtime: Runtime, request: StartRequest, start: Coroutine[Any, Any, int]) -> None:
+async def _tell(runtime: Runtime, left: Replayed) -> None:
     """Start one stored request and tell its outcome as its listener would have."""
+    request, taken = left.request, Taken(later=left.start)
     where = request.session
     here = runtime.for_request({"team_id": where.team_id, "enterprise_id": where.enterprise_id})
-    taken = Taken(later=start)
     try:
-        if request.response_url:
+        if request.response_url and time.time() - left.received_at < RESPONSE_URL_SECONDS:
             respond = AsyncRespond(response_url=request.response_url)
             await finish_start(here, taken, _acked_before, respond)
         else:

@@ -17,6 +17,8 @@ the same way before the file goes.
 Running generations among them are cancelled the way the Cancel button does
 (`core.db.sessions.request_cancel`; the caller wakes the engine), so they post nothing more;
 `settle` then waits for them to stop and erases what a step under way at the time posted.
+Their requests acknowledged and not started yet (the intake's inbox, core.intake: after a
+crash, until the next start) are dropped, so no session of theirs starts afterwards.
 `preview` counts what `forget` would remove.
 The queries and writes are in `core.db.forget` and `core.db.privacy`.
 """
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import forget as repo
+from core.db import inbox as inbox_db
 from core.db import policy as policy_db
 from core.db import privacy as privacy_db
 from core.db import sessions as sessions_db
@@ -57,8 +60,8 @@ def is_forgotten(user_id: str) -> bool:
 class ForgetReport:
     """What `forget` removed (counts), the bot's Slack messages ((channel, ts): the
     sessions' messages and the gallery posts of their images) and files (file ids) it
-    recorded for deletion, and the ids of the running generations it cancelled (the
-    caller wakes the job engine for them)."""
+    recorded for deletion, the ids of the running generations it cancelled (the caller
+    wakes the job engine for them), and how many requests not started yet it dropped."""
 
     sessions: int
     prompts: int
@@ -70,6 +73,7 @@ class ForgetReport:
     messages: tuple[tuple[str, str], ...]
     files: tuple[str, ...]
     stopped: tuple[int, ...] = ()
+    waiting: int = 0  # requests stored and not started yet (core.intake), dropped
 
 
 async def forget(
@@ -101,6 +105,7 @@ async def forget(
         await privacy_db.record_deletions(db, team_id, messages, files)
         approvals = await repo.anonymise_approvals(db, user_id, FORGOTTEN)
         votes = await privacy_db.anonymise_votes(db, user_id)
+        waiting = await inbox_db.take_of(db, team_id, user_id)
         report = ForgetReport(
             len(own),
             prompts,
@@ -112,6 +117,7 @@ async def forget(
             tuple(messages),
             tuple(files),
             tuple(stopped),
+            waiting,
         )
         counts = {k: v for k, v in report.__dict__.items() if isinstance(v, int)}
         await policy_db.audit(db, "forget_me", team_id=team_id, detail=counts)

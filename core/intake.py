@@ -30,7 +30,7 @@ import logging
 import secrets
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,6 +57,14 @@ class Stored:
 
     token: str
     request: StartRequest
+
+
+class Replayed(NamedTuple):
+    """A request a stopped process left in the inbox (`Intake.replay`)."""
+
+    request: StartRequest
+    start: Coroutine[Any, Any, int]  # as `Intake.receive` returns it
+    received_at: float  # UTC epoch seconds: when the stopped process stored it
 
 
 class Intake:
@@ -125,9 +133,9 @@ class Intake:
             raise
         return self._start(stored)
 
-    async def replay(self) -> list[tuple[StartRequest, Coroutine[Any, Any, int]]]:
+    async def replay(self) -> list[Replayed]:
         """The requests a stopped process stored and did not start, in arrival order, each
-        with the coroutine that starts it (as `receive`'s)."""
+        with the coroutine that starts it (as `receive`'s) and when it was received."""
         engine = create_engine(self._url)
         try:
             async with sessionmaker(engine)() as db:
@@ -135,12 +143,12 @@ class Intake:
         finally:
             await engine.dispose()
         started = []
-        for token, data in rows:
+        for token, data, received_at in rows:
             if token in self._mine:  # stored by this process since it started: started
                 continue
             stored = Stored(token, StartRequest.from_stored(data))
             self._mine.add(token)
-            started.append((stored.request, self._start(stored)))
+            started.append(Replayed(stored.request, self._start(stored), received_at))
         if started:
             log.info("starting %d requests a stopped process had acknowledged", len(started))
         return started

@@ -16,6 +16,7 @@ from core import db
 from core.db.sessions import NewSession
 from core.db.writer import CommandWriter, WriterClosed
 from core.flags import Params
+from core.forget import forget
 from core.intake import Intake
 from core.jobs.gate import IdleGate
 from core.models import GenerationState, InboxRow, SessionRow
@@ -113,8 +114,10 @@ async def test_what_a_stopped_process_stored_starts_with_the_next(url: str) -> N
     following = Intake(url, CostPolicy())
     try:
         replayed = await following.replay()
-        assert [r.ask.prompt for r, _ in replayed] == [f"a lighthouse, take {i}" for i in range(3)]
-        ids = [await asyncio.wait_for(task, 5) for _, task in replayed]
+        assert [r.request.ask.prompt for r in replayed] == [
+            f"a lighthouse, take {i}" for i in range(3)
+        ]
+        ids = [await asyncio.wait_for(r.start, 5) for r in replayed]
         assert ids == sorted(ids) and len(set(ids)) == 3  # in arrival order
         assert await _counts(url) == (0, 3)
         assert await following.replay() == []
@@ -202,8 +205,8 @@ async def test_a_request_two_starts_race_for_is_started_once(url: str) -> None:
         await stopped.writer.kill()
     first, second = Intake(url, CostPolicy()), Intake(url, CostPolicy())
     try:
-        [(_, a)] = await first.replay()
-        [(_, b)] = await second.replay()
+        [(_, a, _)] = await first.replay()
+        [(_, b, _)] = await second.replay()
         outcomes = await asyncio.gather(a, b, return_exceptions=True)
         assert sorted(type(o).__name__ for o in outcomes) == ["StartedElsewhere", "int"]
         assert await _counts(url) == (0, 1)
@@ -253,3 +256,69 @@ async def test_later_work_starts_after_the_cap_even_if_never_idle(url: str) -> N
         assert asyncio.get_running_loop().time() - started >= 0.25
     finally:
         await writer.aclose()
+
+
+async def test_a_refusal_replayed_after_slacks_30_minutes_is_told_in_the_channel(
+    tmp_path: Path,
+) -> None:
+    """A response_url takes messages for 30 minutes (the stand-in answers 404
+    `expired_url` after): a request replayed later hears its refusal by chat.postEphemeral."""
+    h = Harness(tmp_path, local_render_seconds=0.05, quota_user_daily_images=1)
+    await h.start()
+    try:
+        assert h.settings is not None
+        assert await h.ask("a red fox") == ""  # the day's one image
+        gate = IdleGate(cap_seconds=30.0)
+        crashed = Intake(h.settings.database_url, CostPolicy(user_daily_images=1), gate)
+        request = StartRequest(
+            NewSession("T0TEAM", CHANNEL, ALICE),
+            Ask("a harbour at night", Params(), "local", None),
+            response_url=f"{h.emulator.base_url}response/gone",
+        )
+        with gate.busy():
+            (await crashed.receive(request)).close()  # stored, then the process dies
+            await crashed.writer.kill()
+        await h.stop()
+        engine = db.create_engine(h.settings.database_url)
+        try:
+            async with engine.begin() as conn:  # the restart comes 40 minutes later
+                await conn.execute(InboxRow.__table__.update().values(received_at=0.0))
+        finally:
+            await engine.dispose()
+        before = len(h.emulator.ephemerals)
+        await h.start()
+        deadline = asyncio.get_running_loop().time() + 10
+        while not [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]:
+            assert asyncio.get_running_loop().time() < deadline, "nobody told"
+            await asyncio.sleep(0.02)
+        [told] = [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]
+        assert told.source == "chat.postEphemeral" and told.channel == CHANNEL
+        assert "You've used 1 of 1 images today" in told.text
+        assert not h.emulator.calls_to("response_url")
+        assert (await _counts(h.settings.database_url))[0] == 0
+    finally:
+        await h.close()
+
+
+async def test_forget_me_drops_what_a_stopped_process_left_of_that_person(url: str) -> None:
+    """A request acknowledged before a crash and not started is the person's data too: after
+    forget-me the next process has nothing of theirs to start."""
+    gate = IdleGate(cap_seconds=30.0)
+    stopped = Intake(url, CostPolicy(), gate)
+    with gate.busy():
+        for i, user in enumerate(("U0ME", "U0OTHER")):
+            (await stopped.receive(_request(i, user))).close()
+        await stopped.writer.kill()
+    engine = db.create_engine(url)
+    try:
+        report = await forget(db.sessionmaker(engine), "T0TEAM", "U0ME")
+    finally:
+        await engine.dispose()
+    assert report.waiting == 1
+    following = Intake(url, CostPolicy())
+    try:
+        [left] = await following.replay()
+        assert left.request.session.owner == "U0OTHER"
+        left.start.close()
+    finally:
+        await following.aclose()

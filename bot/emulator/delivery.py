@@ -67,15 +67,33 @@ class Delivery:
             return None
 
 
+# A response_url takes up to 5 messages within 30 minutes of the interaction
+# (https://docs.slack.dev/interactivity/handling-user-interaction#message_responses).
+RESPONSE_URL_USES = 5
+RESPONSE_URL_SECONDS = 30 * 60
+
+
 @dataclass
 class ResponseUrl:
-    """Context of one ``response_url`` (Slack allows 5 uses within 30 minutes)."""
+    """Context of one ``response_url`` (Slack allows `RESPONSE_URL_USES` uses within
+    `RESPONSE_URL_SECONDS` of the interaction); `issued` is its time.monotonic()."""
 
     channel: str
     user: str
     message_ts: str | None = None
     thread_ts: str | None = None
     uses: int = 0
+    issued: float = field(default_factory=time.monotonic)
+
+    def refusal(self) -> str | None:
+        """Why Slack would refuse one more message here (``used_url``, ``expired_url``:
+        HTTP 404), or None; counts the use."""
+        self.uses += 1
+        if time.monotonic() - self.issued > RESPONSE_URL_SECONDS:
+            return "expired_url"
+        if self.uses > RESPONSE_URL_USES:
+            return "used_url"
+        return None
 
 
 def user_ref(user: User, team_id: str) -> dict[str, Any]:

@@ -502,9 +502,9 @@ class SlackEmulator:
         ctx = self._response_urls.get(request.match_info["rid"])
         if ctx is None:
             return web.Response(status=404, text="invalid_token")
-        ctx.uses += 1
-        if ctx.uses > 5:
-            return web.Response(status=404, text="used_url")
+        refused = ctx.refusal()
+        if refused:
+            return web.Response(status=404, text=refused)
         try:
             if request.content_type == "application/json":
                 body = await request.json()
@@ -553,6 +553,12 @@ class SlackEmulator:
                 )
             )
         return web.Response(text="ok")
+
+    def age_response_urls(self, seconds: float) -> None:
+        """Make every response_url issued so far `seconds` older (tests of Slack's
+        30-minute limit, without waiting for it)."""
+        for ctx in self._response_urls.values():
+            ctx.issued -= seconds
 
     # -- deliveries ------------------------------------------------------------------
     def _new_response_url(self, ctx: dl.ResponseUrl) -> str:

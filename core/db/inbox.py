@@ -31,10 +31,13 @@ async def add_all(db: AsyncSession, rows: Sequence[tuple[str, dict[str, Any]]]) 
     await (await db.connection()).exec_driver_sql(sql, params)
 
 
-async def pending(db: AsyncSession) -> list[tuple[str, dict[str, Any]]]:
-    """Every stored request as (token, request JSON), in arrival order."""
-    rows = await db.execute(select(InboxRow.token, InboxRow.request).order_by(InboxRow.seq))
-    return [(token, request) for token, request in rows]
+async def pending(db: AsyncSession) -> list[tuple[str, dict[str, Any], float]]:
+    """Every stored request as (token, request JSON, received_at: UTC epoch seconds), in
+    arrival order."""
+    rows = await db.execute(
+        select(InboxRow.token, InboxRow.request, InboxRow.received_at).order_by(InboxRow.seq)
+    )
+    return [(token, request, received_at) for token, request, received_at in rows]
 
 
 async def take(db: AsyncSession, tokens: Sequence[str]) -> set[str]:
@@ -46,3 +49,16 @@ async def take(db: AsyncSession, tokens: Sequence[str]) -> set[str]:
         delete(InboxRow).where(InboxRow.token.in_(tokens)).returning(InboxRow.token)
     )
     return {token for (token,) in rows}
+
+
+async def take_of(db: AsyncSession, team_id: str, user_id: str) -> int:
+    """Remove the stored requests `user_id` made in workspace `team_id` (forget-me);
+    returns how many there were. The inbox holds only what is not started yet, so it is
+    read whole."""
+    rows = await db.execute(select(InboxRow.token, InboxRow.request))
+    theirs = [
+        token
+        for token, request in rows
+        if request["session"]["team_id"] == team_id and request["session"]["owner"] == user_id
+    ]
+    return len(await take(db, theirs))
