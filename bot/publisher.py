@@ -262,17 +262,24 @@ class SlackCalls:
         return dict(user) if isinstance(user, dict) else None
 
     async def tell_user(
-        self, channel_id: str, user_id: str, message: str, thread_ts: str | None = None
+        self,
+        channel_id: str,
+        user_id: str,
+        message: str,
+        thread_ts: str | None = None,
+        blocks: list[dict] | None = None,
     ) -> None:
         """chat.postEphemeral to one user in a channel (optionally in a thread).
 
         `message` is mrkdwn the caller built (user text in it already escaped with
-        `bot.mrkdwn.escape`); it is clipped to Slack's 40,000 characters.
+        `bot.mrkdwn.escape`); it is clipped to Slack's 40,000 characters. `blocks`, when
+        given, are built by `bot.blocks` (within Slack's limits); `message` is then their
+        notification text.
         """
         message = mrkdwn.clip(message, mrkdwn.MESSAGE_TEXT)
         await self._call(
             lambda c: c.chat_postEphemeral(
-                channel=channel_id, user=user_id, text=message, thread_ts=thread_ts
+                channel=channel_id, user=user_id, text=message, thread_ts=thread_ts, blocks=blocks
             )
         )
 

@@ -34,14 +34,35 @@ async def replay_stored(runtime: Runtime) -> None:
     await asyncio.gather(*(_tell(runtime, left) for left in await runtime.intake.replay()))
 
 
+class _Respond(AsyncRespond):
+    """Bolt's `respond` for a replayed `/imagine`: through its `response_url` while Slack
+    still takes it, after that (decided when the message is sent) the same private
+    message by `chat.postEphemeral` in the command's channel."""
+
+    def __init__(self, runtime: Runtime, left: Replayed, response_url: str) -> None:
+        super().__init__(response_url=response_url)
+        self._runtime, self._left = runtime, left
+
+    async def __call__(self, text: str = "", blocks: Any = None, **kwargs: Any) -> Any:
+        """Bolt's `respond(text=…, blocks=…, response_type=…, …)`; returns its answer, or
+        None when told by chat.postEphemeral."""
+        if time.time() - self._left.received_at < RESPONSE_URL_SECONDS:
+            return await super().__call__(text=text, blocks=blocks, **kwargs)
+        where = self._left.request.session
+        await self._runtime.publisher.tell_user(
+            where.channel_id, where.owner, text, where.thread_ts, blocks=blocks
+        )
+        return None
+
+
 async def _tell(runtime: Runtime, left: Replayed) -> None:
     """Start one stored request and tell its outcome as its listener would have."""
     request, taken = left.request, Taken(later=left.start)
     where = request.session
     here = runtime.for_request({"team_id": where.team_id, "enterprise_id": where.enterprise_id})
     try:
-        if request.response_url and time.time() - left.received_at < RESPONSE_URL_SECONDS:
-            respond = AsyncRespond(response_url=request.response_url)
+        if request.response_url:
+            respond = _Respond(here, left, request.response_url)
             await finish_start(here, taken, _acked_before, respond)
         else:
             await tell_outcome(here, taken, where.channel_id, where.owner, where.thread_ts)

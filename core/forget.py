@@ -17,8 +17,9 @@ the same way before the file goes.
 Running generations among them are cancelled the way the Cancel button does
 (`core.db.sessions.request_cancel`; the caller wakes the engine), so they post nothing more;
 `settle` then waits for them to stop and erases what a step under way at the time posted.
-Their requests acknowledged and not started yet (the intake's inbox, core.intake: after a
-crash, until the next start) are dropped, so no session of theirs starts afterwards.
+Their requests acknowledged and not started yet that are stored in the intake's inbox
+(core.intake: after a crash, until the next start) are dropped, so the next start does
+not begin them.
 `preview` counts what `forget` would remove.
 The queries and writes are in `core.db.forget` and `core.db.privacy`.
 """

@@ -214,10 +214,12 @@ async def test_signed_deliveries(
     emu.age_response_urls(30 * 60 + 1)  # Slack: 5 uses within 30 minutes, then 404
     assert await post_json(form["response_url"], {"text": "too late"}) == 404
     assert emu.ephemerals_for("U0ALICE")[-1].text == "queued"
+    assert emu.calls_to("response_url")[-1].response == {"ok": False, "error": "expired_url"}
     res = await emu.send_slash_command("U0ALICE", "C0DESIGN", "a blue fox")
     fresh = {k: v[0] for k, v in parse_qs(receiver.requests[-1][0].decode()).items()}
     uses = [await post_json(fresh["response_url"], {"text": f"{i}"}) for i in range(6)]
     assert uses == [200] * 5 + [404]
+    assert emu.calls_to("response_url")[-1].response["error"] == "used_url"
 
     buttons = {
         "type": "actions",

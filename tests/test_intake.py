@@ -322,3 +322,42 @@ async def test_forget_me_drops_what_a_stopped_process_left_of_that_person(url: s
         left.start.close()
     finally:
         await following.aclose()
+
+
+async def test_a_duplicate_replayed_after_slacks_30_minutes_keeps_generate_anyway(
+    tmp_path: Path,
+) -> None:
+    h = await Harness(tmp_path, local_render_seconds=0.05).start()
+    try:
+        assert h.settings is not None
+        assert await h.ask("a red fox") == ""
+        [first] = await h.wait_generations(1)
+        gate = IdleGate(cap_seconds=30.0)
+        crashed = Intake(h.settings.database_url, CostPolicy(duplicate_window=120), gate)
+        request = StartRequest(
+            NewSession("T0TEAM", CHANNEL, ALICE),
+            Ask(first.prompt, Params.from_stored(first.params), first.provider, first.model),
+            response_url=f"{h.emulator.base_url}response/gone",
+        )
+        with gate.busy():
+            (await crashed.receive(request)).close()
+            await crashed.writer.kill()
+        await h.stop()
+        engine = db.create_engine(h.settings.database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(InboxRow.__table__.update().values(received_at=0.0))
+        finally:
+            await engine.dispose()
+        before = len(h.emulator.ephemerals)
+        await h.start()
+        deadline = asyncio.get_running_loop().time() + 10
+        while not [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]:
+            assert asyncio.get_running_loop().time() < deadline, "nobody told"
+            await asyncio.sleep(0.02)
+        [told] = [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]
+        assert told.source == "chat.postEphemeral"
+        buttons = [el for b in told.blocks if b["type"] == "actions" for el in b["elements"]]
+        assert any(el["action_id"] == "generate_anyway" for el in buttons), told.blocks
+    finally:
+        await h.close()

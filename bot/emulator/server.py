@@ -500,10 +500,9 @@ class SlackEmulator:
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         """A response_url: ephemeral by default, ``in_channel``, replace/delete original."""
         ctx = self._response_urls.get(request.match_info["rid"])
-        if ctx is None:
-            return web.Response(status=404, text="invalid_token")
-        refused = ctx.refusal()
-        if refused:
+        refused = "invalid_token" if ctx is None else ctx.refusal()
+        if refused or ctx is None:
+            self.calls.append(ApiCall("response_url", {}, now(), {"ok": False, "error": refused}))
             return web.Response(status=404, text=refused)
         try:
             if request.content_type == "application/json":

@@ -56,9 +56,12 @@ async def take_of(db: AsyncSession, team_id: str, user_id: str) -> int:
     returns how many there were. The inbox holds only what is not started yet, so it is
     read whole."""
     rows = await db.execute(select(InboxRow.token, InboxRow.request))
-    theirs = [
-        token
-        for token, request in rows
-        if request["session"]["team_id"] == team_id and request["session"]["owner"] == user_id
-    ]
+    theirs = []
+    for token, request in rows:
+        session = request.get("session") if isinstance(request, dict) else None
+        if isinstance(session, dict) and (session.get("team_id"), session.get("owner")) == (
+            team_id,
+            user_id,
+        ):
+            theirs.append(token)
     return len(await take(db, theirs))
