@@ -937,7 +937,7 @@ def forget_preview(p: ForgetPreview) -> str:
         f"• {_n(p.images, 'generated image')} and {_n(p.attachments, 'image')} posted in "
         "threads\n"
         "• the bot's messages and files in your sessions (deleted from Slack too)\n"
-        f"{_gallery_line(p.gallery_posts)}{_running_line(p.running)}"
+        f"{_gallery_line(p.gallery_posts)}{_running_line(p.running)}{_waiting_line(p.waiting)}"
         "Your approvals stay as anonymous approvals and usage keeps anonymous totals, so "
         "other people's history stays true. This cannot be undone."
     )
@@ -950,6 +950,13 @@ def _gallery_line(posts: int) -> str:
     return f"• {_n(posts, 'gallery post')} of your images (deleted from Slack too)\n"
 
 
+def _waiting_line(waiting: int) -> str:
+    """The line about the person's requests not started yet (none: no line)."""
+    if not waiting:
+        return ""
+    return f"• {_n(waiting, 'request')} of yours not started yet (dropped)\n"
+
+
 def _running_line(running: int) -> str:
     """The preview's line about the person's versions still being made (none: no line)."""
     if not running:
@@ -959,7 +966,9 @@ def _running_line(running: int) -> str:
 
 def forget_done(r: ForgetReport, d: DeletionCounts) -> str:
     """The private answer once forget-me ran: what was removed (counts)."""
-    if not (r.sessions or r.prompts or r.images or r.attachments or r.inputs or d.deleted):
+    if not (
+        r.sessions or r.prompts or r.images or r.attachments or r.inputs or r.waiting or d.deleted
+    ):
         return "Nothing was left to remove: your data was already forgotten."
     lines = [
         "*Done.* Removed:",
@@ -968,6 +977,8 @@ def forget_done(r: ForgetReport, d: DeletionCounts) -> str:
         f"{_n(r.inputs, 'stored input')}",
         f"• {d.deleted} of the bot's Slack messages and files",
     ]
+    if r.waiting:
+        lines.append(f"• {_n(r.waiting, 'request')} of yours not started yet")
     approvals = r.votes_anonymised or r.approvals_anonymised  # a vote per person approving
     if approvals:
         lines.append(f"• {_n(approvals, 'approval')} anonymised")

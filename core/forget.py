@@ -166,7 +166,8 @@ class ForgetPreview:
     """What `forget` would remove now (counts): the person's sessions, the generations
     they asked for or that are in their sessions, those generations' images, the images
     they posted, the gallery posts of those generations' images (deleted from the gallery
-    channel too) and how many of the generations still run (they are cancelled)."""
+    channel too), how many of the generations still run (they are cancelled) and how many
+    of their requests wait to be started (they are dropped)."""
 
     sessions: int
     generations: int
@@ -174,11 +175,14 @@ class ForgetPreview:
     attachments: int
     gallery_posts: int = 0
     running: int = 0
+    waiting: int = 0  # requests acknowledged and not started yet (the intake's inbox)
 
     @property
     def empty(self) -> bool:
         """Whether there is nothing to forget."""
-        return not (self.sessions or self.generations or self.images or self.attachments)
+        return not (
+            self.sessions or self.generations or self.images or self.attachments or self.waiting
+        )
 
 
 async def preview(
@@ -192,7 +196,8 @@ async def preview(
         attachments = await repo.count_attachments(db, own, user_id)
         gallery = len(await repo.gallery_messages(db, generations))
         running = len(await repo.active_generations(db, generations))
-    return ForgetPreview(len(own), len(generations), images, attachments, gallery, running)
+        waiting = len(await inbox_db.of_person(db, team_id, user_id))
+    return ForgetPreview(len(own), len(generations), images, attachments, gallery, running, waiting)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import messages
 from core import db
 from core.db.sessions import NewSession
 from core.db.writer import CommandWriter, WriterClosed
 from core.flags import Params
-from core.forget import forget
+from core.forget import DeletionCounts, forget, preview
 from core.intake import Intake
 from core.jobs.gate import IdleGate
 from core.models import GenerationState, InboxRow, SessionRow
@@ -311,10 +312,14 @@ async def test_forget_me_drops_what_a_stopped_process_left_of_that_person(url: s
         await stopped.writer.kill()
     engine = db.create_engine(url)
     try:
+        before = await preview(db.sessionmaker(engine), "T0TEAM", "U0ME")
         report = await forget(db.sessionmaker(engine), "T0TEAM", "U0ME")
     finally:
         await engine.dispose()
+    assert before.waiting == 1 and not before.empty  # their only data: still asked to confirm
+    assert "1 request of yours not started yet" in messages.forget_preview(before)
     assert report.waiting == 1
+    assert "1 request of yours not started yet" in messages.forget_done(report, DeletionCounts())
     following = Intake(url, CostPolicy())
     try:
         [left] = await following.replay()

@@ -53,8 +53,14 @@ async def take(db: AsyncSession, tokens: Sequence[str]) -> set[str]:
 
 async def take_of(db: AsyncSession, team_id: str, user_id: str) -> int:
     """Remove the stored requests `user_id` made in workspace `team_id` (forget-me);
-    returns how many there were. The inbox holds only what is not started yet, so it is
-    read whole."""
+    returns how many there were."""
+    return len(await take(db, await of_person(db, team_id, user_id)))
+
+
+async def of_person(db: AsyncSession, team_id: str, user_id: str) -> list[str]:
+    """The tokens of the stored requests `user_id` made in workspace `team_id`. The inbox
+    holds only what is not started yet, so it is read whole; a row without the expected
+    shape is nobody's."""
     rows = await db.execute(select(InboxRow.token, InboxRow.request))
     theirs = []
     for token, request in rows:
@@ -64,4 +70,4 @@ async def take_of(db: AsyncSession, team_id: str, user_id: str) -> int:
             user_id,
         ):
             theirs.append(token)
-    return len(await take(db, theirs))
+    return theirs
