@@ -106,7 +106,7 @@ async def forget(
         await privacy_db.record_deletions(db, team_id, messages, files)
         approvals = await repo.anonymise_approvals(db, user_id, FORGOTTEN)
         votes = await privacy_db.anonymise_votes(db, user_id)
-        waiting = await inbox_db.take_of(db, team_id, user_id)
+        waiting = len(await inbox_db.take(db, await inbox_db.of_person(db, team_id, user_id)))
         report = ForgetReport(
             len(own),
             prompts,

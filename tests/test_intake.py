@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import messages
+from bot.emulator import Ephemeral
 from core import db
 from core.db.sessions import NewSession
 from core.db.writer import CommandWriter, WriterClosed
@@ -259,6 +260,38 @@ async def test_later_work_starts_after_the_cap_even_if_never_idle(url: str) -> N
         await writer.aclose()
 
 
+async def _told_after_a_late_restart(h: Harness, cost: CostPolicy, ask: Ask) -> Ephemeral:
+    """ALICE's `/imagine <ask>` in CHANNEL stored by a process that then dies, its inbox row
+    made 40 minutes old (past Slack's 30 for its response_url), the bot restarted: the one
+    private message ALICE then gets."""
+    assert h.settings is not None
+    gate = IdleGate(cap_seconds=30.0)
+    crashed = Intake(h.settings.database_url, cost, gate)
+    request = StartRequest(
+        NewSession("T0TEAM", CHANNEL, ALICE),
+        ask,
+        response_url=f"{h.emulator.base_url}response/gone",
+    )
+    with gate.busy():
+        (await crashed.receive(request)).close()  # stored, then the process dies
+        await crashed.writer.kill()
+    await h.stop()
+    engine = db.create_engine(h.settings.database_url)
+    try:
+        async with engine.begin() as conn:  # the restart comes 40 minutes later
+            await conn.execute(InboxRow.__table__.update().values(received_at=0.0))
+    finally:
+        await engine.dispose()
+    before = len(h.emulator.ephemerals)
+    await h.start()
+    deadline = asyncio.get_running_loop().time() + 10
+    while not [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]:
+        assert asyncio.get_running_loop().time() < deadline, "nobody told"
+        await asyncio.sleep(0.02)
+    [told] = [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]
+    return told
+
+
 async def test_a_refusal_replayed_after_slacks_30_minutes_is_told_in_the_channel(
     tmp_path: Path,
 ) -> None:
@@ -269,30 +302,8 @@ async def test_a_refusal_replayed_after_slacks_30_minutes_is_told_in_the_channel
     try:
         assert h.settings is not None
         assert await h.ask("a red fox") == ""  # the day's one image
-        gate = IdleGate(cap_seconds=30.0)
-        crashed = Intake(h.settings.database_url, CostPolicy(user_daily_images=1), gate)
-        request = StartRequest(
-            NewSession("T0TEAM", CHANNEL, ALICE),
-            Ask("a harbour at night", Params(), "local", None),
-            response_url=f"{h.emulator.base_url}response/gone",
-        )
-        with gate.busy():
-            (await crashed.receive(request)).close()  # stored, then the process dies
-            await crashed.writer.kill()
-        await h.stop()
-        engine = db.create_engine(h.settings.database_url)
-        try:
-            async with engine.begin() as conn:  # the restart comes 40 minutes later
-                await conn.execute(InboxRow.__table__.update().values(received_at=0.0))
-        finally:
-            await engine.dispose()
-        before = len(h.emulator.ephemerals)
-        await h.start()
-        deadline = asyncio.get_running_loop().time() + 10
-        while not [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]:
-            assert asyncio.get_running_loop().time() < deadline, "nobody told"
-            await asyncio.sleep(0.02)
-        [told] = [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]
+        ask = Ask("a harbour at night", Params(), "local", None)
+        told = await _told_after_a_late_restart(h, CostPolicy(user_daily_images=1), ask)
         assert told.source == "chat.postEphemeral" and told.channel == CHANNEL
         assert "You've used 1 of 1 images today" in told.text
         assert not h.emulator.calls_to("response_url")
@@ -337,30 +348,8 @@ async def test_a_duplicate_replayed_after_slacks_30_minutes_keeps_generate_anywa
         assert h.settings is not None
         assert await h.ask("a red fox") == ""
         [first] = await h.wait_generations(1)
-        gate = IdleGate(cap_seconds=30.0)
-        crashed = Intake(h.settings.database_url, CostPolicy(duplicate_window=120), gate)
-        request = StartRequest(
-            NewSession("T0TEAM", CHANNEL, ALICE),
-            Ask(first.prompt, Params.from_stored(first.params), first.provider, first.model),
-            response_url=f"{h.emulator.base_url}response/gone",
-        )
-        with gate.busy():
-            (await crashed.receive(request)).close()
-            await crashed.writer.kill()
-        await h.stop()
-        engine = db.create_engine(h.settings.database_url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(InboxRow.__table__.update().values(received_at=0.0))
-        finally:
-            await engine.dispose()
-        before = len(h.emulator.ephemerals)
-        await h.start()
-        deadline = asyncio.get_running_loop().time() + 10
-        while not [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]:
-            assert asyncio.get_running_loop().time() < deadline, "nobody told"
-            await asyncio.sleep(0.02)
-        [told] = [e for e in h.emulator.ephemerals[before:] if e.user == ALICE]
+        ask = Ask(first.prompt, Params.from_stored(first.params), first.provider, first.model)
+        told = await _told_after_a_late_restart(h, CostPolicy(duplicate_window=120), ask)
         assert told.source == "chat.postEphemeral"
         buttons = [el for b in told.blocks if b["type"] == "actions" for el in b["elements"]]
         assert any(el["action_id"] == "generate_anyway" for el in buttons), told.blocks

@@ -51,12 +51,6 @@ async def take(db: AsyncSession, tokens: Sequence[str]) -> set[str]:
     return {token for (token,) in rows}
 
 
-async def take_of(db: AsyncSession, team_id: str, user_id: str) -> int:
-    """Remove the stored requests `user_id` made in workspace `team_id` (forget-me);
-    returns how many there were."""
-    return len(await take(db, await of_person(db, team_id, user_id)))
-
-
 async def of_person(db: AsyncSession, team_id: str, user_id: str) -> list[str]:
     """The tokens of the stored requests `user_id` made in workspace `team_id`. The inbox
     holds only what is not started yet, so it is read whole; a row without the expected
