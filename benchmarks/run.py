@@ -39,6 +39,18 @@ QUICK: dict[str, Measure] = {
 }
 
 
+def _loop_seconds(iterations: int = 10_000_000) -> float:
+    """Seconds this machine takes for a plain Python loop of `iterations` additions (best
+    of 3): a reference for comparing tables taken on different machines."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(iterations):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def _once(name: str, measure: Measure, workdir: Path) -> list[Row]:
     """One measure in its own event loop; a crash becomes one row saying so."""
     started = time.monotonic()
@@ -61,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="keep logs and databases in DIR")
     args = parser.parse_args(argv)
     chosen = {k: v for k, v in (QUICK if args.quick else FULL).items() if k in (args.only or FULL)}
-    load = os.getloadavg()
+    load, speed = os.getloadavg(), _loop_seconds()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         root = Path(args.keep or tmp)
         runs = []
@@ -72,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(rows)
     print(
         f"{os.cpu_count()} CPUs; load average {load[0]:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after; {args.runs} run(s){', quick' if args.quick else ''}"
+        f"{os.getloadavg()[0]:.1f} after; a Python loop of 10M additions takes {speed:.2f} s; "
+        f"{args.runs} run(s){', quick' if args.quick else ''}"
     )
     print(render(runs))
     passed = all(row.ok is not False for rows in runs for row in rows)

@@ -12,12 +12,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.models import EffectRow, db_now
 
 Maker = async_sessionmaker[AsyncSession]
+
+# Built once, values bound when they run (issue 13; see core.db.jobs.NO_SYNC).
+_THIS = (
+    EffectRow.generation_id == bindparam("w_job_id"),
+    EffectRow.effect == bindparam("w_effect"),
+)
+_NO_SYNC = {"synchronize_session": False}
+_GET = select(EffectRow).where(*_THIS)
+_ATTEMPT = (
+    update(EffectRow)
+    .where(*_THIS)
+    .values(attempts=EffectRow.attempts + 1, file_ids=None, ref=None, done_at=None)
+    .execution_options(**_NO_SYNC)
+)
+_RESERVE = (
+    update(EffectRow)
+    .where(*_THIS)
+    .values(file_ids=bindparam("v_file_ids"))
+    .execution_options(**_NO_SYNC)
+)
+_DONE = (
+    update(EffectRow)
+    .where(*_THIS)
+    .values(ref=bindparam("v_ref"), done_at=db_now())
+    .execution_options(**_NO_SYNC)
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +64,7 @@ class Intent:
 async def get(sm: Maker, job_id: int, effect: str) -> Intent | None:
     """The intent of `effect` for the job, or None when it was never tried."""
     async with sm() as db:
-        row = await db.scalar(
-            select(EffectRow).where(EffectRow.generation_id == job_id, EffectRow.effect == effect)
-        )
+        row = await db.scalar(_GET, {"w_job_id": job_id, "w_effect": effect})
     if row is None:
         return None
     files = {int(index): str(file_id) for index, file_id in (row.file_ids or {}).items()}
@@ -52,32 +76,21 @@ async def attempt(db: AsyncSession, job_id: int, effect: str) -> None:
     """Record that `effect` is about to be tried (first try: a new row with the database
     time; later tries: one more attempt, reserved file ids dropped). Call inside a
     transaction that checked the lease."""
-    result = await db.execute(
-        update(EffectRow)
-        .where(EffectRow.generation_id == job_id, EffectRow.effect == effect)
-        .values(attempts=EffectRow.attempts + 1, file_ids=None, ref=None, done_at=None)
-    )
+    result = await db.execute(_ATTEMPT, {"w_job_id": job_id, "w_effect": effect})
     if result.rowcount == 0:
         db.add(EffectRow(generation_id=job_id, effect=effect, attempts=1))
 
 
 async def reserve(db: AsyncSession, job_id: int, effect: str, file_ids: Mapping[int, str]) -> None:
     """Keep the file ids reserved for an upload before they are shared."""
-    await db.execute(
-        update(EffectRow)
-        .where(EffectRow.generation_id == job_id, EffectRow.effect == effect)
-        .values(file_ids={str(index): file_id for index, file_id in file_ids.items()})
-    )
+    files = {str(index): file_id for index, file_id in file_ids.items()}
+    await db.execute(_RESERVE, {"w_job_id": job_id, "w_effect": effect, "v_file_ids": files})
 
 
 async def done(db: AsyncSession, job_id: int, effect: str, ref: str | None) -> None:
     """Record the platform's answer `ref` (a message ts, None for an upload) for `effect`.
     An effect made without a recorded intent gets its row now."""
-    result = await db.execute(
-        update(EffectRow)
-        .where(EffectRow.generation_id == job_id, EffectRow.effect == effect)
-        .values(ref=ref, done_at=db_now())
-    )
+    result = await db.execute(_DONE, {"w_job_id": job_id, "w_effect": effect, "v_ref": ref})
     if result.rowcount == 0:
         row = EffectRow(generation_id=job_id, effect=effect, attempts=1, ref=ref, done_at=db_now())
         db.add(row)

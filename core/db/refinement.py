@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.jobs import Maker
@@ -247,15 +247,17 @@ async def add_inputs(db: AsyncSession, generation_id: int, images: list[StoredIm
         )
 
 
+# Built once, values bound when it runs (issue 13: every job's request reads it).
+_INPUTS = (
+    select(InputRow)
+    .where(InputRow.generation_id == bindparam("generation_id"))
+    .order_by(InputRow.position)
+)
+
+
 async def inputs(db: AsyncSession, generation_id: int) -> list[StoredImage]:
     """A generation's input images in order (base first, then references, then mask)."""
-    rows = (
-        await db.scalars(
-            select(InputRow)
-            .where(InputRow.generation_id == generation_id)
-            .order_by(InputRow.position)
-        )
-    ).all()
+    rows = (await db.scalars(_INPUTS, {"generation_id": generation_id})).all()
     return [StoredImage(i.role, i.label, i.path, i.mime, i.width, i.height) for i in rows]
 
 

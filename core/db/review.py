@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,14 +25,21 @@ from core.models import (
 from core.policy import DEFAULT_POLICY, Policy
 from core.ports import GenerationView
 
+# Built once, values bound when they run (issue 13: every job's view reads them).
+_POLICY = select(ReviewPolicyRow).where(
+    ReviewPolicyRow.team_id == bindparam("team_id"),
+    ReviewPolicyRow.channel_id == bindparam("channel_id"),
+)
+_CHANGES = (
+    select(ChangeRequestRow.image_index, ChangeRequestRow.user_id)
+    .where(ChangeRequestRow.generation_id == bindparam("generation_id"))
+    .order_by(ChangeRequestRow.id)
+)
+
 
 async def get_policy(db: AsyncSession, team_id: str, channel_id: str) -> Policy:
     """The channel's policy, or DEFAULT_POLICY when none is stored."""
-    row = await db.scalar(
-        select(ReviewPolicyRow).where(
-            ReviewPolicyRow.team_id == team_id, ReviewPolicyRow.channel_id == channel_id
-        )
-    )
+    row = await db.scalar(_POLICY, {"team_id": team_id, "channel_id": channel_id})
     if row is None:
         return DEFAULT_POLICY
     return Policy(
@@ -253,11 +260,7 @@ async def link_change_request(db: AsyncSession, request_id: int, new_generation_
 
 async def changes_requested(db: AsyncSession, generation_id: int) -> list[tuple[int, str]]:
     """[(image index, user id)] of the change requests on a generation, oldest first."""
-    rows = await db.execute(
-        select(ChangeRequestRow.image_index, ChangeRequestRow.user_id)
-        .where(ChangeRequestRow.generation_id == generation_id)
-        .order_by(ChangeRequestRow.id)
-    )
+    rows = await db.execute(_CHANGES, {"generation_id": generation_id})
     return [(index, user) for index, user in rows]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import jobs as jobs_db
@@ -22,6 +22,15 @@ from core.providers.registry import provider_label
 
 _FROM_SESSION = ("team_id", "enterprise_id", "channel_id", "thread_ts", "owner_user_id")
 """GenerationView fields read from the session row (the rest from the generation row)."""
+
+
+# Built once, values bound when it runs (issue 13: every job's steps read the view).
+_IMAGES = (
+    select(ImageRow, ApprovalRow.user_id, ApprovalRow.approved_at)
+    .outerjoin(ApprovalRow, ApprovalRow.image_id == ImageRow.id)
+    .where(ImageRow.generation_id == bindparam("generation_id"))
+    .order_by(ImageRow.index)
+)
 
 
 class GenerationGone(LookupError):
@@ -55,14 +64,7 @@ async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
         raise GenerationGone(generation_id)
     session = await db.get(SessionRow, row.session_id, populate_existing=True)
     assert session is not None
-    images = (
-        await db.execute(
-            select(ImageRow, ApprovalRow.user_id, ApprovalRow.approved_at)
-            .outerjoin(ApprovalRow, ApprovalRow.image_id == ImageRow.id)
-            .where(ImageRow.generation_id == generation_id)
-            .order_by(ImageRow.index)
-        )
-    ).all()
+    images = (await db.execute(_IMAGES, {"generation_id": generation_id})).all()
     waiting, waiting_number = await jobs_db.waiting_of(db, row)
     view = from_row(
         GenerationView,

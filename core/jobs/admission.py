@@ -85,12 +85,11 @@ class Admission:
         return None
 
     async def _in_order(self, job: Job) -> Wait | None:
-        ahead = await jobs_db.version_ahead_in_session(self.sm, job.session_id, job.id)
+        ahead, running, older_first = await jobs_db.order_and_load(
+            self.sm, job.session_id, job.ask.provider, job.id, self.owner
+        )
         if ahead is not None:
             return Wait(WaitReason.THREAD, ahead, 0.5)
-        running, older_first = await jobs_db.provider_load(
-            self.sm, job.ask.provider, job.id, self.owner
-        )
         # No await from here on: a slot taken by a concurrent step is already counted.
         # Older jobs keep their places: this one goes only when a slot is left after them
         # (a burst starts at once); otherwise it parks and `admit` starts parked jobs in
