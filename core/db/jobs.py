@@ -102,6 +102,7 @@ async def _take(
         update(GenerationRow)
         .where(GenerationRow.id.in_(ids), _claimable())
         .values(lease_owner=owner, lease_expires_at=db_now() + lease, **values)
+        .execution_options(**NO_SYNC)
     )
     if result.rowcount == len(ids):
         return ids
@@ -156,6 +157,47 @@ async def claim(
     return ids[0] if ids else None
 
 
+def _admissible_statement() -> Any:
+    """The SELECT of `admit` (up to `free` ids), built once (see NO_SYNC)."""
+    older, ahead = aliased(GenerationRow), aliased(GenerationRow)
+    return (
+        select(GenerationRow.id)
+        .where(
+            GenerationRow.state == S.QUEUED,
+            GenerationRow.waiting.in_(PARKED),
+            GenerationRow.next_attempt_at <= db_now(),
+            _claimable(),
+            ~exists().where(  # an older version of its thread runs first
+                older.session_id == GenerationRow.session_id,
+                older.state.in_(S.ACTIVE),
+                older.id < GenerationRow.id,
+            ),
+            ~exists().where(  # an older job not parked yet (or parking) goes first
+                ahead.state == S.QUEUED,
+                ahead.cancel_requested.is_(False),
+                ahead.next_attempt_at <= db_now(),
+                ahead.id < GenerationRow.id,
+                or_(
+                    ahead.waiting.is_(None),
+                    and_(  # parking: its reason is stored, its lease not let go yet
+                        ahead.waiting.in_(FOR_PROVIDER),
+                        ahead.lease_owner.is_not(None),
+                        ahead.lease_expires_at >= db_now(),
+                    ),
+                ),
+            ),
+        )
+        .order_by(GenerationRow.id)
+        .limit(bindparam("free"))
+        .with_for_update(skip_locked=True)
+    )
+
+
+_RUNNING = select(func.count()).where(GenerationRow.state == S.SUBMITTED)
+_ADMISSIBLE = _admissible_statement()
+_LOAD = select(GenerationRow).where(GenerationRow.id == bindparam("job_id"))
+
+
 async def admit(
     sm: Maker,
     owner: str,
@@ -171,52 +213,19 @@ async def admit(
     (no reason stored yet, or stored with its lease still held), are leased to `owner` and
     un-parked (`waiting` cleared); their ids, oldest first. One COUNT, one SELECT (FOR
     UPDATE SKIP LOCKED on PostgreSQL) and one UPDATE, whatever the queue's length."""
-    older, ahead = aliased(GenerationRow), aliased(GenerationRow)
     async with sm.begin() as db:
-        running = await db.scalar(select(func.count()).where(GenerationRow.state == S.SUBMITTED))
+        running = await db.scalar(_RUNNING)
         free = concurrency - int(running or 0) - taken
         if free <= 0:
             return []
-        ids = list(
-            await db.scalars(
-                select(GenerationRow.id)
-                .where(
-                    GenerationRow.state == S.QUEUED,
-                    GenerationRow.waiting.in_(PARKED),
-                    GenerationRow.next_attempt_at <= db_now(),
-                    _claimable(),
-                    ~exists().where(  # an older version of its thread runs first
-                        older.session_id == GenerationRow.session_id,
-                        older.state.in_(S.ACTIVE),
-                        older.id < GenerationRow.id,
-                    ),
-                    ~exists().where(  # an older job not parked yet (or parking) goes first
-                        ahead.state == S.QUEUED,
-                        ahead.cancel_requested.is_(False),
-                        ahead.next_attempt_at <= db_now(),
-                        ahead.id < GenerationRow.id,
-                        or_(
-                            ahead.waiting.is_(None),
-                            and_(  # parking: its reason is stored, its lease not let go yet
-                                ahead.waiting.in_(FOR_PROVIDER),
-                                ahead.lease_owner.is_not(None),
-                                ahead.lease_expires_at >= db_now(),
-                            ),
-                        ),
-                    ),
-                )
-                .order_by(GenerationRow.id)
-                .limit(free)
-                .with_for_update(skip_locked=True)
-            )
-        )
+        ids = list(await db.scalars(_ADMISSIBLE, {"free": free}))
         return await _take(db, ids, owner, lease_seconds, waiting=None)
 
 
 async def load(sm: Maker, job_id: int) -> Job | None:
     """The job as stored now, or None when it was deleted."""
     async with sm() as db:
-        row = await db.get(GenerationRow, job_id)
+        row = await db.scalar(_LOAD, {"job_id": job_id})
     if row is None:
         return None
     return from_row(Job, row, ask=ask_of(row))

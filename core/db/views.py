@@ -24,7 +24,17 @@ _FROM_SESSION = ("team_id", "enterprise_id", "channel_id", "thread_ts", "owner_u
 """GenerationView fields read from the session row (the rest from the generation row)."""
 
 
-# Built once, values bound when it runs (issue 13: every job's steps read the view).
+# Built once, values bound when they run (issue 13: every job's steps read the view).
+_ROW = (
+    select(GenerationRow)
+    .where(GenerationRow.id == bindparam("generation_id"))
+    .execution_options(populate_existing=True)
+)
+_SESSION = (
+    select(SessionRow)
+    .where(SessionRow.id == bindparam("session_id"))
+    .execution_options(populate_existing=True)
+)
 _IMAGES = (
     select(ImageRow, ApprovalRow.user_id, ApprovalRow.approved_at)
     .outerjoin(ApprovalRow, ApprovalRow.image_id == ImageRow.id)
@@ -59,10 +69,10 @@ async def parent_label(db: AsyncSession, image_id: int | None) -> str | None:
 
 async def load_view(db: AsyncSession, generation_id: int) -> GenerationView:
     """Build a GenerationView inside an open session. Raises GenerationGone."""
-    row = await db.get(GenerationRow, generation_id, populate_existing=True)
+    row = await db.scalar(_ROW, {"generation_id": generation_id})
     if row is None:
         raise GenerationGone(generation_id)
-    session = await db.get(SessionRow, row.session_id, populate_existing=True)
+    session = await db.scalar(_SESSION, {"session_id": row.session_id})
     assert session is not None
     images = (await db.execute(_IMAGES, {"generation_id": generation_id})).all()
     waiting, waiting_number = await jobs_db.waiting_of(db, row)
