@@ -121,6 +121,32 @@ async def test_writes_without_the_lease_are_refused(sm, tmp_path: Path) -> None:
     assert (row.state, row.progress) == (S.QUEUED, 10)
 
 
+async def test_a_guarded_write_takes_plain_values_sql_expressions_and_columns_together(  # type: ignore[no-untyped-def]
+    sm, tmp_path: Path
+) -> None:
+    """The lease-guarded UPDATE is built once per set of plain columns (issue 13); SQL
+    expressions and ORM columns among the values still go into it as SQL, whatever the
+    order, and the same columns with other values reuse it."""
+    job_id = await _queue(sm)
+    owner = _engine(sm, tmp_path, "owner")
+    assert await owner.claim() == job_id
+    await jobs_db.write(
+        sm,
+        job_id,
+        owner.owner,
+        progress=20,
+        next_attempt_at=GenerationRow.created_at,
+        submitted_at=db_now() + 5,
+        error=None,
+    )
+    row = await _row(sm, job_id)
+    assert (row.progress, row.error, row.next_attempt_at) == (20, None, row.created_at)
+    assert row.submitted_at is not None and row.submitted_at > row.created_at
+    await jobs_db.write(sm, job_id, owner.owner, error="busy", progress=30)
+    row = await _row(sm, job_id)
+    assert (row.progress, row.error, row.lease_owner) == (30, "busy", "owner")
+
+
 async def test_retries_count_attempts_then_fail_with_a_clear_message(  # type: ignore[no-untyped-def]
     sm, tmp_path: Path, emulator: SlackEmulator
 ) -> None:

@@ -14,7 +14,18 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Update,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ClauseElement
@@ -158,7 +169,7 @@ async def claim(
 
 
 def _admissible_statement() -> Any:
-    """The SELECT of `admit` (up to `free` ids), built once (see NO_SYNC)."""
+    """The SELECT of `admit` (up to `free` ids), built once (issue 13)."""
     older, ahead = aliased(GenerationRow), aliased(GenerationRow)
     return (
         select(GenerationRow.id)
@@ -188,7 +199,7 @@ def _admissible_statement() -> Any:
             ),
         )
         .order_by(GenerationRow.id)
-        .limit(bindparam("free"))
+        .limit(bindparam("free", type_=Integer))
         .with_for_update(skip_locked=True)
     )
 
@@ -254,11 +265,16 @@ def _guarded_update(columns: tuple[str, ...]) -> Update:
     )
 
 
+def _is_sql(value: Any) -> bool:
+    """Whether `value` is an SQL expression (db_now(), a column…), not a plain value."""
+    return isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
+
+
 async def _guarded(db: AsyncSession, job_id: int, owner: str, **values: Any) -> None:
     """Write `values` (plain values or SQL expressions) on the job if `owner` holds its
     lease; with none, only check the lease. Raises LeaseLost."""
     values = values or {"lease_owner": owner}  # nothing to change: just check the lease
-    plain = {k: v for k, v in values.items() if not isinstance(v, ClauseElement)}
+    plain = {k: v for k, v in values.items() if not _is_sql(v)}
     statement = _guarded_update(tuple(sorted(plain)))
     if len(plain) < len(values):  # SQL expressions (db_now() …) go into the statement
         statement = statement.values({k: v for k, v in values.items() if k not in plain})
@@ -535,7 +551,7 @@ async def version_ahead(db: AsyncSession, session_id: int, job_id: int) -> int |
 
 
 def _in_order_statement() -> Any:
-    """One SELECT of three numbers for `order_and_load`, built once (see NO_SYNC)."""
+    """One SELECT of three numbers for `order_and_load`, built once (issue 13)."""
     job_id, provider = bindparam("job_id"), bindparam("provider")
     ahead = select(func.min(GenerationRow.version)).where(
         GenerationRow.session_id == bindparam("session_id"),
