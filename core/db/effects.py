@@ -19,30 +19,34 @@ from core.models import EffectRow, db_now
 
 Maker = async_sessionmaker[AsyncSession]
 
-# Built once, values bound when they run (issue 13; see core.db.jobs.NO_SYNC).
+NO_SYNC = {"synchronize_session": False}
+"""Execution options of the engine's UPDATEs (here and in core.db.jobs): no session
+synchronisation, as no function holding a loaded row writes to it through them
+(https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html#selecting-a-synchronization-strategy)."""
+
+# Built once, values bound when they run (issue 13, see core.db.jobs).
 _THIS = (
     EffectRow.generation_id == bindparam("w_job_id"),
     EffectRow.effect == bindparam("w_effect"),
 )
-_NO_SYNC = {"synchronize_session": False}
 _GET = select(EffectRow).where(*_THIS)
 _ATTEMPT = (
     update(EffectRow)
     .where(*_THIS)
     .values(attempts=EffectRow.attempts + 1, file_ids=None, ref=None, done_at=None)
-    .execution_options(**_NO_SYNC)
+    .execution_options(**NO_SYNC)
 )
 _RESERVE = (
     update(EffectRow)
     .where(*_THIS)
     .values(file_ids=bindparam("v_file_ids"))
-    .execution_options(**_NO_SYNC)
+    .execution_options(**NO_SYNC)
 )
 _DONE = (
     update(EffectRow)
     .where(*_THIS)
     .values(ref=bindparam("v_ref"), done_at=db_now())
-    .execution_options(**_NO_SYNC)
+    .execution_options(**NO_SYNC)
 )
 
 

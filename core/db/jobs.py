@@ -49,9 +49,8 @@ Maker = async_sessionmaker[AsyncSession]  # the sessionmaker every function here
 # Issue 13: the statements of every job's steps are built once, their values bound when
 # they run. Building a statement and its cache key anew on each call cost more of the
 # event loop than SQLite's own work (py-spy, 1,000 jobs starting: a third of the main
-# thread). Their UPDATEs skip the ORM's session synchronisation: no function here holds
-# a loaded row it writes to (https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html#selecting-a-synchronization-strategy).
-NO_SYNC = {"synchronize_session": False}
+# thread). Their UPDATEs run with `effects.NO_SYNC`: no function here holds a loaded row
+# it writes to.
 
 
 class LeaseLost(Exception):
@@ -113,7 +112,7 @@ async def _take(
         update(GenerationRow)
         .where(GenerationRow.id.in_(ids), _claimable())
         .values(lease_owner=owner, lease_expires_at=db_now() + lease, **values)
-        .execution_options(**NO_SYNC)
+        .execution_options(**effects.NO_SYNC)
     )
     if result.rowcount == len(ids):
         return ids
@@ -261,7 +260,7 @@ def _guarded_update(columns: tuple[str, ...]) -> Update:
             GenerationRow.lease_owner == bindparam("w_owner"),
         )
         .values({column: bindparam(f"v_{column}") for column in columns})
-        .execution_options(**NO_SYNC)
+        .execution_options(**effects.NO_SYNC)
     )
 
 
@@ -539,25 +538,22 @@ async def seconds_since_submit(sm: Maker, job_id: int) -> float | None:
         )
 
 
+# The lowest version of an older, still active generation of a session (`version_ahead`).
+_VERSION_AHEAD = select(func.min(GenerationRow.version)).where(
+    GenerationRow.session_id == bindparam("session_id"),
+    GenerationRow.state.in_(S.ACTIVE),
+    GenerationRow.id < bindparam("job_id"),
+)
+
+
 async def version_ahead(db: AsyncSession, session_id: int, job_id: int) -> int | None:
     """The lowest version of an older, still active generation of the same session, or None."""
-    return await db.scalar(
-        select(func.min(GenerationRow.version)).where(
-            GenerationRow.session_id == session_id,
-            GenerationRow.state.in_(S.ACTIVE),
-            GenerationRow.id < job_id,
-        )
-    )
+    return await db.scalar(_VERSION_AHEAD, {"session_id": session_id, "job_id": job_id})
 
 
 def _in_order_statement() -> Any:
     """One SELECT of three numbers for `order_and_load`, built once (issue 13)."""
     job_id, provider = bindparam("job_id"), bindparam("provider")
-    ahead = select(func.min(GenerationRow.version)).where(
-        GenerationRow.session_id == bindparam("session_id"),
-        GenerationRow.state.in_(S.ACTIVE),
-        GenerationRow.id < job_id,
-    )
     running = select(func.count()).where(
         GenerationRow.provider == provider, GenerationRow.state == S.SUBMITTED
     )
@@ -576,7 +572,9 @@ def _in_order_statement() -> Any:
             and_(GenerationRow.waiting.is_(None), GenerationRow.next_attempt_at <= db_now()),
         ),
     )
-    return select(ahead.scalar_subquery(), running.scalar_subquery(), older_first.scalar_subquery())
+    return select(
+        _VERSION_AHEAD.scalar_subquery(), running.scalar_subquery(), older_first.scalar_subquery()
+    )
 
 
 _IN_ORDER = _in_order_statement()
